@@ -1,0 +1,1 @@
+"""DSSR: a Jarvice downstream scheduler that runs jobs on an existing HPC cluster."""

@@ -1,0 +1,330 @@
+"""The embedded connector: a pretend cluster whose jobs live in SQLite.
+
+Jobs go queued → running → completed or failed on a timetable set by the
+``dummy_*`` settings, so the whole API can be tried with no cluster at all. Each
+job's timetable is stored with it and its state is computed from the clock, so a
+restarted process picks up exactly where the last one stopped.
+"""
+
+import os
+import random
+import sqlite3
+from dataclasses import dataclass
+
+from twisted.application.service import Service
+from twisted.enterprise import adbapi
+from twisted.internet.threads import deferToThread
+from zope.interface import implementer
+
+from dssr.connectors.interfaces import IConnector
+from dssr.errors import Forbidden, NotFound, Unavailable
+from dssr.jobs import (
+    UNKNOWN_EXIT,
+    DirEntry,
+    ExitStatus,
+    JobInfo,
+    JobRef,
+    ListedJob,
+    RunStatus,
+    SubmitRequest,
+    Submitted,
+    hms,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    jobid INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    nodes INTEGER NOT NULL,
+    queued_at REAL NOT NULL,
+    queued_for REAL NOT NULL,
+    runs_for REAL NOT NULL,
+    held INTEGER NOT NULL,
+    fails INTEGER NOT NULL,
+    interactive INTEGER NOT NULL,
+    terminated_at REAL
+)
+"""
+COLUMNS = ("jobid", "name", "number", "nodes", "queued_at", "queued_for", "runs_for",
+           "held", "fails", "interactive", "terminated_at")
+RC = {"COMPLETED": 0, "FAILED": 1, "CANCELLED": -15}
+
+
+@dataclass(frozen=True)
+class DummyJob:
+    """One stored job and its timetable."""
+
+    jobid: int
+    name: str
+    number: int
+    nodes: int
+    queued_at: float
+    queued_for: float
+    runs_for: float
+    held: bool
+    fails: bool
+    interactive: bool
+    terminated_at: float | None
+
+    def state(self, now: float) -> str:
+        """Slurm-style state name at time ``now``."""
+        if self.terminated_at is not None and self.terminated_at <= now:
+            return "CANCELLED"
+        if self.held or now < self.start:
+            return "PENDING"
+        if now < self.end:
+            return "RUNNING"
+        return "FAILED" if self.fails else "COMPLETED"
+
+    @property
+    def start(self) -> float:
+        return self.queued_at + self.queued_for
+
+    @property
+    def end(self) -> float:
+        return self.start + self.runs_for
+
+    def started(self, now: float) -> bool:
+        """Whether the job had started running by ``now``."""
+        cancelled_first = self.terminated_at is not None and self.terminated_at <= self.start
+        return not self.held and not cancelled_first and self.start <= now
+
+    def ran_for(self, now: float) -> float:
+        """Seconds the job has spent running by ``now``."""
+        if not self.started(now):
+            return 0.0
+        stop = min(now, self.end, self.terminated_at if self.terminated_at is not None else now)
+        return stop - self.start
+
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(f"dummy{index}" for index in range(self.nodes))
+
+    def output(self, now: float) -> list[str]:
+        """The lines the job has printed by ``now`` (none before it starts)."""
+        if not self.started(now):
+            return []
+        ran = self.ran_for(now)
+        state = self.state(now)
+        lines = [f"{self.name}: started on {' '.join(self.node_names())}"]
+        lines += [f"{self.name}: working, second {second}" for second in range(1, int(ran) + 1)]
+        if state in RC:
+            lines.append(f"{self.name}: {state.lower()}")
+        return lines
+
+
+def _rowid(ref: JobRef) -> int:
+    """The database key of ``ref`` (job ids like ``12_3`` match no dummy job)."""
+    return int(ref.jobid) if ref.jobid.isdigit() else -1
+
+
+def _init_connection(connection) -> None:
+    connection.execute(SCHEMA)
+
+
+class Database(Service):
+    """The SQLite file, opened as a one-thread connection pool while the service runs."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.pool = None
+
+    def startService(self):
+        super().startService()
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        self.pool = adbapi.ConnectionPool(
+            "sqlite3", self.path, check_same_thread=False, cp_min=1, cp_max=1,
+            cp_openfun=_init_connection,
+        )
+        self.pool.start()
+
+    def stopService(self):
+        super().stopService()
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+    def usable(self):
+        """The pool, or ``Unavailable`` when the service is not running."""
+        if self.pool is None:
+            raise Unavailable("the dummy connector is not running")
+        return self.pool
+
+
+@implementer(IConnector)
+class DummyConnector:
+    """``IConnector`` over a SQLite file; the database is only touched in a thread.
+
+    ``service`` opens and closes the database with the process.
+    """
+
+    def __init__(self, database: str, clock, data_root: str, queued_time: float = 5.0,
+                 running_time: float = 10.0, failing_percent: int = 50,
+                 interactive: bool = False, rng: random.Random | None = None):
+        self.service = Database(database)
+        self._clock = clock
+        self._data_root = data_root
+        self._queued_time = queued_time
+        self._running_time = running_time
+        self._failing_percent = failing_percent
+        self._interactive = interactive
+        self._rng = rng or random.Random()  # noqa: S311 - picks pretend failures, not secrets
+        os.makedirs(data_root, exist_ok=True)
+
+    # -- storage --------------------------------------------------------------
+
+    async def _query(self, sql: str, params: tuple = ()) -> list[DummyJob]:
+        try:
+            rows = await self.service.usable().runQuery(sql, params)
+        except sqlite3.Error as error:
+            raise Unavailable(f"dummy database error: {error}") from None
+        return [DummyJob(**dict(zip(COLUMNS, row, strict=True))) for row in rows]
+
+    async def _change(self, sql: str, params: tuple = ()) -> None:
+        try:
+            await self.service.usable().runOperation(sql, params)
+        except sqlite3.Error as error:
+            raise Unavailable(f"dummy database error: {error}") from None
+
+    async def _find(self, ref: JobRef) -> DummyJob | None:
+        jobs = await self._query(
+            f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE jobid = ? AND name = ?",  # noqa: S608
+            (_rowid(ref), ref.name),
+        )
+        return jobs[0] if jobs else None
+
+    async def _all(self) -> list[DummyJob]:
+        return await self._query(f"SELECT {', '.join(COLUMNS)} FROM jobs ORDER BY jobid")  # noqa: S608
+
+    # -- IConnector -----------------------------------------------------------
+
+    async def submit(self, request: SubmitRequest) -> Submitted:
+        now = self._clock.seconds()
+        for job in await self._all():
+            if job.name == request.name and job.state(now) in ("PENDING", "RUNNING"):
+                return Submitted(str(job.jobid))
+
+        def insert(transaction):
+            transaction.execute(
+                "INSERT INTO jobs (name, number, nodes, queued_at, queued_for, runs_for, "
+                "held, fails, interactive) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (request.name, request.number, request.nodes, now, self._queued_time,
+                 self._running_time, request.held,
+                 self._rng.random() * 100 < self._failing_percent, self._interactive),
+            )
+            return transaction.lastrowid
+
+        return Submitted(str(await self.service.usable().runInteraction(insert)))
+
+    async def _listed(self, state: str) -> list[ListedJob]:
+        now = self._clock.seconds()
+        return [ListedJob(job.name, str(job.jobid)) for job in await self._all()
+                if job.state(now) == state]
+
+    async def running(self) -> list[ListedJob]:
+        return await self._listed("RUNNING")
+
+    async def queued(self) -> list[ListedJob]:
+        return await self._listed("PENDING")
+
+    async def runstatus(self, ref: JobRef) -> RunStatus | None:
+        job = await self._find(ref)
+        if job is None:
+            return None
+        now = self._clock.seconds()
+        nodes = job.node_names() if job.started(now) else ()
+        return RunStatus(nodes, hms(job.ran_for(now)))
+
+    async def exitstatus(self, ref: JobRef) -> ExitStatus:
+        job = await self._find(ref)
+        if job is None:
+            return UNKNOWN_EXIT
+        now = self._clock.seconds()
+        state = job.state(now)
+        status = ExitStatus(RC.get(state, -9), hms(job.ran_for(now)), state,
+                            "\n".join(job.output(now)))
+        if state in RC:
+            await self._change("DELETE FROM jobs WHERE jobid = ?", (job.jobid,))
+        return status
+
+    async def terminate(self, ref: JobRef) -> None:
+        await self._change(
+            "UPDATE jobs SET terminated_at = ? WHERE jobid = ? AND name = ? "
+            "AND terminated_at IS NULL",
+            (self._clock.seconds(), _rowid(ref), ref.name),
+        )
+
+    async def release(self, ref: JobRef) -> None:
+        await self._change(
+            "UPDATE jobs SET held = 0, queued_at = ? WHERE jobid = ? AND name = ? AND held = 1",
+            (self._clock.seconds(), _rowid(ref), ref.name),
+        )
+
+    async def _known(self, ref: JobRef) -> DummyJob:
+        job = await self._find(ref)
+        if job is None:
+            raise NotFound(f"no job {ref.jobid} named {ref.name}")
+        return job
+
+    async def events(self, ref: JobRef) -> str:
+        job = await self._known(ref)
+        now = self._clock.seconds()
+        return (f"JobId={job.jobid} JobName=jarvice_{job.name} JobState={job.state(now)} "
+                f"NumNodes={job.nodes} RunTime={hms(job.ran_for(now))} "
+                f"Held={'yes' if job.held else 'no'}")
+
+    async def request_info(self, ref: JobRef) -> JobInfo:
+        job = await self._known(ref)
+        running = job.state(self._clock.seconds()) == "RUNNING"
+        url = f"https://dummy.invalid/{job.name}/" if job.interactive and running else ""
+        return JobInfo(url=url)
+
+    async def request_tail(self, ref: JobRef, lines: int) -> str | None:
+        job = await self._known(ref)
+        output = job.output(self._clock.seconds())
+        return "".join(line + "\n" for line in output[-lines:]) if output else None
+
+    async def request_screenshot(self, ref: JobRef) -> bytes | None:
+        await self._known(ref)
+        return None
+
+    async def request_pvcls(self, path: str, details: bool) -> list[DirEntry]:
+        return await deferToThread(list_directory, self._data_root, path)
+
+    async def gc(self) -> None:
+        await self._all()
+
+    async def ready(self) -> None:
+        await self._all()
+
+
+def list_directory(root: str, path: str) -> list[DirEntry]:
+    """Entries of ``root + path``, refusing anything that resolves outside ``root``."""
+    real_root = os.path.realpath(root)
+    target = os.path.realpath(os.path.join(real_root, path.lstrip("/")))
+    if target != real_root and not target.startswith(real_root + os.sep):
+        raise Forbidden("path is outside the listable roots", field="qs.path")
+    try:
+        with os.scandir(target) as scan:
+            entries = []
+            for entry in scan:
+                info = entry.stat(follow_symlinks=False)
+                relative = os.path.relpath(entry.path, real_root)
+                entries.append(DirEntry(relative, entry.is_dir(follow_symlinks=False),
+                                        int(info.st_mtime), info.st_size))
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"no directory {path}", field="qs.path") from None
+    return sorted(entries, key=lambda entry: entry.path)
+
+
+def make_connector(settings, reactor) -> DummyConnector:
+    """Build the dummy connector from ``settings``."""
+    return DummyConnector(
+        database=os.path.join(settings.state_dir, "dummy.sqlite"),
+        clock=reactor,
+        data_root=os.path.join(settings.state_dir, "data"),
+        queued_time=settings.dummy_queued_time,
+        running_time=settings.dummy_running_time,
+        failing_percent=settings.dummy_failing_percent,
+        interactive=settings.dummy_interactive,
+    )

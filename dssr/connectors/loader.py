@@ -1,0 +1,50 @@
+"""Find a connector by name or dotted path and build it."""
+
+import importlib
+import re
+from collections.abc import Callable
+
+from dssr.connectors.interfaces import IConnector
+
+BUILTIN = {"dummy": "dssr.connectors.dummy", "slurm": "dssr.connectors.slurm"}
+# The reference downstream names its connectors by module path; accept those too.
+REFERENCE_NAME = re.compile(r"connectors\.(\w+)\.connector")
+
+
+class ConnectorError(Exception):
+    """The configured connector cannot be loaded or is not a connector."""
+
+
+def resolve(spec: str) -> Callable:
+    """The factory for ``spec``: a builtin name, a reference module path, or a dotted path.
+
+    A module must define ``make_connector(settings, reactor)``; any other dotted path
+    names a callable taking the same arguments (e.g. a connector class).
+    """
+    reference = REFERENCE_NAME.fullmatch(spec)
+    if reference and reference.group(1) in BUILTIN:
+        spec = reference.group(1)
+    path = BUILTIN.get(spec, spec)
+    try:
+        module = importlib.import_module(path)
+        attribute = "make_connector"
+    except ImportError as error:
+        module_path, _, attribute = path.rpartition(".")
+        if not module_path:
+            raise ConnectorError(f"connector {spec!r} cannot be imported: {error}") from None
+        try:
+            module = importlib.import_module(module_path)
+        except ImportError as inner:
+            raise ConnectorError(f"connector {spec!r} cannot be imported: {inner}") from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise ConnectorError(f"connector {spec!r}: {module.__name__} has no {attribute}()")
+    return factory
+
+
+def build(factory: Callable, settings, reactor):
+    """Call ``factory`` and check that what it made provides ``IConnector``."""
+    connector = factory(settings, reactor)
+    if not IConnector.providedBy(connector):
+        raise ConnectorError(f"{factory!r} made {connector!r}, which does not provide IConnector")
+    return connector

@@ -1,0 +1,93 @@
+"""Value types passed between the API and connectors."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A job as upstream names it: Jarvice name and number, and the downstream job id."""
+
+    name: str
+    number: int
+    jobid: str
+
+    @property
+    def path(self) -> str:
+        """The ``name/number/jobid`` form used in ``/runstatus`` and ``/request/...``."""
+        return f"{self.name}/{self.number}/{self.jobid}"
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """A validated ``/submit``: ``script`` is the decoded executor script (a template)."""
+
+    name: str
+    number: int
+    nodes: int
+    executor: str
+    script: str
+    bearer: str = ""
+    held: bool = False
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What a submit produced: the cluster job id and the script as submitted (no secrets)."""
+
+    jobid: str
+    fscript: str = ""
+
+
+@dataclass(frozen=True)
+class ListedJob:
+    """One line of ``/running`` or ``/queued``."""
+
+    name: str
+    jobid: str
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a live job runs and for how long (``elapsed`` as ``HH:MM:SS``)."""
+
+    nodes: tuple[str, ...]
+    elapsed: str
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a job ended. ``state`` is None when the job could not be found at all."""
+
+    rc: int
+    totaltime: str = "00:00:00"
+    state: str | None = None
+    output: str = ""
+
+
+UNKNOWN_EXIT = ExitStatus(rc=-9)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """The ``info`` request's answer; ``url`` is an interactive job's web front."""
+
+    url: str = ""
+    about: str = ""
+    help: str = ""
+    actions: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    """One entry of a ``pvcls`` listing; ``path`` is relative to the listed root."""
+
+    path: str
+    is_dir: bool
+    mtime: int
+    size: int
+
+
+def hms(seconds: float) -> str:
+    """Seconds as ``HH:MM:SS`` (hours may exceed 24), the elapsed-time form upstream reads."""
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

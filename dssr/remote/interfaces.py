@@ -1,0 +1,64 @@
+"""Running commands on the cluster's login node."""
+
+from dataclasses import dataclass
+
+from zope.interface import Interface
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    """How a remote command ended: exit ``status`` or the ``signal`` name that killed it."""
+
+    status: int | None
+    signal: str | None
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0."""
+        return self.status == 0
+
+
+class RemoteError(Exception):
+    """A command could not be run or did not finish (not: it ran and failed)."""
+
+
+class ConnectionLost(RemoteError):
+    """The connection to the login node went away while the command ran."""
+
+
+class NotConnected(RemoteError):
+    """No connection to the login node could be made in time."""
+
+
+class CommandTimeout(RemoteError):
+    """The command ran past its timeout and was cut off."""
+
+
+class OutputTooLarge(RemoteError):
+    """The command wrote more output than the configured cap and was stopped."""
+
+
+class HostKeyError(RemoteError):
+    """The login node's host key is unknown or has changed."""
+
+
+class AuthenticationFailed(RemoteError):
+    """The login node refused our key."""
+
+
+class IRemote(Interface):
+    """Runs argv lists on the login node, as the service account or a mapped user."""
+
+    def run(argv, stdin=None, user=None, timeout=None):
+        """Run ``argv`` (a list of str, joined with ``shlex.join``), feeding ``stdin`` bytes.
+
+        ``user`` picks a mapped cluster user (None: the service account). Fires with a
+        ``RemoteResult`` whatever the exit status; errbacks with a ``RemoteError``
+        subclass when the command could not run or finish.
+        """
+
+    def state():
+        """Describe the transport now: a ``(state, last_error)`` pair, ``state`` one of
+        ``"connected"``, ``"connecting"``, ``"failed"``, ``last_error`` a str or None."""

@@ -1,0 +1,251 @@
+"""Every setting DSSR reads, in one table, and how they are merged.
+
+Each setting has a YAML key (also its attribute name), an optional environment
+variable (the reference downstream's ``JARVICE_*`` names where one exists, ``DSSR_*``
+for DSSR's own), a default, and a parser. Precedence, highest first: command line,
+YAML file, environment, default.
+"""
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+
+class SettingsError(ValueError):
+    """A setting has a value DSSR cannot use; the message names the setting."""
+
+
+def _int(text: str) -> int:
+    return int(str(text).strip())
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(str(text).strip())
+    if not value >= 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
+def _percent(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= 100:
+        raise ValueError("must be between 0 and 100")
+    return value
+
+
+def _bool(text: str) -> bool:
+    if isinstance(text, bool):
+        return text
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _str(text: str) -> str:
+    return str(text)
+
+
+def _server_key(text: str) -> str:
+    text = str(text)
+    if text and ":" not in text:
+        raise ValueError("must be user:password")
+    return text
+
+
+def _host_key_policy(text: str) -> str:
+    text = str(text).strip()
+    if text not in ("strict", "accept-new"):
+        raise ValueError("must be strict or accept-new")
+    return text
+
+
+def decode_key_text(text: str) -> bytes:
+    """A private key given raw (PEM/OpenSSH text) or as base64 of that text."""
+    text = str(text).strip()
+    if text.startswith("-----BEGIN"):
+        return text.encode() + b"\n"
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is neither a PEM/OpenSSH key nor base64 of one") from None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table."""
+
+    key: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+    env: str | None = None
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("listen", "tcp:5000", _str,
+            "Twisted endpoint string to serve the API on (WAITRESS_PORT and "
+            "WAITRESS_BIND_ADDRESS are honoured when this is not set)"),
+    Setting("connector", "dummy", _str,
+            "Connector: dummy, slurm, or a dotted path to a third-party connector",
+            env="JARVICE_BAREMETAL_CONNECTOR"),
+    Setting("executor", "singularity", _str,
+            "Key of hpc_script holding the job script", env="JARVICE_BAREMETAL_EXECUTOR"),
+    Setting("loglevel", 20, _int, "Log level (10 debug, 20 info, 30 warning, 40 error)",
+            env="JARVICE_SCHED_LOGLEVEL"),
+    Setting("server_key", "", _server_key,
+            "user:password upstream must send as HTTP Basic auth (empty: no auth)",
+            env="JARVICE_SCHED_SERVER_KEY", secret=True),
+    Setting("max_body", 16 * 1024 * 1024, _positive_int,
+            "Largest request body accepted, in bytes (larger: 413)", env="DSSR_MAX_BODY"),
+    Setting("state_dir", "./dssr-state", _str,
+            "Directory for local state (the dummy connector's database)",
+            env="DSSR_STATE_DIR"),
+    Setting("dummy_queued_time", 5.0, _non_negative_float,
+            "Dummy connector: seconds a job stays queued", env="JARVICE_DUMMY_JOB_QUEUED_TIME"),
+    Setting("dummy_running_time", 10.0, _non_negative_float,
+            "Dummy connector: seconds a job runs", env="JARVICE_DUMMY_JOB_RUNNING_TIME"),
+    Setting("dummy_failing_percent", 50, _percent,
+            "Dummy connector: percentage of jobs that fail",
+            env="JARVICE_DUMMY_JOB_FAILING_PERCENT"),
+    Setting("dummy_interactive", False, _bool,
+            "Dummy connector: jobs are interactive (info gives a URL)",
+            env="JARVICE_DUMMY_JOBS_ARE_INTERACTIVE"),
+    Setting("cluster_addr", "", _str, "Login node host name or address",
+            env="JARVICE_SLURM_CLUSTER_ADDR"),
+    Setting("cluster_port", 22, _positive_int, "Login node SSH port",
+            env="JARVICE_SLURM_CLUSTER_PORT"),
+    Setting("ssh_user", "", _str, "Service account on the login node",
+            env="JARVICE_SLURM_SSH_USER"),
+    Setting("ssh_pkey", "", _str,
+            "Service account private key: PEM/OpenSSH text or its base64",
+            env="JARVICE_SLURM_SSH_PKEY", secret=True),
+    Setting("ssh_pkey_passphrase", "", _str, "Passphrase of the private key, if any",
+            env="DSSR_SSH_PKEY_PASSPHRASE", secret=True),
+    Setting("ssh_known_hosts", "~/.ssh/known_hosts", _str,
+            "known_hosts file the login node's host key is checked against",
+            env="JARVICE_SLURM_SSH_KNOWN_HOSTS"),
+    Setting("ssh_host_key_policy", "strict", _host_key_policy,
+            "strict: unknown host keys are refused; accept-new: trusted on first use "
+            "and written to the known_hosts file", env="DSSR_SSH_HOST_KEY_POLICY"),
+    Setting("ssh_max_channels", 8, _positive_int,
+            "Commands running at once per SSH connection (keep below sshd's MaxSessions)",
+            env="DSSR_SSH_MAX_CHANNELS"),
+    Setting("ssh_command_timeout", 60.0, _non_negative_float,
+            "Seconds a remote command may run before it is cut off (0: no limit)",
+            env="DSSR_SSH_COMMAND_TIMEOUT"),
+    Setting("ssh_max_output", 64 * 1024 * 1024, _positive_int,
+            "Largest stdout/stderr kept from one remote command, in bytes",
+            env="DSSR_SSH_MAX_OUTPUT"),
+    Setting("ssh_keepalive", 30.0, _non_negative_float,
+            "Seconds between SSH keepalives (0: none)", env="DSSR_SSH_KEEPALIVE"),
+    Setting("ssh_idle_timeout", 300.0, _non_negative_float,
+            "Seconds a mapped user's idle connection stays open", env="DSSR_SSH_IDLE_TIMEOUT"),
+)
+
+BY_KEY = {setting.key: setting for setting in SETTINGS}
+
+
+class Settings:
+    """Resolved settings, read as attributes (``settings.listen``)."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        self._values = dict(values)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some values changed (parsed like any other source)."""
+        return Settings({**self._values, **_parse_all(changes, "argument")})
+
+    def redacted(self) -> dict:
+        """All values, secrets masked: safe to log."""
+        return {
+            key: ("***" if BY_KEY[key].secret and value else value)
+            for key, value in self._values.items()
+        }
+
+
+def _parse(setting: Setting, raw: Any, source: str) -> Any:
+    try:
+        return setting.parse(raw)
+    except (TypeError, ValueError) as error:
+        # Never echo a secret's value back.
+        shown = "" if setting.secret else f" ({raw!r})"
+        raise SettingsError(f"{setting.key} from {source}{shown}: {error}") from None
+
+
+def _parse_all(raw: Mapping[str, Any], source: str) -> dict:
+    values = {}
+    for key, value in raw.items():
+        if key not in BY_KEY:
+            raise SettingsError(f"unknown setting {key!r} in {source}")
+        values[key] = _parse(BY_KEY[key], value, source)
+    return values
+
+
+def from_environment(environ: Mapping[str, str]) -> dict:
+    """The settings an environment sets (only those it names)."""
+    values = {}
+    for setting in SETTINGS:
+        if setting.env and setting.env in environ:
+            values[setting.key] = _parse(setting, environ[setting.env], setting.env)
+    port = environ.get("WAITRESS_PORT")
+    address = environ.get("WAITRESS_BIND_ADDRESS")
+    if port or address:
+        listen = f"tcp:{port or 5000}"
+        if address:
+            listen += ":interface=" + address.replace(":", "\\:")
+        values["listen"] = listen
+    return values
+
+
+def from_yaml(text: str, source: str) -> dict:
+    """The settings a YAML mapping sets; unknown keys are an error (likely typos)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{source} is not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{source} must hold a mapping of setting: value")
+    return _parse_all(data, source)
+
+
+def load(
+    cli: Mapping[str, Any] | None = None,
+    config_path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge defaults < environment < YAML file < command line."""
+    values = {setting.key: setting.default for setting in SETTINGS}
+    values.update(from_environment(environ or {}))
+    if config_path:
+        try:
+            with open(config_path, encoding="utf-8") as config:
+                text = config.read()
+        except OSError as error:
+            raise SettingsError(f"cannot read {config_path}: {error.strerror}") from None
+        values.update(from_yaml(text, config_path))
+    values.update(_parse_all({k: v for k, v in (cli or {}).items() if v is not None},
+                             "command line"))
+    return Settings(values)

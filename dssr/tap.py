@@ -1,0 +1,65 @@
+"""``twistd dssr``: command-line options and the service tree, readable top to bottom."""
+
+import os
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IService, MultiService
+from twisted.internet import endpoints
+from twisted.logger import Logger
+from twisted.python import usage
+
+from dssr import settings as settings_module
+from dssr.api import DSSRApi
+from dssr.connectors.loader import ConnectorError, build, resolve
+from dssr.web import make_site
+
+_log = Logger(namespace="dssr")
+
+
+class Options(usage.Options):
+    """``twistd dssr`` options; anything not given comes from YAML, environment, defaults."""
+
+    optParameters = [
+        ["listen", None, None,
+         "Twisted endpoint string to serve the API on [default: tcp:5000]"],
+        ["connector", None, None,
+         "dummy, slurm, or a dotted path to a third-party connector [default: dummy]"],
+        ["config", None, None, "YAML file of settings (keys as in the README's table)"],
+        ["state-dir", None, None, "Directory for local state [default: ./dssr-state]"],
+    ]
+
+    def __init__(self, environ=None):
+        super().__init__()
+        self._environ = os.environ if environ is None else environ
+
+    def postOptions(self):
+        cli = {"listen": self["listen"], "connector": self["connector"],
+               "state_dir": self["state-dir"]}
+        try:
+            self.settings = settings_module.load(cli, self["config"], self._environ)
+            self.connector_factory = resolve(self.settings.connector)
+        except (settings_module.SettingsError, ConnectorError) as error:
+            raise usage.UsageError(str(error)) from None
+
+
+def makeService(options: Options, reactor=None) -> MultiService:
+    """The whole process: the connector (if it is a service) and the HTTP server."""
+    if reactor is None:
+        from twisted.internet import reactor
+    settings = options.settings
+    _log.info("DSSR starting: {settings}", settings=settings.redacted())
+    connector = build(options.connector_factory, settings, reactor)
+    api = DSSRApi(connector, executor=settings.executor, server_key=settings.server_key)
+
+    top = MultiService()
+    service = getattr(connector, "service", None)
+    if IService.providedBy(service):
+        service.setName("connector")
+        service.setServiceParent(top)
+    server = StreamServerEndpointService(
+        endpoints.serverFromString(reactor, settings.listen),
+        make_site(api.resource(), settings.max_body),
+    )
+    server.setName("http")
+    server.setServiceParent(top)
+    return top

@@ -1,0 +1,46 @@
+"""The HTTP server side: a Site whose requests refuse bodies over a size limit."""
+
+import json
+
+from twisted.web.server import Request, Site
+
+
+class LimitedRequest(Request):
+    """A request that stops storing its body past ``max_body`` bytes and answers 413.
+
+    twisted.web buffers the whole body before any resource runs, so the limit has to
+    live here rather than in the Klein app.
+    """
+
+    max_body = 16 * 1024 * 1024
+
+    def gotLength(self, length):
+        self._received = 0
+        self._too_large = length is not None and length > self.max_body
+        super().gotLength(None if self._too_large else length)
+
+    def handleContentChunk(self, data):
+        self._received += len(data)
+        if self._received > self.max_body:
+            self._too_large = True
+        if not self._too_large:
+            super().handleContentChunk(data)
+
+    def process(self):
+        if not self._too_large:
+            return super().process()
+        self.setResponseCode(413)
+        self.setHeader(b"Content-Type", b"application/json")
+        self.setHeader(b"Connection", b"close")
+        body = {"error": f"request body larger than {self.max_body} bytes", "field": "args"}
+        self.write(json.dumps(body).encode())
+        self.finish()
+        return None
+
+
+def make_site(resource, max_body: int) -> Site:
+    """A Site serving ``resource`` that answers 413 to bodies over ``max_body`` bytes."""
+    request_class = type("LimitedRequest", (LimitedRequest,), {"max_body": max_body})
+    site = Site(resource, requestFactory=request_class)
+    site.displayTracebacks = False
+    return site

@@ -1,0 +1,91 @@
+"""Test doubles shared by the unit tests."""
+
+from twisted.internet.defer import fail, succeed
+from zope.interface import implementer
+
+from dssr.connectors.interfaces import IConnector
+from dssr.errors import NotFound
+from dssr.jobs import DirEntry, ExitStatus, JobInfo, ListedJob, RunStatus, Submitted
+
+
+@implementer(IConnector)
+class FakeConnector:
+    """An in-memory connector with fixed answers; records every call it gets.
+
+    Set ``failure`` to an exception to make every call fail with it.
+    """
+
+    def __init__(self):
+        self.calls = []
+        self.failure = None
+        self.jobs = {}  # jobid -> (name, state)
+        self.next_id = 100
+
+    def _answer(self, name, value, *args):
+        self.calls.append((name, *args))
+        if self.failure is not None:
+            return fail(self.failure)
+        return succeed(value)
+
+    def submit(self, request):
+        for jobid, (name, state) in self.jobs.items():
+            if name == request.name and state in ("PENDING", "RUNNING"):
+                return self._answer("submit", Submitted(jobid, "fscript"), request)
+        jobid = str(self.next_id)
+        self.next_id += 1
+        self.jobs[jobid] = (request.name, "PENDING")
+        return self._answer("submit", Submitted(jobid, "fscript"), request)
+
+    def _listed(self, state):
+        return [ListedJob(name, jobid) for jobid, (name, s) in self.jobs.items() if s == state]
+
+    def running(self):
+        return self._answer("running", self._listed("RUNNING"))
+
+    def queued(self):
+        return self._answer("queued", self._listed("PENDING"))
+
+    def _known(self, ref):
+        return self.jobs.get(ref.jobid, (None,))[0] == ref.name
+
+    def runstatus(self, ref):
+        status = RunStatus(("node1", "node2"), "01:02:03") if self._known(ref) else None
+        return self._answer("runstatus", status, ref)
+
+    def exitstatus(self, ref):
+        if not self._known(ref):
+            return self._answer("exitstatus", ExitStatus(-9), ref)
+        del self.jobs[ref.jobid]
+        return self._answer("exitstatus", ExitStatus(0, "00:00:10", "COMPLETED", "hello"), ref)
+
+    def terminate(self, ref):
+        return self._answer("terminate", None, ref)
+
+    def release(self, ref):
+        return self._answer("release", None, ref)
+
+    def events(self, ref):
+        return self._answer("events", f"JobId={ref.jobid} JobState=RUNNING", ref)
+
+    def request_info(self, ref):
+        return self._answer("request_info", JobInfo(url="https://example.invalid/"), ref)
+
+    def request_tail(self, ref, lines):
+        text = "".join(f"line {n}\n" for n in range(1, 201)[-lines:]) if self._known(ref) else None
+        return self._answer("request_tail", text, ref, lines)
+
+    def request_screenshot(self, ref):
+        return self._answer("request_screenshot", None, ref)
+
+    def request_pvcls(self, path, details):
+        if path == "/missing":
+            return fail(NotFound("no directory /missing", field="qs.path"))
+        entries = [DirEntry("a", True, 1700000000, 4096),
+                   DirEntry("a/b.txt", False, 1700000001, 12)]
+        return self._answer("request_pvcls", entries, path, details)
+
+    def gc(self):
+        return self._answer("gc", None)
+
+    def ready(self):
+        return self._answer("ready", None)

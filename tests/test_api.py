@@ -1,0 +1,327 @@
+"""The legacy API through a real HTTP request/response cycle (StubTreq) over a fake connector."""
+
+import base64
+import json
+
+from treq.testing import StubTreq
+from twisted.trial.unittest import SynchronousTestCase
+
+from dssr.api import DSSRApi
+from dssr.errors import BadRequest, Unavailable
+from tests.fakes import FakeConnector
+
+SCRIPT = base64.b64encode(b"JARVICE_CMD=echo hi\n{DOWNSTREAM_PARAMETERS}\n").decode()
+SUBMIT = {"name": "job-1", "number": 7, "nodes": 2, "hpc_script": {"singularity": SCRIPT},
+          "bearer": "tok"}
+REF = {"name": "job-1", "number": 7, "jobid": "100"}
+
+
+class ApiCase(SynchronousTestCase):
+    """Calls the API in memory and decodes answers."""
+
+    server_key = ""
+
+    def setUp(self):
+        self.connector = FakeConnector()
+        self.api = DSSRApi(self.connector, server_key=self.server_key)
+        self.http = StubTreq(self.api.resource())
+
+    def call(self, path, args=None, method="POST", raw=None, json_body=None, headers=None):
+        """Send one request; return (code, headers, body bytes)."""
+        kwargs = {"headers": headers or {}}
+        if json_body is not None:
+            kwargs["data"] = json_body
+            kwargs["headers"] = {"Content-Type": "application/json", **kwargs["headers"]}
+        elif raw is not None:
+            kwargs["data"] = {"args": raw}
+        elif args is not None:
+            kwargs["data"] = {"args": json.dumps(args)}
+        if method == "GET":
+            params = kwargs.pop("data", None)
+            kwargs["params"] = params
+        response = self.successResultOf(
+            self.http.request(method, "http://dssr.test" + path, **kwargs))
+        body = self.successResultOf(response.content())
+        return response.code, response.headers, body
+
+    def json(self, path, args=None, expect=200, **kwargs):
+        """Send one request and return its decoded JSON body, checking the status."""
+        code, headers, body = self.call(path, args, **kwargs)
+        self.assertEqual((code, body[:0]), (expect, b""), body)
+        self.assertEqual(headers.getRawHeaders("content-type"), ["application/json"])
+        return json.loads(body)
+
+    def submit_job(self):
+        return self.json("/submit", SUBMIT)[0]
+
+
+class SuccessShapeTests(ApiCase):
+    """Every endpoint answers in the shape upstream expects."""
+
+    def test_live_and_ready(self):
+        self.assertEqual(self.json("/live"), {"status": "OK"})
+        self.assertEqual(self.json("/ready"), {"status": "OK"})
+
+    def test_gc(self):
+        self.assertEqual(self.json("/gc"), {"status": "OK"})
+        self.assertEqual(self.connector.calls, [("gc",)])
+
+    def test_nodes_is_text_true(self):
+        code, headers, body = self.call("/nodes")
+        self.assertEqual((code, body), (200, b"true"))
+        self.assertTrue(headers.getRawHeaders("content-type")[0].startswith("text/plain"))
+
+    def test_online(self):
+        self.assertIs(self.json("/online", {"anything": 1}), True)
+
+    def test_submit_returns_jobid_and_fscript(self):
+        self.assertEqual(self.json("/submit", SUBMIT), ["100", "fscript"])
+        (name, request), = self.connector.calls
+        self.assertEqual(name, "submit")
+        self.assertEqual((request.name, request.number, request.nodes, request.bearer),
+                         ("job-1", 7, 2, "tok"))
+        self.assertEqual(request.script, "JARVICE_CMD=echo hi\n{DOWNSTREAM_PARAMETERS}\n")
+        self.assertFalse(request.held)
+
+    def test_submit_as_json_body_and_get(self):
+        self.assertEqual(self.json("/submit", json_body=json.dumps(SUBMIT)), ["100", "fscript"])
+        other = {**SUBMIT, "name": "job-2"}
+        self.assertEqual(self.json("/submit", other, method="GET"), ["101", "fscript"])
+
+    def test_running_and_queued(self):
+        jobid = self.submit_job()
+        self.assertEqual(self.json("/queued"), [["job-1", jobid]])
+        self.assertEqual(self.json("/running"), [])
+        self.connector.jobs[jobid] = ("job-1", "RUNNING")
+        self.assertEqual(self.json("/running", method="GET"), [["job-1", jobid]])
+        self.assertEqual(self.json("/queued"), [])
+
+    def test_runstatus(self):
+        self.submit_job()
+        self.assertEqual(self.json("/runstatus", REF),
+                         [["node1", "node2"], "01:02:03", "job-1/7/100", None])
+
+    def test_runstatus_unknown(self):
+        self.assertEqual(self.json("/runstatus", REF), [None, None, None, None])
+
+    def test_exitstatus(self):
+        self.submit_job()
+        self.assertEqual(
+            self.json("/exitstatus", REF),
+            [0, "00:00:10",
+             ["hello", "<< termination state: COMPLETED -- see STDOUT for job errors >>"]])
+
+    def test_exitstatus_unknown(self):
+        self.assertEqual(self.json("/exitstatus", REF), [-9, "00:00:00", []])
+
+    def test_terminate_release_events(self):
+        self.assertIs(self.json("/terminate", REF), True)
+        self.assertIs(self.json("/release", REF), True)
+        self.assertEqual(self.json("/events", REF), "JobId=100 JobState=RUNNING")
+        self.assertEqual([call[0] for call in self.connector.calls],
+                         ["terminate", "release", "events"])
+
+    def test_request_ping_connect_unknown_method(self):
+        for method in ("ping", "connect", "whatever"):
+            code, _, body = self.call(f"/request/job-1/7/100/{method}")
+            self.assertEqual((code, body), (200, b""))
+        self.assertEqual(self.connector.calls, [])
+
+    def test_request_shutdown_and_abort_terminate(self):
+        for method in ("shutdown", "abort"):
+            code, _, body = self.call(f"/request/job-1/7/100/{method}")
+            self.assertEqual((code, body), (200, b""))
+        self.assertEqual([call[0] for call in self.connector.calls], ["terminate", "terminate"])
+
+    def test_request_info(self):
+        self.assertEqual(self.json("/request/job-1/7/100/info"),
+                         {"about": "", "help": "", "url": "https://example.invalid/",
+                          "actions": {}})
+
+    def test_request_tail(self):
+        self.submit_job()
+        code, headers, body = self.call("/request/job-1/7/100/tail", {"qs": {"lines": ["3"]}})
+        self.assertEqual((code, body), (200, b"line 198\nline 199\nline 200\n"))
+        self.assertTrue(headers.getRawHeaders("content-type")[0].startswith("text/plain"))
+        code, _, body = self.call("/request/job-1/7/100/tail")
+        self.assertEqual(body.count(b"\n"), 100)
+
+    def test_request_tail_without_output_is_404(self):
+        self.json("/request/job-1/7/100/tail", expect=404)
+
+    def test_request_screenshot_none_is_404(self):
+        self.json("/request/job-1/7/100/screenshot", expect=404)
+
+    def test_pvcls(self):
+        code, _, body = self.call("/request/pvcls", {"qs": {"path": ["/x"]}})
+        self.assertEqual((code, body), (200, b"/data/a/\n/data/a/b.txt\n"))
+        self.assertEqual(self.connector.calls[-1], ("request_pvcls", "/x", False))
+        code, _, body = self.call("/request/pvcls", {"qs": {"path": ["/x"], "details": ["true"]}})
+        self.assertEqual(body, b"1700000000 4096 /data/a/\n1700000001 12 /data/a/b.txt\n")
+
+    def test_pvcls_missing_directory(self):
+        self.assertEqual(self.json("/request/pvcls", {"qs": {"path": ["/missing"]}}, expect=404),
+                         {"error": "no directory /missing", "field": "qs.path"})
+
+    def test_unknown_route_is_json_404(self):
+        body = self.json("/no/such/thing", expect=404)
+        self.assertIn("/no/such/thing", body["error"])
+
+
+class FailureTests(ApiCase):
+    """Connector failures become the documented codes, never a wrong answer."""
+
+    def test_unavailable_list_is_503_not_empty(self):
+        self.connector.failure = Unavailable("squeue failed: slurmctld down")
+        for path in ("/running", "/queued"):
+            self.assertEqual(self.json(path, expect=503),
+                             {"error": "squeue failed: slurmctld down"})
+
+    def test_gc_bad_is_500(self):
+        self.connector.failure = Unavailable("no ssh")
+        self.assertEqual(self.json("/gc", expect=500), {"status": "BAD"})
+
+    def test_ready_bad_is_503_with_reason(self):
+        self.connector.failure = Unavailable("connecting to login1:22")
+        self.assertEqual(self.json("/ready", expect=503),
+                         {"status": "BAD", "reason": "connecting to login1:22"})
+
+    def test_connector_refusal_is_its_4xx(self):
+        self.connector.failure = BadRequest("unknown pseudo-device foo", field="hpc_script")
+        self.assertEqual(self.json("/submit", SUBMIT, expect=400),
+                         {"error": "unknown pseudo-device foo", "field": "hpc_script"})
+
+    def test_bug_is_500_json_without_traceback(self):
+        self.connector.failure = ZeroDivisionError("secret internals")
+        code, _, body = self.call("/running")
+        self.assertEqual(code, 500)
+        self.assertEqual(json.loads(body), {"error": "internal error, see the DSSR log"})
+        self.assertNotIn(b"Traceback", body)
+        self.assertNotIn(b"secret", body)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class AuthTests(ApiCase):
+    """With a server key set, only the right Basic credentials get through."""
+
+    server_key = "upstream:s3cret"
+
+    def basic(self, credentials):
+        return {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
+
+    def test_missing_credentials(self):
+        code, headers, body = self.call("/running")
+        self.assertEqual(code, 401)
+        self.assertEqual(headers.getRawHeaders("www-authenticate"), ['Basic realm="dssr"'])
+        self.assertEqual(json.loads(body), {"error": "valid HTTP Basic credentials required"})
+        self.assertEqual(self.connector.calls, [])
+
+    def test_wrong_credentials(self):
+        for header in (self.basic(b"upstream:wrong"), self.basic(b"other:s3cret"),
+                       self.basic(b"upstream:s3cret "), {"Authorization": "Bearer x"},
+                       {"Authorization": "Basic !!!notbase64"}):
+            code, _, _ = self.call("/submit", SUBMIT, headers=header)
+            self.assertEqual(code, 401, header)
+        self.assertEqual(self.connector.calls, [])
+
+    def test_right_credentials(self):
+        code, _, body = self.call("/running", headers=self.basic(b"upstream:s3cret"))
+        self.assertEqual((code, body), (200, b"[]"))
+
+    def test_probes_stay_open(self):
+        self.assertEqual(self.json("/live"), {"status": "OK"})
+        self.assertEqual(self.json("/ready"), {"status": "OK"})
+
+
+def _args(**changes):
+    return {**SUBMIT, **changes}
+
+
+def _without(field):
+    return {k: v for k, v in SUBMIT.items() if k != field}
+
+
+def _ref(**changes):
+    return {**REF, **changes}
+
+
+NOT_UTF8 = base64.b64encode(b"\xff\xfe").decode()
+
+# (path, how the args are sent, expected status, expected field)
+BAD_INPUTS = [
+    ("/submit", {"raw": None}, 400, "args"),
+    ("/submit", {"raw": "{"}, 400, "args"),
+    ("/submit", {"raw": "[1, 2]"}, 400, "args"),
+    ("/submit", {"raw": '"text"'}, 400, "args"),
+    ("/submit", {"json_body": "{not json"}, 400, "args"),
+    ("/submit", {"args": _without("name")}, 400, "name"),
+    ("/submit", {"args": _args(name=123)}, 400, "name"),
+    ("/submit", {"args": _args(name="")}, 400, "name"),
+    ("/submit", {"args": _args(name="$(touch /tmp/x)")}, 400, "name"),
+    ("/submit", {"args": _args(name="a b")}, 400, "name"),
+    ("/submit", {"args": _args(name="-rf")}, 400, "name"),
+    ("/submit", {"args": _args(name="a" * 256)}, 400, "name"),
+    ("/submit", {"args": _args(name="a;b")}, 400, "name"),
+    ("/submit", {"args": _args(name="jöb")}, 400, "name"),
+    ("/submit", {"args": _args(name="../etc")}, 400, "name"),
+    ("/submit", {"args": _without("number")}, 400, "number"),
+    ("/submit", {"args": _args(number=0)}, 400, "number"),
+    ("/submit", {"args": _args(number=-1)}, 400, "number"),
+    ("/submit", {"args": _args(number="5")}, 400, "number"),
+    ("/submit", {"args": _args(number=True)}, 400, "number"),
+    ("/submit", {"args": _args(number=1.5)}, 400, "number"),
+    ("/submit", {"args": _args(number=2**64)}, 400, "number"),
+    ("/submit", {"args": _without("nodes")}, 400, "nodes"),
+    ("/submit", {"args": _args(nodes=0)}, 400, "nodes"),
+    ("/submit", {"args": _args(nodes="2")}, 400, "nodes"),
+    ("/submit", {"args": _without("hpc_script")}, 400, "hpc_script"),
+    ("/submit", {"args": _args(hpc_script="ZWNobw==")}, 400, "hpc_script"),
+    ("/submit", {"args": _args(hpc_script={"singularity": 5})}, 400, "hpc_script"),
+    ("/submit", {"args": _args(hpc_script={"docker": SCRIPT})}, 400, "hpc_script"),
+    ("/submit", {"args": _args(hpc_script={"singularity": "!!not base64"})}, 400, "hpc_script"),
+    ("/submit", {"args": _args(hpc_script={"singularity": NOT_UTF8})}, 400, "hpc_script"),
+    ("/submit", {"args": _args(bearer=5)}, 400, "bearer"),
+    ("/submit", {"args": _args(held="yes")}, 400, "held"),
+    ("/runstatus", {"raw": None}, 400, "args"),
+    ("/runstatus", {"args": _ref(jobid="1; rm -rf /")}, 400, "jobid"),
+    ("/runstatus", {"args": _ref(jobid="")}, 400, "jobid"),
+    ("/runstatus", {"args": _ref(jobid="abc")}, 400, "jobid"),
+    ("/runstatus", {"args": {"name": "job-1", "number": 7}}, 400, "jobid"),
+    ("/runstatus", {"json_body": "[]"}, 400, "args"),
+    ("/exitstatus", {"args": _ref(name="`id`")}, 400, "name"),
+    ("/terminate", {"args": _ref(number=None)}, 400, "number"),
+    ("/release", {"args": _ref(jobid=[1])}, 400, "jobid"),
+    ("/events", {"args": _ref(jobid="12 13")}, 400, "jobid"),
+    ("/request/job-1/0/100/tail", {}, 400, "number"),
+    ("/request/job-1/x1/100/tail", {}, 400, "number"),
+    ("/request/job-1/7/x/tail", {}, 400, "jobid"),
+    ("/request/$(id)/7/100/tail", {}, 400, "name"),
+    ("/request/job-1/7/100/tail", {"args": {"qs": {"lines": ["abc"]}}}, 400, "qs.lines"),
+    ("/request/job-1/7/100/tail", {"args": {"qs": {"lines": ["0"]}}}, 400, "qs.lines"),
+    ("/request/job-1/7/100/tail", {"args": {"qs": {"lines": ["100000"]}}}, 400, "qs.lines"),
+    ("/request/job-1/7/100/tail", {"args": {"qs": {"lines": [5]}}}, 400, "qs.lines"),
+    ("/request/job-1/7/100/tail", {"args": {"qs": "lines=5"}}, 400, "qs"),
+    ("/request/pvcls", {"args": {"qs": {"path": ["../etc"]}}}, 400, "qs.path"),
+    ("/request/pvcls", {"args": {"qs": {"path": ["/a/../../etc"]}}}, 400, "qs.path"),
+    ("/request/pvcls", {"args": {"qs": {"path": ["a\x00b"]}}}, 400, "qs.path"),
+    ("/request/job-1/7/100", {}, 404, None),
+]
+
+
+class BadInputTests(ApiCase):
+    """Every bad input gets a 4xx JSON error naming the field, and reaches no connector."""
+
+    def test_table_is_large_enough(self):
+        self.assertGreaterEqual(len(BAD_INPUTS), 30)
+
+    def test_bad_inputs(self):
+        for path, how, status, field in BAD_INPUTS:
+            with self.subTest(path=path, how=how):
+                self.connector.calls.clear()
+                code, headers, body = self.call(path, **how)
+                self.assertEqual(code, status, (path, how, body))
+                self.assertEqual(headers.getRawHeaders("content-type"), ["application/json"])
+                answer = json.loads(body)
+                self.assertEqual(answer.get("field"), field, answer)
+                self.assertIsInstance(answer["error"], str)
+                self.assertEqual(self.connector.calls, [], (path, how))

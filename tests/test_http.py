@@ -1,0 +1,127 @@
+"""The API on a real listening port: what only a socket shows, and a whole job lifecycle."""
+
+import base64
+import io
+import json
+import os
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.trial.unittest import TestCase
+from twisted.web.client import FileBodyProducer, HTTPConnectionPool
+from twisted.web.iweb import UNKNOWN_LENGTH
+
+from dssr.api import DSSRApi
+from dssr.connectors.dummy import DummyConnector
+from dssr.web import make_site
+
+SCRIPT = base64.b64encode(b"JARVICE_CMD=true\n{DOWNSTREAM_PARAMETERS}\n").decode()
+
+
+class ServedCase(TestCase):
+    """A DSSR on 127.0.0.1 over the dummy connector, its time driven by a Clock."""
+
+    server_key = "upstream:pw"
+    max_body = 64 * 1024
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        state = self.mktemp()
+        self.connector = DummyConnector(os.path.join(state, "db.sqlite"), self.clock,
+                                        os.path.join(state, "data"), failing_percent=0)
+        self.connector.service.startService()
+        self.addCleanup(self.connector.service.stopService)
+        api = DSSRApi(self.connector, server_key=self.server_key)
+        port = reactor.listenTCP(0, make_site(api.resource(), self.max_body),
+                                 interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.base = f"http://127.0.0.1:{port.getHost().port}"
+        self.pool = HTTPConnectionPool(reactor, persistent=False)
+        self.auth = ("upstream", "pw")
+
+    async def post(self, path, args=None, **kwargs):
+        kwargs.setdefault("auth", self.auth)
+        if args is not None:
+            kwargs["data"] = {"args": json.dumps(args)}
+        response = await treq.post(self.base + path, pool=self.pool, **kwargs)
+        return response.code, await response.content()
+
+    async def answer(self, path, args=None):
+        code, body = await self.post(path, args)
+        self.assertEqual(code, 200, body)
+        return json.loads(body)
+
+
+class SocketTests(ServedCase):
+    async def test_body_over_limit_is_413(self):
+        code, body = await self.post("/submit", data=b"args=" + b"x" * (self.max_body + 1),
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(code, 413)
+        self.assertEqual(json.loads(body)["field"], "args")
+
+    async def test_chunked_body_over_limit_is_413(self):
+        body = FileBodyProducer(io.BytesIO(b"args=" + b"x" * (self.max_body * 2)))
+        body.length = UNKNOWN_LENGTH  # sent chunked: no Content-Length to refuse early
+        code, _ = await self.post("/submit", data=body,
+                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(code, 413)
+
+    async def test_body_under_limit_is_served(self):
+        code, body = await self.post("/online", data=b"args=" + b"x" * (self.max_body - 100))
+        self.assertEqual((code, body), (200, b"true"))
+
+    async def test_auth_on_the_wire(self):
+        code, _ = await self.post("/running", auth=None)
+        self.assertEqual(code, 401)
+        code, _ = await self.post("/running", auth=("upstream", "nope"))
+        self.assertEqual(code, 401)
+        code, body = await self.post("/live", auth=None)
+        self.assertEqual((code, body), (200, b'{"status":"OK"}'))
+
+
+class LifecycleOverHTTPTests(ServedCase):
+    async def test_full_lifecycle(self):
+        ref = {"name": "life-1", "number": 1}
+        jobid, fscript = await self.answer(
+            "/submit", {**ref, "nodes": 2, "hpc_script": {"singularity": SCRIPT}, "bearer": "x"})
+        ref["jobid"] = jobid
+        self.assertEqual(await self.answer("/queued"), [["life-1", jobid]])
+        self.assertEqual(await self.answer("/runstatus", ref),
+                         [[], "00:00:00", f"life-1/1/{jobid}", None])
+
+        self.clock.advance(7)
+        self.assertEqual(await self.answer("/running"), [["life-1", jobid]])
+        nodes, elapsed, path, _ = await self.answer("/runstatus", ref)
+        self.assertEqual((nodes, elapsed), (["dummy0", "dummy1"], "00:00:02"))
+        code, tail = await self.post(f"/request/{path}/tail", {"qs": {"lines": ["1"]}})
+        self.assertEqual((code, tail), (200, b"life-1: working, second 2\n"))
+        info = await self.answer(f"/request/{path}/info")
+        self.assertEqual(info, {"about": "", "help": "", "url": "", "actions": {}})
+        self.assertIn("JobState=RUNNING", await self.answer("/events", ref))
+
+        self.clock.advance(60)
+        self.assertEqual(await self.answer("/running"), [])
+        self.assertEqual(await self.answer("/queued"), [])
+        rc, totaltime, (stdout, verdict) = await self.answer("/exitstatus", ref)
+        self.assertEqual((rc, totaltime), (0, "00:00:10"))
+        self.assertTrue(stdout.endswith("life-1: completed"))
+        self.assertIn("COMPLETED", verdict)
+        self.assertEqual(await self.answer("/exitstatus", ref), [-9, "00:00:00", []])
+
+    async def test_terminate_and_release(self):
+        held = {"name": "held-1", "number": 2, "nodes": 1,
+                "hpc_script": {"singularity": SCRIPT}, "held": True}
+        jobid, _ = await self.answer("/submit", held)
+        ref = {"name": "held-1", "number": 2, "jobid": jobid}
+        self.clock.advance(100)
+        self.assertEqual(await self.answer("/queued"), [["held-1", jobid]])
+        self.assertIs(await self.answer("/release", ref), True)
+        self.clock.advance(6)
+        self.assertEqual(await self.answer("/running"), [["held-1", jobid]])
+        self.assertIs(await self.answer("/terminate", ref), True)
+        self.clock.advance(1)
+        rc, _, (_, verdict) = await self.answer("/exitstatus", ref)
+        self.assertEqual((rc, verdict),
+                         (-15, "<< termination state: CANCELLED -- see STDOUT for job errors >>"))

@@ -1,0 +1,100 @@
+"""``twistd dssr``: the plugin is found, options resolve, the service tree is built."""
+
+from twisted.application.service import IServiceMaker
+from twisted.internet.testing import MemoryReactorClock
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from dssr.connectors.dummy import DummyConnector
+from dssr.connectors.interfaces import IConnector
+from dssr.connectors.loader import ConnectorError, build, resolve
+from dssr.settings import load
+from dssr.tap import Options, makeService
+from tests.fakes import FakeConnector
+
+
+def make_fake(settings, reactor):
+    """A third-party-style factory, reached by dotted path."""
+    return FakeConnector()
+
+
+def make_nothing(settings, reactor):
+    return object()
+
+
+@implementer(IConnector)
+class ClassConnector(FakeConnector):
+    def __init__(self, settings, reactor):
+        super().__init__()
+
+
+class PluginTests(SynchronousTestCase):
+    def test_twistd_finds_dssr(self):
+        names = [maker.tapname for maker in getPlugins(IServiceMaker)]
+        self.assertIn("dssr", names)
+
+
+class OptionsTests(SynchronousTestCase):
+    def parse(self, argv, environ=None):
+        options = Options(environ=environ or {})
+        options.parseOptions(argv)
+        return options
+
+    def test_nothing_set_serves_dummy(self):
+        options = self.parse([])
+        self.assertEqual((options.settings.connector, options.settings.listen),
+                         ("dummy", "tcp:5000"))
+
+    def test_command_line_beats_environment(self):
+        options = self.parse(["--listen", "tcp:0", "--connector", "dummy"],
+                             {"JARVICE_BAREMETAL_CONNECTOR": "nonexistent.module"})
+        self.assertEqual(options.settings.listen, "tcp:0")
+
+    def test_bad_connector_is_a_usage_error(self):
+        error = self.assertRaises(usage.UsageError, self.parse, ["--connector", "no.such.thing"])
+        self.assertIn("no.such.thing", str(error))
+
+    def test_bad_setting_is_a_usage_error(self):
+        self.assertRaises(usage.UsageError, self.parse, [],
+                          {"JARVICE_SLURM_CLUSTER_PORT": "x"})
+
+
+class MakeServiceTests(SynchronousTestCase):
+    def test_tree(self):
+        options = Options(environ={})
+        options.parseOptions(["--listen", "tcp:0", "--state-dir", self.mktemp()])
+        reactor = MemoryReactorClock()
+        top = makeService(options, reactor=reactor)
+        self.assertEqual(sorted(service.name for service in top), ["connector", "http"])
+        top.startService()
+        self.addCleanup(top.stopService)
+        self.assertEqual(len(reactor.tcpServers), 1)
+
+
+class LoaderTests(SynchronousTestCase):
+    def test_builtin_and_reference_names(self):
+        for spec in ("dummy", "connectors.dummy.connector", "dssr.connectors.dummy"):
+            settings = load({"state_dir": self.mktemp()})
+            connector = build(resolve(spec), settings, MemoryReactorClock())
+            self.assertIsInstance(connector, DummyConnector)
+
+    def test_dotted_function_and_class(self):
+        reactor = MemoryReactorClock()
+        self.assertIsInstance(build(resolve("tests.test_tap.make_fake"), None, reactor),
+                              FakeConnector)
+        self.assertIsInstance(build(resolve("tests.test_tap.ClassConnector"), None, reactor),
+                              ClassConnector)
+
+    def test_not_a_connector(self):
+        error = self.assertRaises(ConnectorError, build, resolve("tests.test_tap.make_nothing"),
+                                  None, MemoryReactorClock())
+        self.assertIn("IConnector", str(error))
+
+    def test_unimportable_and_missing_factory(self):
+        self.assertIn("cannot be imported", str(self.assertRaises(
+            ConnectorError, resolve, "nosuchpackage")))
+        self.assertIn("cannot be imported", str(self.assertRaises(
+            ConnectorError, resolve, "nosuchpackage.module.thing")))
+        self.assertIn("make_connector", str(self.assertRaises(ConnectorError, resolve, "json")))
