@@ -84,7 +84,7 @@ class SocketTests(ServedCase):
 class LifecycleOverHTTPTests(ServedCase):
     async def test_full_lifecycle(self):
         ref = {"name": "life-1", "number": 1}
-        jobid, fscript = await self.answer(
+        jobid, _ = await self.answer(
             "/submit", {**ref, "nodes": 2, "hpc_script": {"singularity": SCRIPT}, "bearer": "x"})
         ref["jobid"] = jobid
         self.assertEqual(await self.answer("/queued"), [["life-1", jobid]])
