@@ -265,6 +265,8 @@ class DSSRApi:
     def http_error(self, request, failure):
         """Routing errors (unknown path) as JSON rather than werkzeug's HTML."""
         error = failure.value
+        _log.info("{method} {path} -> {code}", method=request.method.decode("latin-1"),
+                  path=request.path.decode("latin-1"), code=error.code)
         request.setResponseCode(error.code)
         request.setHeader("Content-Type", "application/json")
         return json.dumps({"error": f"{error.name}: {request.path.decode('latin-1')}"}).encode()

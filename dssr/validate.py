@@ -27,7 +27,7 @@ def parse_args(raw: str | bytes | None) -> dict:
         raise BadRequest("missing args (a JSON object)", field="args")
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise BadRequest("args is not valid JSON", field="args") from None
     if not isinstance(value, dict):
         raise BadRequest("args must be a JSON object", field="args")

@@ -38,9 +38,16 @@ class LimitedRequest(Request):
         return None
 
 
+class QuietSite(Site):
+    """A Site without the access log: ``dssr.api`` logs every call itself, with more detail."""
+
+    displayTracebacks = False
+
+    def log(self, request):
+        pass
+
+
 def make_site(resource, max_body: int) -> Site:
     """A Site serving ``resource`` that answers 413 to bodies over ``max_body`` bytes."""
     request_class = type("LimitedRequest", (LimitedRequest,), {"max_body": max_body})
-    site = Site(resource, requestFactory=request_class)
-    site.displayTracebacks = False
-    return site
+    return QuietSite(resource, requestFactory=request_class)

@@ -254,6 +254,7 @@ BAD_INPUTS = [
     ("/submit", {"raw": "[1, 2]"}, 400, "args"),
     ("/submit", {"raw": '"text"'}, 400, "args"),
     ("/submit", {"json_body": "{not json"}, 400, "args"),
+    ("/submit", {"raw": "[" * 100000}, 400, "args"),
     ("/submit", {"args": _without("name")}, 400, "name"),
     ("/submit", {"args": _args(name=123)}, 400, "name"),
     ("/submit", {"args": _args(name="")}, 400, "name"),
