@@ -59,6 +59,13 @@ def _str(text: str) -> str:
     return str(text)
 
 
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
 def _server_key(text: str) -> str:
     text = str(text)
     if text and ":" not in text:
@@ -66,11 +73,27 @@ def _server_key(text: str) -> str:
     return text
 
 
-def _host_key_policy(text: str) -> str:
-    text = str(text).strip()
-    if text not in ("strict", "accept-new"):
-        raise ValueError("must be strict or accept-new")
-    return text
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(text: Any) -> str:
+        text = str(text).strip()
+        if text not in allowed:
+            raise ValueError("must be " + " or ".join(allowed))
+        return text
+    return parse
+
+
+def _comma_list(text: Any) -> tuple[str, ...]:
+    if isinstance(text, list | tuple):
+        return tuple(str(item).strip() for item in text if str(item).strip())
+    return tuple(item.strip() for item in str(text).split(",") if item.strip())
+
+
+def _base64_text(text: Any) -> str:
+    """A value the reference passes base64-encoded (registry user names, passwords)."""
+    try:
+        return base64.b64decode(str(text).strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64 of UTF-8 text") from None
 
 
 def decode_key_text(text: str) -> bytes:
@@ -139,7 +162,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ssh_known_hosts", "~/.ssh/known_hosts", _str,
             "known_hosts file the login node's host key is checked against",
             env="JARVICE_SLURM_SSH_KNOWN_HOSTS"),
-    Setting("ssh_host_key_policy", "strict", _host_key_policy,
+    Setting("ssh_host_key_policy", "strict", _choice("strict", "accept-new"),
             "strict: unknown host keys are refused; accept-new: trusted on first use "
             "and written to the known_hosts file", env="DSSR_SSH_HOST_KEY_POLICY"),
     Setting("ssh_max_channels", 8, _positive_int,
@@ -155,6 +178,67 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds between SSH keepalives (0: none)", env="DSSR_SSH_KEEPALIVE"),
     Setting("ssh_idle_timeout", 300.0, _non_negative_float,
             "Seconds a mapped user's idle connection stays open", env="DSSR_SSH_IDLE_TIMEOUT"),
+    Setting("remote", "ssh", _choice("ssh", "local"),
+            "How the slurm connector reaches Slurm: ssh to the login node, or local "
+            "(DSSR runs on the login node itself)", env="DSSR_REMOTE"),
+    Setting("slurm_interface", "cli", _choice("cli"),
+            "Slurm interface; only cli (commands over SSH) is supported",
+            env="JARVICE_SLURM_INTERFACE"),
+    Setting("snapshot_ttl", 2.0, _non_negative_float,
+            "Seconds one squeue snapshot serves all callers", env="DSSR_SNAPSHOT_TTL"),
+    Setting("pvcls_root", "", _str,
+            "Directory on the cluster that /request/pvcls may list (empty: none)",
+            env="DSSR_PVCLS_ROOT"),
+    Setting("id_mapping_file", "", _str,
+            "YAML file mapping Jarvice users (JWT email) to cluster users (empty: all jobs "
+            "run as the service account)", env="DSSR_ID_MAPPING_FILE"),
+    Setting("jwt_public_key_file", "", _str,
+            "PEM public key that bearer tokens must be signed with (empty: not verified)",
+            env="DSSR_JWT_PUBLIC_KEY_FILE"),
+    Setting("system_registry", "us-docker.pkg.dev", _str,
+            "Registry of the Jarvice init images", env="JARVICE_SYSTEM_REGISTRY"),
+    Setting("system_repo_base", "jarvice-system/images", _str,
+            "Repository of the init images", env="JARVICE_SYSTEM_REPO_BASE"),
+    Setting("images_tag", "latest", _str,
+            "Init image tag (a trailing architecture is swapped for the job's)",
+            env="JARVICE_IMAGES_TAG"),
+    Setting("local_registry", "", _str, "Registry app images are cached in (empty: none)",
+            env="JARVICE_LOCAL_REGISTRY"),
+    Setting("local_repo_base", "", _str, "Repository in the local registry",
+            env="JARVICE_LOCAL_REPO_BASE"),
+    Setting("registry_proxy_port", 0, _non_negative_int,
+            "Port of a registry proxy on the nodes' localhost (0: none)",
+            env="JARVICE_REGISTRY_PROXY_PORT"),
+    Setting("registry_proxy_repos", (), _comma_list,
+            "Comma-separated repository prefixes pulled through the proxy",
+            env="JARVICE_REGISTRY_PROXY_REPOS"),
+    Setting("init_docker_username", "", _base64_text,
+            "Init image registry user, base64", env="JARVICE_DOCKER_USERNAME", secret=True),
+    Setting("init_docker_password", "", _base64_text,
+            "Init image registry password, base64", env="JARVICE_DOCKER_PASSWORD", secret=True),
+    Setting("job_scratch_dir", "", _str,
+            "Scratch directory for job output on the cluster (empty: the user's home)",
+            env="JARVICE_JOB_SCRATCH_DIR"),
+    Setting("job_global_scratch_dir", "", _str, "Shared image cache directory",
+            env="JARVICE_JOB_GLOBAL_SCRATCH_DIR"),
+    Setting("job_global_registries", (), _comma_list,
+            "Comma-separated registries whose images go to the global cache",
+            env="JARVICE_JOB_GLOBAL_REGISTRIES"),
+    Setting("singularity_tmpdir", "/tmp", _str,  # noqa: S108 - a path on the nodes
+            "Singularity work directory on the nodes", env="JARVICE_SINGULARITY_TMPDIR"),
+    Setting("singularity_overlay_size", 600, _non_negative_int,
+            "Overlay size in MB (0: writable tmpfs)", env="JARVICE_SINGULARITY_OVERLAY_SIZE"),
+    Setting("singularity_verbose", False, _bool, "Verbose singularity and job script steps",
+            env="JARVICE_SINGULARITY_VERBOSE"),
+    Setting("http_proxy", "", _str, "HTTP proxy for image pulls on the nodes",
+            env="JARVICE_BAREMETAL_HTTP_PROXY"),
+    Setting("https_proxy", "", _str, "HTTPS proxy for image pulls on the nodes",
+            env="JARVICE_BAREMETAL_HTTPS_PROXY"),
+    Setting("no_proxy", "", _str, "Hosts reached without the proxy",
+            env="JARVICE_BAREMETAL_NO_PROXY"),
+    Setting("jobs_domain", "", _str,
+            "Domain interactive jobs are published under (empty: interactive jobs refused)",
+            env="JARVICE_JOBS_DOMAIN"),
 )
 
 BY_KEY = {setting.key: setting for setting in SETTINGS}

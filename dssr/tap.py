@@ -48,7 +48,11 @@ def makeService(options: Options, reactor=None) -> MultiService:
         from twisted.internet import reactor
     settings = options.settings
     _log.info("DSSR starting: {settings}", settings=settings.redacted())
-    connector = build(options.connector_factory, settings, reactor)
+    try:
+        connector = build(options.connector_factory, settings, reactor)
+    except (settings_module.SettingsError, ConnectorError) as error:
+        raise SystemExit(
+            f"dssr: cannot start the {settings.connector} connector: {error}") from None
     api = DSSRApi(connector, executor=settings.executor, server_key=settings.server_key)
 
     top = MultiService()

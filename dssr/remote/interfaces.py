@@ -36,6 +36,10 @@ class CommandTimeout(RemoteError):
     """The command ran past its timeout and was cut off."""
 
 
+class ChannelRefused(RemoteError):
+    """The login node refused to open a session channel (e.g. at its MaxSessions)."""
+
+
 class OutputTooLarge(RemoteError):
     """The command wrote more output than the configured cap and was stopped."""
 
@@ -54,9 +58,11 @@ class IRemote(Interface):
     def run(argv, stdin=None, user=None, timeout=None):
         """Run ``argv`` (a list of str, joined with ``shlex.join``), feeding ``stdin`` bytes.
 
-        ``user`` picks a mapped cluster user (None: the service account). Fires with a
+        ``user`` picks a mapped cluster user (None: the service account). ``timeout``
+        is in seconds (None: the configured default; 0: no limit). Fires with a
         ``RemoteResult`` whatever the exit status; errbacks with a ``RemoteError``
-        subclass when the command could not run or finish.
+        subclass when the command could not run or finish. Raises ``ValueError`` at
+        once when ``argv`` is not a non-empty list of str.
         """
 
     def state():

@@ -1,0 +1,69 @@
+"""The singularity executor: an upstream job script in, an sbatch submission out.
+
+Pure text work, no I/O: ``prepare`` parses the script's header, checks the job is one
+this cluster can run, fills ``{DOWNSTREAM_PARAMETERS}``, and wraps the result for
+Slurm. The connector runs ``argv`` with ``batch_script`` on stdin (after creating the
+output directory) and hands ``fscript`` back to upstream.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from dssr.errors import BadRequest
+from dssr.executors.config import ExecutorSettings
+from dssr.executors.exports import export_block
+from dssr.executors.header import JobParameters, parse_header
+from dssr.executors.registry import images, registry_credentials
+from dssr.executors.scrub import scrub_fscript, secret_values
+from dssr.executors.slurm_batch import JobFiles, job_files, sbatch_argv, slurm_batch_script
+from dssr.executors.template import fill_template
+
+
+@dataclass(frozen=True)
+class SingularityJob:
+    """Everything needed to submit one job and to report on it."""
+
+    params: JobParameters
+    argv: tuple[str, ...]
+    batch_script: str = field(repr=False)  # holds credentials: never log it
+    fscript: str = field(repr=False)  # the filled script, credential lines removed
+    files: JobFiles
+
+
+def check_supported(params: JobParameters, settings: ExecutorSettings) -> None:
+    """Refuse jobs this site cannot run (the reference crashes on interactive ones)."""
+    if params.interactive and not settings.interactive:
+        raise BadRequest(
+            "interactive jobs are not supported on this cluster (JOBOBJ_INTERACTIVE=True; "
+            "the site has no JARVICE_JOBS_DOMAIN to publish them)",
+            field="hpc_script",
+        )
+
+
+def prepare(
+    script: str,
+    name: str,
+    nodes: int,
+    held: bool,
+    settings: ExecutorSettings,
+    secrets: Iterable[str] = (),
+) -> SingularityJob:
+    """Turn the decoded ``singularity`` script of a ``/submit`` into a Slurm submission.
+
+    ``secrets`` (e.g. the bearer token) are scrubbed from ``fscript`` along with the
+    registry credentials. Raises ``BadRequest(field="hpc_script")`` for any refusal.
+    """
+    params = parse_header(script)
+    check_supported(params, settings)
+    app_login = registry_credentials(params)
+    block = export_block(params, settings, images(params, settings), app_login)
+    filled = fill_template(script, block)
+    files = job_files(settings.job_scratch_dir, name)
+    known = secret_values(params, settings, [app_login.password, *secrets])
+    return SingularityJob(
+        params=params,
+        argv=tuple(sbatch_argv(name, nodes, params, settings.job_scratch_dir, held)),
+        batch_script=slurm_batch_script(filled, files.end_record),
+        fscript=scrub_fscript(filled, known),
+        files=files,
+    )

@@ -1,0 +1,212 @@
+"""The filled job script wrapped for Slurm: the sbatch command line and the batch script.
+
+The batch script runs the filled script once per node with one ``srun`` step, gives it
+scheduler-neutral ``JOB_*``/``PROCESS_*`` variables, decides the job's verdict from rank
+0's output (``JARVICE_CMD_SUCCESS``), and leaves an end record next to the output file.
+
+The filled script travels inside the batch script as base64, in environment variables
+of at most ``CHUNK`` characters (Linux caps one variable at 128 KiB), and is decoded
+on each node into a pipe that bash reads: whatever the script contains, nothing in it
+is ever parsed by the wrapper's shell.
+
+The end record is written by an EXIT trap; ``scancel`` (and the walltime limit) send
+SIGTERM to the batch shell, whose TERM trap records CANCELLED before exiting. Slurm
+follows with SIGKILL after ``KillWait`` seconds; the record is written well before. A
+plain SIGKILL (``scancel -s KILL``) or a node failure leaves no record: the connector
+then falls back to what the scheduler (squeue/sacct) says.
+"""
+
+import base64
+import shlex
+from dataclasses import dataclass
+
+from dssr.executors.config import dir_prefix
+from dssr.executors.header import JobParameters
+
+CHUNK = 65536
+SUCCESS_MARK = "JARVICE_CMD_SUCCESS"
+END_STATES = ("COMPLETED", "FAILED", "CANCELLED")
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """Where a job's files live on the cluster (relative paths: below the submit dir)."""
+
+    output: str
+    end_record: str
+
+
+def job_files(scratch: str, name: str) -> JobFiles:
+    """``<scratch>.jarvice/<name>.out`` and, next to it, ``<name>.end``."""
+    base = f"{dir_prefix(scratch)}.jarvice/{name}"
+    return JobFiles(output=base + ".out", end_record=base + ".end")
+
+
+def exclusive(params: JobParameters) -> bool:
+    """Whole nodes unless the job opts out; interactive and GPU jobs always get them."""
+    return params.devices.exclusive or params.interactive or params.gpus > 0
+
+
+def sbatch_argv(
+    name: str, nodes: int, params: JobParameters, scratch: str, held: bool
+) -> list[str]:
+    """The ``sbatch`` command (the batch script goes on its stdin).
+
+    ``name`` is a validated Jarvice job name. Slurm gets ``cores * nodes`` tasks on
+    ``nodes`` nodes; the batch script then starts one task per node.
+    """
+    argv = [
+        "sbatch", "--parsable",
+        "-J", f"jarvice_{name}",
+        "-o", job_files(scratch, name).output,
+        "-n", str(params.cores * nodes),
+        "-N", str(nodes),
+    ]
+    if params.devices.partition:
+        argv += ["-p", params.devices.partition]
+    if params.ram:
+        argv.append(f"--mem={params.ram}G")
+    if params.gpus:
+        argv.append(f"--gpus-per-node={params.gpus}")
+    if exclusive(params):
+        argv.append("--exclusive")
+    if params.walltime:
+        argv.append(f"--time={params.walltime}")
+    if params.licenses:
+        argv += ["-L", params.licenses]
+    if held:
+        argv.append("-H")
+    argv += [f"--{option}={value}" if value else f"--{option}"
+             for option, value in params.devices.sbatch]
+    return argv
+
+
+def _node_command(chunks: int) -> str:
+    """What each srun task runs: neutral variables, then the decoded script from a pipe."""
+    names = [f"DSSR_PAYLOAD_{index}" for index in range(chunks)]
+    payload = " ".join(f'"${name}"' for name in names)
+    run = (f"env {' '.join('-u ' + name for name in names)} -u DSSR_RANK0_LOG "
+           f"/bin/bash <(printf %s {payload} | base64 -d)")
+    command = "\n".join([
+        'export PROCESS_PROCID="$SLURM_PROCID" PROCESS_NODENAME="$SLURMD_NODENAME"',
+        'export JOB_JOBID="$SLURM_JOB_ID" JOB_JOB_NODELIST="$SLURM_JOB_NODELIST"',
+        'export JOB_NNODES="$SLURM_NNODES" JOB_NTASKS="$SLURM_NTASKS"',
+        'export JOB_SUBMIT_DIR="$SLURM_SUBMIT_DIR" JOB_GPUS_PER_NODE="$SLURM_GPUS_PER_NODE"',
+        'if [ "$PROCESS_PROCID" = 0 ]; then',
+        f'    {run} 2>&1 | tee -- "$DSSR_RANK0_LOG"',
+        '    exit "${PIPESTATUS[0]}"',
+        "fi",
+        f"exec {run}",
+    ])
+    # It is pasted between single quotes below: it must never hold one.
+    assert "'" not in command
+    return command
+
+
+_HEAD = """\
+#!/bin/bash
+# Jarvice job wrapped by DSSR: runs the job script once per node, then writes the
+# job's end record (also when the job is cancelled).
+DSSR_END_RECORD={end_record}
+export DSSR_RANK0_LOG="$DSSR_END_RECORD.rank0"
+printf -v DSSR_START '%(%s)T' -1
+DSSR_STATE=FAILED
+DSSR_EXIT_CODE=1
+DSSR_STEP_EXIT_CODE=
+DSSR_SRUN_PID=
+
+dssr_end_record() {{
+    trap '' TERM INT HUP
+    local end
+    printf -v end '%(%s)T' -1
+    printf 'STATE=%s\\nEXIT_CODE=%s\\nSTEP_EXIT_CODE=%s\\nSTART=%s\\nEND=%s\\n' \\
+        "$DSSR_STATE" "$DSSR_EXIT_CODE" "$DSSR_STEP_EXIT_CODE" "$DSSR_START" "$end" \\
+        > "$DSSR_END_RECORD.tmp" && mv -f -- "$DSSR_END_RECORD.tmp" "$DSSR_END_RECORD"
+    rm -f -- "$DSSR_RANK0_LOG"
+}}
+
+dssr_cancelled() {{
+    DSSR_STATE=CANCELLED
+    DSSR_EXIT_CODE=143
+    [ -n "$DSSR_SRUN_PID" ] && kill -TERM "$DSSR_SRUN_PID" 2>/dev/null
+    echo "JARVICE Job cancelled"
+    exit 143
+}}
+
+trap dssr_end_record EXIT
+trap dssr_cancelled TERM INT HUP
+# Leftovers of an earlier run under the same name (a requeue) must not decide this one.
+rm -f -- "$DSSR_END_RECORD" "$DSSR_RANK0_LOG"
+"""
+
+_TAIL = """\
+JOB_JOB_FORMATED_NODELIST="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | paste -sd ' ' -)"
+export JOB_JOB_FORMATED_NODELIST
+echo "DSSR: job $SLURM_JOB_ID on $SLURM_NNODES node(s): $JOB_JOB_FORMATED_NODELIST"
+
+# In the background so that the TERM trap runs at once, not after srun returns.
+srun -N "$SLURM_NNODES" -n "$SLURM_NNODES" --ntasks-per-node=1 --kill-on-bad-exit=1 \\
+    --export=ALL /bin/bash -c '{node_command}' &
+DSSR_SRUN_PID=$!
+wait "$DSSR_SRUN_PID"
+DSSR_STEP_EXIT_CODE=$?
+
+# srun's status is that of whichever task ended last; the job's verdict is rank 0's
+# success mark, not counting command traces (set -x lines start with '+').
+if grep -v -e '^+' -e 'GoTTY is starting with command' -- "$DSSR_RANK0_LOG" 2>/dev/null \\
+        | grep -q {mark}; then
+    DSSR_STATE=COMPLETED
+    DSSR_EXIT_CODE=0
+    echo "JARVICE Job completed OK"
+else
+    DSSR_STATE=FAILED
+    DSSR_EXIT_CODE=1
+    echo "JARVICE Job failed, investigate logs"
+fi
+exit "$DSSR_EXIT_CODE"
+"""
+
+
+def slurm_batch_script(filled_script: str, end_record: str) -> str:
+    """The ``#!/bin/bash`` batch script that runs ``filled_script`` on every node.
+
+    ``end_record`` is the path of the end record (see ``job_files``); rank 0's output is
+    kept beside it, as ``<end_record>.rank0``, until the verdict is taken.
+    """
+    payload = base64.b64encode(filled_script.encode()).decode()
+    chunks = [payload[i:i + CHUNK] for i in range(0, len(payload), CHUNK)] or [""]
+    exports = "".join(f"export DSSR_PAYLOAD_{index}={shlex.quote(chunk)}\n"
+                      for index, chunk in enumerate(chunks))
+    return (_HEAD.format(end_record=shlex.quote(end_record))
+            + exports
+            + _TAIL.format(node_command=_node_command(len(chunks)), mark=SUCCESS_MARK))
+
+
+@dataclass(frozen=True)
+class EndRecord:
+    """How a job ended, as its batch script recorded it (times in epoch seconds)."""
+
+    state: str
+    exit_code: int
+    start: int
+    end: int
+
+    @property
+    def seconds(self) -> int:
+        """How long the batch script ran."""
+        return max(0, self.end - self.start)
+
+
+def parse_end_record(text: str) -> EndRecord | None:
+    """The ``EndRecord`` in an end record file, or None if it is incomplete or garbled."""
+    values = {}
+    for line in text.splitlines():
+        key, equals, value = line.partition("=")
+        if equals:
+            values[key.strip()] = value.strip()
+    try:
+        record = EndRecord(values["STATE"], int(values["EXIT_CODE"]),
+                           int(values["START"]), int(values["END"]))
+    except (KeyError, ValueError):
+        return None
+    return record if record.state in END_STATES else None

@@ -1,0 +1,99 @@
+"""ID mapping: which cluster user runs a Jarvice user's jobs.
+
+The mapping file (``users_id_mapping: [{user, jarvice_user, mail, mapped_user,
+ssh_private_key_b64}]``) pairs a Jarvice user's e-mail with a cluster account and
+that account's SSH key. The e-mail comes from the ``email`` claim of the JWT
+``bearer`` upstream sends with each submit.
+"""
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+import jwt
+import yaml
+from twisted.logger import Logger
+
+from dssr.errors import BadRequest, Forbidden
+
+_log = Logger(namespace="dssr.identity")
+SIGNED_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"]
+
+
+class MappingError(ValueError):
+    """The mapping file cannot be used; the message says where (never a key)."""
+
+
+@dataclass(frozen=True)
+class MappedUser:
+    """A cluster account that runs one Jarvice user's jobs."""
+
+    email: str
+    cluster_user: str
+    private_key: bytes
+
+    def __repr__(self) -> str:
+        return f"MappedUser({self.email!r}, {self.cluster_user!r})"
+
+
+def parse_mapping(text: str, source: str = "the ID mapping file") -> dict[str, MappedUser]:
+    """E-mail (lower case) → ``MappedUser`` from the YAML mapping text."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise MappingError(f"{source} is not valid YAML: {error}") from None
+    entries = data.get("users_id_mapping") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise MappingError(f"{source} needs a users_id_mapping list")
+    users = {}
+    for index, entry in enumerate(entries):
+        where = f"{source}, users_id_mapping[{index}]"
+        if not isinstance(entry, dict):
+            raise MappingError(f"{where} is not a mapping")
+        missing = [k for k in ("mail", "mapped_user", "ssh_private_key_b64")
+                   if not isinstance(entry.get(k), str) or not entry[k]]
+        if missing:
+            raise MappingError(f"{where} lacks {', '.join(missing)}")
+        try:
+            key = base64.b64decode(entry["ssh_private_key_b64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise MappingError(f"{where}: ssh_private_key_b64 is not base64") from None
+        email = entry["mail"].strip().lower()
+        users[email] = MappedUser(email, entry["mapped_user"], key)
+    return users
+
+
+class IdentityMap:
+    """Finds the ``MappedUser`` for a submit's bearer token.
+
+    With ``public_key`` (PEM) the token's signature is verified; without it tokens are
+    only decoded, and that is logged once at startup.
+    """
+
+    def __init__(self, users: dict[str, MappedUser], public_key: bytes | None = None):
+        self.users = users
+        self._public_key = public_key
+        if public_key is None and users:
+            _log.warn("ID mapping: bearer tokens are NOT verified (no JWT public key set)")
+
+    def by_cluster_user(self, name: str) -> MappedUser | None:
+        """The mapped user running as cluster account ``name``, if any."""
+        return next((u for u in self.users.values() if u.cluster_user == name), None)
+
+    def for_bearer(self, bearer: str) -> MappedUser:
+        """The mapped user named by the token's ``email`` claim."""
+        try:
+            if self._public_key is None:
+                claims = jwt.decode(bearer, options={"verify_signature": False})
+            else:
+                claims = jwt.decode(bearer, self._public_key, algorithms=SIGNED_ALGORITHMS,
+                                    options={"verify_aud": False})
+        except jwt.InvalidTokenError as error:
+            raise BadRequest(f"bearer is not a valid token: {error}", field="bearer") from None
+        email = claims.get("email")
+        if not isinstance(email, str) or not email:
+            raise BadRequest("bearer token has no email claim", field="bearer")
+        user = self.users.get(email.strip().lower())
+        if user is None:
+            raise Forbidden(f"no cluster user is mapped to {email}", field="bearer")
+        return user

@@ -1,0 +1,130 @@
+"""``IRemote`` over SSH: the service account's persistent connection plus one per mapped user."""
+
+import random
+import shlex
+from collections.abc import Callable, Mapping
+
+from twisted.application.service import IService, Service
+from twisted.conch.ssh.keys import Key
+from twisted.internet.defer import Deferred, fail, gatherResults
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IReactorTime
+from zope.interface import implementer
+
+from dssr.remote.conch import Target, dial
+from dssr.remote.hostkeys import KnownHosts, host_token
+from dssr.remote.interfaces import IRemote, RemoteError
+from dssr.remote.keys import load_private_key
+from dssr.remote.link import Link, Policy
+from dssr.settings import SettingsError, decode_key_text
+
+# Mapped cluster user -> private key: bytes, or text as in settings (PEM/OpenSSH or base64).
+UserKeys = Mapping[str, bytes | str] | Callable[[str], bytes | str | None]
+
+
+@implementer(IRemote, IService)
+class SSHRemote(Service):
+    """Runs commands on the login node over SSH, never more than one login per user.
+
+    ``connect(user, key)`` logs in and fires with a connection (see ``dssr.remote.link``).
+    ``user_keys`` gives a mapped cluster user's private key (see ``UserKeys``).
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[str, Key], Deferred],
+        clock: IReactorTime,
+        address: str,
+        service_user: str,
+        service_key: Key,
+        user_keys: UserKeys | None = None,
+        policy: Policy | None = None,
+        random: Callable[[], float] = random.random,
+    ):
+        self._connect = connect
+        self._clock = clock
+        self._address = address
+        self._service_user = service_user
+        self._user_keys = user_keys or {}
+        self._policy = policy or Policy()
+        self._random = random
+        self._links: dict[str, Link] = {}
+        self._main = self._new_link(service_user, service_key, persistent=True)
+
+    @classmethod
+    def from_settings(cls, settings, reactor, user_keys: UserKeys | None = None,
+                      **policy) -> "SSHRemote":
+        """Build from ``dssr.settings.Settings``; ``policy`` overrides ``Policy`` fields.
+
+        Raises ``SettingsError`` when the login node or the key is not usable.
+        """
+        for key in ("cluster_addr", "ssh_user", "ssh_pkey"):
+            if not getattr(settings, key):
+                raise SettingsError(f"{key} must be set to use the SSH transport")
+        try:
+            key = load_private_key(
+                decode_key_text(settings.ssh_pkey), settings.ssh_pkey_passphrase)
+        except ValueError as error:  # PrivateKeyError, or neither key text nor base64
+            raise SettingsError(f"ssh_pkey: {error}") from None
+        host, port = settings.cluster_addr, settings.cluster_port
+        known_hosts = KnownHosts(
+            settings.ssh_known_hosts, accept_new=settings.ssh_host_key_policy == "accept-new")
+        policy = Policy(**{
+            "max_channels": settings.ssh_max_channels,
+            "max_output": settings.ssh_max_output,
+            "command_timeout": settings.ssh_command_timeout,
+            "keepalive": settings.ssh_keepalive,
+            "idle_timeout": settings.ssh_idle_timeout,
+            **policy,
+        })
+
+        def connect(user: str, user_key: Key) -> Deferred:
+            endpoint = HostnameEndpoint(reactor, host, port, timeout=policy.connect_timeout)
+            target = Target(host, port, user, user_key, known_hosts)
+            return dial(endpoint, target, reactor, policy.connect_timeout)
+
+        return cls(connect, reactor, host_token(host, port), settings.ssh_user, key,
+                   user_keys, policy)
+
+    def run(self, argv, stdin=None, user=None, timeout=None) -> Deferred:
+        if isinstance(argv, str | bytes) or not argv or not all(
+                isinstance(arg, str) for arg in argv):
+            raise ValueError("argv must be a non-empty list of str")
+        try:
+            link = self._link(user)
+        except RemoteError as error:
+            return fail(error)
+        return link.run(shlex.join(argv).encode("utf-8"), stdin, timeout)
+
+    def state(self) -> tuple[str, str | None]:
+        return self._main.state()
+
+    def startService(self) -> None:
+        super().startService()
+        self._main.start()
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        return gatherResults([link.stop() for link in self._links.values()])
+
+    def _link(self, user: str | None) -> Link:
+        user = user or self._service_user
+        if user not in self._links:
+            self._new_link(user, self._user_key(user), persistent=False)
+        return self._links[user]
+
+    def _new_link(self, user: str, key: Key, persistent: bool) -> Link:
+        link = Link(lambda: self._connect(user, key), self._clock, f"{user}@{self._address}",
+                    self._policy, persistent, self._random)
+        self._links[user] = link
+        return link
+
+    def _user_key(self, user: str) -> Key:
+        found = (self._user_keys(user) if callable(self._user_keys)
+                 else self._user_keys.get(user))
+        if not found:
+            raise RemoteError(f"no private key is configured for mapped user {user}")
+        try:
+            return load_private_key(decode_key_text(found) if isinstance(found, str) else found)
+        except ValueError as error:  # PrivateKeyError, or neither key text nor base64
+            raise RemoteError(f"private key of mapped user {user}: {error}") from None

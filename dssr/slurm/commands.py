@@ -1,0 +1,61 @@
+"""The Slurm commands DSSR runs, as argv lists (joined for a remote shell only at the end).
+
+Job ids are checked here as well as at the API edge, so nothing but digits ever
+reaches a Slurm command line.
+"""
+
+import re
+
+# squeue fields for the one snapshot of all jobs, in the order parse.parse_snapshot
+# reads them: id, long state, time used, node list, owner, reason, name. The name is
+# last because it is the only field that may hold the separator (or even a newline).
+SNAPSHOT_FORMAT = "%i|%T|%M|%N|%u|%r|%j"
+
+_JOBID = re.compile(r"[0-9]+")
+
+
+def _jobid(jobid: str) -> str:
+    """``jobid`` if it is a plain Slurm job id; else ValueError."""
+    if not _JOBID.fullmatch(jobid):
+        raise ValueError(f"not a Slurm job id: {jobid!r}")
+    return jobid
+
+
+def squeue_snapshot() -> list[str]:
+    """Every job Slurm still knows (all users, partitions and states) in one call."""
+    return ["squeue", "--noheader", "--all", "--states=all", f"--format={SNAPSHOT_FORMAT}"]
+
+
+def scontrol_show_job(jobid: str) -> list[str]:
+    """The scheduler's full description of one job (what ``/events`` shows)."""
+    return ["scontrol", "show", "job", _jobid(jobid)]
+
+
+def scontrol_release(jobid: str) -> list[str]:
+    """Release a held job."""
+    return ["scontrol", "release", _jobid(jobid)]
+
+
+def scancel(jobid: str) -> list[str]:
+    """Cancel a job, pending or running."""
+    return ["scancel", _jobid(jobid)]
+
+
+def scontrol_ping() -> list[str]:
+    """Ask whether slurmctld answers (exit 0 and ``is UP`` when it does)."""
+    return ["scontrol", "ping"]
+
+
+def sacct_job(jobid: str) -> list[str]:
+    """State, exit code and elapsed time of one ended job, from accounting (if enabled)."""
+    return [
+        "sacct", "--noheader", "--parsable2", "--allocations", f"--jobs={_jobid(jobid)}",
+        "--format=State,ExitCode,Elapsed",
+    ]
+
+
+def tail(path: str, lines: int) -> list[str]:
+    """The last ``lines`` lines of the file at ``path``."""
+    if lines < 0:
+        raise ValueError(f"negative line count: {lines}")
+    return ["tail", "-n", str(lines), "--", path]

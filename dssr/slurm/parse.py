@@ -1,0 +1,201 @@
+"""Parsers for what Slurm commands print; each takes text and returns plain values.
+
+Output the parsers do not understand raises SlurmOutputError: a wrong reading of the
+queue would make upstream believe jobs ended, so it must never pass silently.
+"""
+
+import itertools
+import re
+from dataclasses import dataclass
+
+from dssr.slurm.states import long_name
+
+JOB_PREFIX = "jarvice_"
+
+# Slurm's own hostlist limit; also keeps a hostile expression from eating memory.
+MAX_HOSTS = 65536
+
+
+class SlurmOutputError(ValueError):
+    """Slurm printed something these parsers do not understand."""
+
+
+@dataclass(frozen=True)
+class QueueJob:
+    """One Jarvice job in the squeue snapshot."""
+
+    jobid: str
+    state: str  # long name, e.g. PENDING
+    elapsed: str  # HH:MM:SS, hours may exceed 24
+    nodes: tuple[str, ...]  # expanded host names; empty while pending
+    owner: str  # the cluster user the job runs as
+    reason: str  # why it is pending, e.g. JobHeldUser; "None" otherwise
+    name: str  # the Jarvice job name, without the jarvice_ prefix
+
+
+@dataclass(frozen=True)
+class AccountingRecord:
+    """One job as sacct reports it."""
+
+    state: str  # long name, e.g. CANCELLED (sacct's "by UID" dropped)
+    exit_code: int
+    signal: int
+    elapsed: str  # HH:MM:SS
+
+
+# The start of a snapshot record (commands.SNAPSHOT_FORMAT). A line that is not one
+# continues the name on the line before: job names may hold newlines (only "\n" ends a
+# line here, so other control characters stay in the name). A name built to look like a
+# whole record after a newline reads as that record; DSSR's own names cannot. Job ids
+# may be array (123_4, 123_[5-9]) or heterogeneous (123+0) ids.
+_RECORD = re.compile(
+    r"(?P<jobid>[0-9]+(?:_(?:[0-9]+|\[[^]|]*\]))?(?:\+[0-9]+)?)"
+    r"\|(?P<state>[A-Z_]+)\|(?P<elapsed>[0-9:-]*|INVALID)\|(?P<nodes>[^|]*)"
+    r"\|(?P<owner>[^|]*)\|(?P<reason>[^|]*)\|(?P<name>.*)"
+)
+
+
+def parse_snapshot(text: str) -> list[QueueJob]:
+    """The Jarvice (``jarvice_``-named) jobs in the output of commands.squeue_snapshot."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    records: list[dict[str, str]] = []
+    for line in lines:
+        match = _RECORD.fullmatch(line)
+        if match:
+            records.append(match.groupdict())
+        elif records:
+            records[-1]["name"] += "\n" + line
+        else:
+            raise SlurmOutputError(f"squeue printed an unexpected line: {line!r}")
+    return [
+        QueueJob(
+            jobid=record["jobid"],
+            state=record["state"],
+            elapsed=normalise_elapsed(record["elapsed"]),
+            nodes=tuple(expand_hostlist(record["nodes"])),
+            owner=record["owner"],
+            reason=record["reason"],
+            name=record["name"].removeprefix(JOB_PREFIX),
+        )
+        for record in records
+        if record["name"].startswith(JOB_PREFIX)
+    ]
+
+
+_ELAPSED = re.compile(
+    r"(?:(?P<days>[0-9]+)-)?(?:(?P<hours>[0-9]+):)?(?P<minutes>[0-9]+):(?P<seconds>[0-9]+)"
+)
+
+
+def normalise_elapsed(text: str) -> str:
+    """Slurm's ``M:SS``, ``H:MM:SS`` or ``D-HH:MM:SS`` as ``HH:MM:SS`` (hours may pass 24).
+
+    Slurm prints ``INVALID`` for a negative time (clocks out of step): that is 00:00:00.
+    """
+    if text == "INVALID":
+        return "00:00:00"
+    match = _ELAPSED.fullmatch(text)
+    if not match:
+        raise SlurmOutputError(f"not a Slurm elapsed time: {text!r}")
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return f"{days * 24 + hours:02d}:{minutes:02d}:{seconds:02d}"
+
+
+def _split_outside_brackets(text: str) -> list[str]:
+    """``text`` split at the commas that are not inside ``[...]``."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+        if depth not in (0, 1):
+            raise SlurmOutputError(f"unbalanced brackets in host list: {text!r}")
+    if depth:
+        raise SlurmOutputError(f"unbalanced brackets in host list: {text!r}")
+    parts.append(text[start:])
+    return parts
+
+
+_RANGE = re.compile(r"(?P<low>[0-9]+)(?:-(?P<high>[0-9]+))?")
+
+
+def _expand_group(group: str, hostlist: str) -> list[str]:
+    """The numbers of one bracket group (``01-03,7``), zero-padded like its lower bounds."""
+    numbers: list[str] = []
+    for item in group.split(","):
+        match = _RANGE.fullmatch(item)
+        if not match:
+            raise SlurmOutputError(f"bad range {item!r} in host list: {hostlist!r}")
+        low, high = match["low"], match["high"] or match["low"]
+        if int(high) < int(low) or int(high) - int(low) >= MAX_HOSTS:
+            raise SlurmOutputError(f"bad range {item!r} in host list: {hostlist!r}")
+        numbers.extend(f"{n:0{len(low)}d}" for n in range(int(low), int(high) + 1))
+    return numbers
+
+
+def expand_hostlist(text: str) -> list[str]:
+    """Host names of a Slurm host list: ``node[1-3,7]`` -> node1, node2, node3, node7.
+
+    Handles zero padding (``a[01-03]``), several names (``a1,b[2-3]``) and several
+    bracket groups in one name (``rack[1-2]-n[1-2]``, the first group varying slowest),
+    as ``scontrol show hostnames`` does. An empty list gives no hosts.
+    """
+    text = text.strip()
+    hosts: list[str] = []
+    for name in _split_outside_brackets(text) if text else []:
+        if not name:
+            raise SlurmOutputError(f"empty host name in host list: {text!r}")
+        pieces = re.split(r"\[([^]]*)\]", name)
+        choices = [
+            _expand_group(piece, text) if index % 2 else [piece]
+            for index, piece in enumerate(pieces)
+        ]
+        count = 1
+        for choice in choices:
+            count *= len(choice)
+        if len(hosts) + count > MAX_HOSTS:
+            raise SlurmOutputError(f"host list longer than {MAX_HOSTS} hosts: {text!r}")
+        hosts.extend("".join(combination) for combination in itertools.product(*choices))
+    return hosts
+
+
+def parse_sacct(text: str) -> AccountingRecord | None:
+    """The first record in the output of commands.sacct_job, or None if it has none."""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = line.split("|")
+        match = re.fullmatch(r"([0-9]+):([0-9]+)", fields[1]) if len(fields) == 3 else None
+        if not match:
+            raise SlurmOutputError(f"sacct printed an unexpected line: {line!r}")
+        return AccountingRecord(
+            state=long_name(fields[0]),
+            exit_code=int(match[1]),
+            signal=int(match[2]),
+            elapsed=normalise_elapsed(fields[2]),
+        )
+    return None
+
+
+def accounting_disabled(stderr: str) -> bool:
+    """True when sacct failed because the cluster keeps no accounting (no slurmdbd)."""
+    return "accounting storage is disabled" in stderr.lower()
+
+
+def parse_sbatch(text: str) -> str:
+    """The job id in the output of ``sbatch --parsable`` (``jobid`` or ``jobid;cluster``)."""
+    match = re.fullmatch(r"\s*([0-9]+)(?:;[^\s;]+)?\s*", text)
+    if not match:
+        raise SlurmOutputError(f"sbatch printed no job id: {text!r}")
+    return match[1]
+
+
+def parse_ping(text: str) -> bool:
+    """True when ``scontrol ping`` reports a controller (primary or backup) UP."""
+    return any(line.rstrip().endswith(" is UP") for line in text.splitlines())

@@ -1,0 +1,77 @@
+"""One queue snapshot shared by every caller (DESIGN.md decision 2).
+
+Upstream polls ``/running``, ``/queued`` and ``/runstatus`` for every job on every
+pass. All of them read one snapshot: concurrent callers share the fetch in flight,
+a finished snapshot is reused for ``ttl`` seconds, and ``invalidate()`` (after a
+submit, terminate or release) makes the next caller fetch anew. A failed fetch is
+never cached: every waiter gets the failure and the next caller tries again.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.python.failure import Failure
+
+
+class Snapshot:
+    """A cached, shared result of ``fetch()`` (a function returning a Deferred)."""
+
+    def __init__(self, fetch: Callable[[], Deferred], clock, ttl: float = 2.0):
+        self._fetch = fetch
+        self._clock = clock
+        self.ttl = ttl
+        self._value: Any = None
+        self._taken_at: float | None = None
+        self._generation = 0
+        self._in_flight: tuple[int, list[Deferred]] | None = None
+        self.fetches = 0
+        self.shared = 0
+
+    @property
+    def age(self) -> float | None:
+        """Seconds since the cached snapshot was taken; None without one."""
+        if self._taken_at is None:
+            return None
+        return self._clock.seconds() - self._taken_at
+
+    def invalidate(self) -> None:
+        """Forget the cached snapshot; a fetch already in flight is not joined any more."""
+        self._value, self._taken_at = None, None
+        self._generation += 1
+
+    def get(self, max_age: float | None = None) -> Deferred:
+        """Fire with a snapshot younger than ``max_age`` seconds (default: the TTL).
+
+        ``max_age=0`` always fetches anew (or joins a fetch started since the last
+        ``invalidate()``).
+        """
+        age = self.age
+        if age is not None and 0 <= age < (self.ttl if max_age is None else max_age):
+            self.shared += 1
+            return succeed(self._value)
+        if self._in_flight is not None and self._in_flight[0] == self._generation:
+            self.shared += 1
+            waiter: Deferred = Deferred()
+            self._in_flight[1].append(waiter)
+            return waiter
+        return self._start()
+
+    def _start(self) -> Deferred:
+        generation, started = self._generation, self._clock.seconds()
+        waiters: list[Deferred] = [Deferred()]
+        first = waiters[0]
+        self._in_flight = (generation, waiters)
+        self.fetches += 1
+
+        def finish(result):
+            if self._in_flight is not None and self._in_flight[1] is waiters:
+                self._in_flight = None
+            failed = isinstance(result, Failure)
+            if not failed and generation == self._generation:
+                self._value, self._taken_at = result, started
+            for waiter in waiters:
+                (waiter.errback if failed else waiter.callback)(result)
+
+        maybeDeferred(self._fetch).addBoth(finish)
+        return first

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Bring up DSSR's test cluster on this Debian 12 host (as root): a one-node Slurm
+# (slurmctld + slurmd, no accounting), munge, and a private OpenSSH sshd on
+# 127.0.0.1 with a service account and two mapped users. Idempotent: a second run
+# keeps the running daemons (restarting one only if its config changed).
+#
+# Settings for DSSR go to $DSSR_RIG/env (default /var/tmp/dssr-rig/env); source it.
+# Stop everything with down.sh; stop/start one daemon with ctl.sh.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+[[ $(id -u) -eq 0 ]] || die "run as root (slurmd, munged and useradd need it)"
+
+install_packages() {
+    local cmd missing=0
+    for cmd in slurmctld slurmd munged mungekey sbatch ssh-keygen ssh-keyscan; do
+        command -v "$cmd" >/dev/null || missing=1
+    done
+    [[ -x /usr/sbin/sshd ]] || missing=1
+    if ((missing)); then
+        log "installing slurm-wlm munge openssh-server"
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y slurm-wlm munge openssh-server
+    fi
+}
+
+# write_if_changed DEST: write stdin to DEST; succeed only when the content changed.
+write_if_changed() {
+    local dest=$1 tmp
+    tmp=$(mktemp "$dest.XXXXXX")
+    cat >"$tmp"
+    if [[ -f $dest ]] && cmp -s "$tmp" "$dest"; then
+        rm -f "$tmp"
+        return 1
+    fi
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$dest"
+}
+
+make_dirs() {
+    mkdir -p "$RIG"/{etc,slurm/state,slurm/spool,run,log,ssh,keys}
+    chmod 0755 "$RIG" "$RIG/etc"
+    chmod 0700 "$RIG/keys" "$RIG/slurm/state"
+}
+
+real_memory() {
+    local mb
+    mb=$(slurmd -C 2>/dev/null | sed -n 's/.*RealMemory=\([0-9][0-9]*\).*/\1/p' | head -n 1)
+    [[ -n $mb ]] || mb=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024))
+    echo "$mb"
+}
+
+write_slurm_conf() {
+    # select/cons_tres with CR_Core: memory is not consumable, so jobs need no --mem.
+    # MinJobAge=10: ended jobs leave squeue within ~10 s plus the purge cycle.
+    write_if_changed "$SLURM_CONF" <<CONF
+# Written by tests/cluster/up.sh: DSSR's one-node test cluster. Do not edit.
+ClusterName=dssr-rig
+SlurmctldHost=$NODE(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CryptoType=crypto/munge
+MpiDefault=none
+SwitchType=switch/none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MinJobAge=10
+StateSaveLocation=$RIG/slurm/state
+SlurmdSpoolDir=$RIG/slurm/spool
+SlurmctldPidFile=$RIG/run/slurmctld.pid
+SlurmdPidFile=$RIG/run/slurmd.pid
+SlurmctldLogFile=$RIG/log/slurmctld.log
+SlurmdLogFile=$RIG/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$(real_memory) State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+CONF
+}
+
+# Plain `sinfo` (no SLURM_CONF) should find the rig too, but never clobber a real config.
+link_default_conf() {
+    local default=/etc/slurm/slurm.conf
+    mkdir -p /etc/slurm
+    if [[ -L $default && $(readlink "$default") == "$SLURM_CONF" ]]; then
+        return 0
+    elif [[ -e $default || -L $default ]]; then
+        log "warning: $default exists and is not the rig's; use SLURM_CONF=$SLURM_CONF"
+    else
+        ln -s "$SLURM_CONF" "$default"
+    fi
+}
+
+start_munge() {
+    if [[ ! -s /etc/munge/munge.key ]]; then
+        log "creating the munge key"
+        mungekey --create --keyfile=/etc/munge/munge.key
+        chown munge:munge /etc/munge/munge.key
+        chmod 0400 /etc/munge/munge.key
+    fi
+    if munge_works; then
+        return 0
+    fi
+    log "starting munged"
+    install -d -o munge -g munge -m 0755 /run/munge
+    install -d -o munge -g munge -m 0700 /var/log/munge /var/lib/munge
+    runuser -u munge -- /usr/sbin/munged
+    touch "$RIG/run/munged.ours"
+    wait_for "munged" 20 munge_works
+}
+
+node_state() { sinfo --noheader --nodes="$NODE" --format=%T 2>/dev/null; }
+
+# node_usable: the node takes jobs (idle, or busy with jobs left from a previous run).
+node_usable() { [[ $(node_state) =~ ^(idle|mixed|allocated|completing)$ ]]; }
+
+wait_node() {
+    local i state
+    for ((i = 0; i < 120; i++)); do
+        node_usable && return 0
+        state=$(node_state || true)
+        if [[ $state =~ ^(down|drain|drained|draining|fail) ]]; then
+            log "node $NODE is $state; resuming it"
+            scontrol update NodeName="$NODE" State=RESUME || true
+        fi
+        sleep 0.5
+    done
+    die "node $NODE is not usable (state: $(node_state || echo unknown)); see $RIG/log/"
+}
+
+start_slurm() {
+    if write_slurm_conf; then
+        log "slurm.conf written; (re)starting Slurm daemons"
+        stop_slurmd
+        stop_slurmctld
+    fi
+    link_default_conf
+    start_slurmctld
+    start_slurmd
+    wait_node
+}
+
+home_of() { getent passwd "$1" | cut -d: -f6; }
+
+# make_user NAME: account with a home, unlocked for key logins, one authorized ed25519 key.
+make_user() {
+    local user=$1 home key=$RIG/keys/$1
+    if ! id -u "$user" >/dev/null 2>&1; then
+        log "creating user $user"
+        useradd --create-home --shell /bin/bash "$user"
+    fi
+    # useradd leaves the account locked ('!'); sshd without PAM refuses locked accounts.
+    usermod -p '*' "$user"
+    [[ -f $key ]] || ssh-keygen -q -t ed25519 -N '' -C "$user@dssr-rig" -f "$key"
+    home=$(home_of "$user")
+    install -d -o "$user" -g "$user" -m 0700 "$home/.ssh"
+    touch "$home/.ssh/authorized_keys"
+    grep -qxF "$(<"$key.pub")" "$home/.ssh/authorized_keys" \
+        || cat "$key.pub" >>"$home/.ssh/authorized_keys"
+    chown "$user:$user" "$home/.ssh/authorized_keys"
+    chmod 0600 "$home/.ssh/authorized_keys"
+}
+
+write_sshd_config() {
+    write_if_changed "$SSHD_CONFIG" <<CONF
+# Written by tests/cluster/up.sh: the sshd DSSR's tests log in through. Do not edit.
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $RIG/ssh/ssh_host_ed25519_key
+PidFile $RIG/run/sshd.pid
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin no
+AuthorizedKeysFile .ssh/authorized_keys
+AllowUsers $SVC_USER ${MAPPED_USERS[*]}
+MaxSessions 10
+PrintMotd no
+LogLevel VERBOSE
+SetEnv SLURM_CONF=$SLURM_CONF
+Subsystem sftp internal-sftp
+CONF
+}
+
+start_ssh() {
+    local host_key=$RIG/ssh/ssh_host_ed25519_key tmp
+    [[ -f $host_key ]] || ssh-keygen -q -t ed25519 -N '' -C "dssr-rig-host" -f "$host_key"
+    if write_sshd_config; then
+        stop_sshd
+    fi
+    start_sshd
+    tmp=$(mktemp "$KNOWN_HOSTS.XXXXXX")
+    ssh-keyscan -p "$SSH_PORT" -t ed25519 127.0.0.1 2>/dev/null >"$tmp"
+    [[ -s $tmp ]] || die "ssh-keyscan found no host key on 127.0.0.1:$SSH_PORT"
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$KNOWN_HOSTS"
+}
+
+# env_line NAME VALUE: a shell `export NAME='VALUE'` line (VALUE has no single quotes).
+env_line() {
+    [[ $2 != *"'"* ]] || die "value of $1 has a single quote"
+    printf "export %s='%s'\n" "$1" "$2"
+}
+
+write_env() {
+    local tmp
+    tmp=$(mktemp "$ENV_FILE.XXXXXX")
+    {
+        echo "# Written by tests/cluster/up.sh: settings for DSSR against the test rig."
+        env_line DSSR_RIG "$RIG"
+        env_line SLURM_CONF "$SLURM_CONF"
+        env_line JARVICE_SLURM_CLUSTER_ADDR 127.0.0.1
+        env_line JARVICE_SLURM_CLUSTER_PORT "$SSH_PORT"
+        env_line JARVICE_SLURM_SSH_USER "$SVC_USER"
+        env_line JARVICE_SLURM_SSH_PKEY "$(base64 -w0 "$RIG/keys/$SVC_USER")"
+        env_line JARVICE_SLURM_SSH_KNOWN_HOSTS "$KNOWN_HOSTS"
+        env_line DSSR_RIG_SVC_KEY "$RIG/keys/$SVC_USER"
+        env_line DSSR_RIG_ALICE "${MAPPED_USERS[0]}"
+        env_line DSSR_RIG_ALICE_KEY "$RIG/keys/${MAPPED_USERS[0]}"
+        env_line DSSR_RIG_BOB "${MAPPED_USERS[1]}"
+        env_line DSSR_RIG_BOB_KEY "$RIG/keys/${MAPPED_USERS[1]}"
+        env_line DSSR_RIG_NODE "$NODE"
+    } >"$tmp"
+    chmod 0600 "$tmp"
+    mv -f "$tmp" "$ENV_FILE"
+}
+
+show_env() {
+    log "rig is up; settings in $ENV_FILE:"
+    sed -E "s/^(export JARVICE_SLURM_SSH_PKEY=')[^']{8}[^']*'/\1\*\*\*\*\*\*\*\*'/" "$ENV_FILE" \
+        | grep '^export'
+}
+
+install_packages
+make_dirs
+start_munge
+start_slurm
+make_user "$SVC_USER"
+for user in "${MAPPED_USERS[@]}"; do
+    make_user "$user"
+done
+start_ssh
+write_env
+show_env

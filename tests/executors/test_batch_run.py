@@ -1,0 +1,190 @@
+"""The generated batch script, run by bash with a fake srun and scontrol.
+
+The fake srun runs the task command once per node, as local processes, with the
+per-task SLURM_* variables real srun would set.
+"""
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from dssr.executors.slurm_batch import CHUNK, EndRecord, parse_end_record, slurm_batch_script
+
+FAKE_SRUN = """\
+#!/bin/bash
+printf '%s\\n' "$@" > "$FAKE_DIR/srun.args"
+[ -n "$FAKE_SRUN_FAIL" ] && exit 1
+while [ "$#" -gt 0 ] && [ "$1" != /bin/bash ]; do shift; done
+pids=()
+for ((i = 0; i < SLURM_NNODES; i++)); do
+    SLURM_PROCID=$i SLURMD_NODENAME=node$i SLURM_NTASKS=$SLURM_NNODES "$@" &
+    pids+=($!)
+done
+rc=0
+for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
+exit $rc
+"""
+
+FAKE_SCONTROL = """\
+#!/bin/bash
+[ "$1 $2 $3" = "show hostnames node[0-1]" ] && printf 'node0\\nnode1\\n'
+"""
+
+# Everything the wrapper's shell must leave alone, including lines that look like
+# heredoc markers (the test's own heredoc marker is TEST_MARK).
+HAZARDS = """\
+it's "quoted" 'single' $HOME ${HOME} $(id) `id` \\ \\\\ \\n
+{DOWNSTREAM_PARAMETERS} {{ }} { } ${{x}} %s %(%s)T
+EOF
+'EOF'
+DSSR_PAYLOAD_EOF
+DSSR_PAYLOAD_0
+'
+"
+\ttab, carriage\r return, unicode é ✓, trailing spaces   \
+"""
+
+
+class BatchRunTests(SynchronousTestCase):
+    def setUp(self):
+        self.dir = Path(tempfile.mkdtemp())
+        self.addCleanup(subprocess.run, ["rm", "-rf", str(self.dir)], check=False)
+        bin_dir = self.dir / "bin"
+        bin_dir.mkdir()
+        for name, text in (("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL)):
+            (bin_dir / name).write_text(text)
+            (bin_dir / name).chmod(0o755)
+        (self.dir / ".jarvice").mkdir()
+        self.env = {
+            "PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_DIR": str(self.dir),
+            "OUT": str(self.dir), "SLURM_NNODES": "2", "SLURM_JOB_ID": "42",
+            "SLURM_JOB_NODELIST": "node[0-1]", "SLURM_SUBMIT_DIR": str(self.dir),
+            "SLURM_GPUS_PER_NODE": "1",
+        }
+        self.record_path = self.dir / ".jarvice" / "job.end"
+
+    def start(self, filled: str) -> subprocess.Popen:
+        batch = self.dir / "batch.sh"
+        # A relative record path, as with an empty scratch dir: below the submit dir.
+        batch.write_text(slurm_batch_script(filled, ".jarvice/job.end"))
+        # A file, like the job's output file: tasks left behind cannot hold a pipe open.
+        with open(self.dir / "job.out", "wb") as output:
+            return subprocess.Popen(["bash", str(batch)], cwd=self.dir, env=self.env,
+                                    stdout=output, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+
+    def run_batch(self, filled: str) -> tuple[int, str, EndRecord | None]:
+        process = self.start(filled)
+        process.wait(timeout=60)
+        record = parse_end_record(self.record_path.read_text())
+        return process.returncode, (self.dir / "job.out").read_text(), record
+
+    def test_success_from_rank_0(self):
+        rc, output, record = self.run_batch(
+            'echo "rank $PROCESS_PROCID"\n'
+            '[ "$PROCESS_PROCID" = 0 ] && /bin/echo JARVICE_CMD_SUCCESS\nexit 0\n')
+        self.assertEqual(rc, 0)
+        self.assertIn("rank 0", output)
+        self.assertIn("rank 1", output)
+        self.assertIn("JARVICE Job completed OK", output)
+        self.assertEqual((record.state, record.exit_code), ("COMPLETED", 0))
+        self.assertLessEqual(record.start, record.end)
+        self.assertLessEqual(abs(record.end - time.time()), 60)
+        self.assertFalse((self.dir / ".jarvice" / "job.end.rank0").exists())
+        self.assertFalse((self.dir / ".jarvice" / "job.end.tmp").exists())
+
+    def test_success_only_on_another_rank_fails(self):
+        rc, output, record = self.run_batch(
+            '[ "$PROCESS_PROCID" = 1 ] && /bin/echo JARVICE_CMD_SUCCESS\nexit 0\n')
+        self.assertEqual(rc, 1)
+        self.assertIn("JARVICE Job failed", output)
+        self.assertEqual((record.state, record.exit_code), ("FAILED", 1))
+
+    def test_command_traces_do_not_count(self):
+        rc, _, record = self.run_batch(
+            "set -x\nfalse && /bin/echo JARVICE_CMD_SUCCESS\n"
+            "/bin/echo JARVICE_CMD_SUCCESS >/dev/null\n")
+        self.assertEqual((rc, record.state), (1, "FAILED"))
+
+    def test_traced_success_counts(self):
+        rc, _, record = self.run_batch("set -x\ntrue && /bin/echo JARVICE_CMD_SUCCESS\n")
+        self.assertEqual((rc, record.state), (0, "COMPLETED"))
+
+    def test_no_output_fails(self):
+        rc, _, record = self.run_batch("exit 3\n")
+        self.assertEqual((rc, record.state, record.exit_code), (1, "FAILED", 1))
+        self.assertIn("STEP_EXIT_CODE=3\n", self.record_path.read_text())
+
+    def test_leftovers_of_an_earlier_run_do_not_count(self):
+        self.record_path.write_text("STATE=COMPLETED\nEXIT_CODE=0\nSTART=1\nEND=2\n")
+        (self.dir / ".jarvice" / "job.end.rank0").write_text("JARVICE_CMD_SUCCESS\n")
+        self.env["FAKE_SRUN_FAIL"] = "1"
+        rc, _, record = self.run_batch("/bin/echo JARVICE_CMD_SUCCESS\n")
+        self.assertEqual((rc, record.state), (1, "FAILED"))
+
+    def test_neutral_variables_and_clean_environment(self):
+        self.run_batch('env > "$OUT/env.$PROCESS_PROCID"\n')
+        for rank in (0, 1):
+            lines = (self.dir / f"env.{rank}").read_text().splitlines()
+            env = dict(line.split("=", 1) for line in lines if "=" in line)
+            self.assertEqual(env["PROCESS_PROCID"], str(rank))
+            self.assertEqual(env["PROCESS_NODENAME"], f"node{rank}")
+            self.assertEqual(env["JOB_JOBID"], "42")
+            self.assertEqual(env["JOB_JOB_NODELIST"], "node[0-1]")
+            self.assertEqual(env["JOB_JOB_FORMATED_NODELIST"], "node0 node1")
+            self.assertEqual(env["JOB_NNODES"], "2")
+            self.assertEqual(env["JOB_NTASKS"], "2")
+            self.assertEqual(env["JOB_SUBMIT_DIR"], str(self.dir))
+            self.assertEqual(env["JOB_GPUS_PER_NODE"], "1")
+            self.assertEqual([key for key in env if key.startswith("DSSR_")], [])
+        args = (self.dir / "srun.args").read_text().splitlines()
+        self.assertEqual(args[:5], ["-N", "2", "-n", "2", "--ntasks-per-node=1"])
+
+    def hazard_script(self, hazards: str) -> str:
+        return (f"cat > \"$OUT/copy.$PROCESS_PROCID\" <<'TEST_MARK'\n{hazards}\nTEST_MARK\n"
+                "printf '%s\\n' 'it'\\''s' \"d\\\"q\" '$HOME' \"\\\\b\" '{a}' '{{b}}' "
+                "> \"$OUT/args.$PROCESS_PROCID\"\n"
+                "/bin/echo JARVICE_CMD_SUCCESS\n")
+
+    def test_script_survives_byte_exact(self):
+        rc, output, _ = self.run_batch(self.hazard_script(HAZARDS))
+        self.assertEqual(rc, 0, output)
+        for rank in (0, 1):
+            self.assertEqual((self.dir / f"copy.{rank}").read_bytes(),
+                             (HAZARDS + "\n").encode())
+            self.assertEqual((self.dir / f"args.{rank}").read_text(),
+                             "it's\nd\"q\n$HOME\n\\b\n{a}\n{{b}}\n")
+
+    def test_large_script_in_several_chunks(self):
+        big = "\n".join(f"line {n} {HAZARDS.splitlines()[n % 5]}" for n in range(8000))
+        self.assertGreater(len(big.encode()) * 4 // 3, CHUNK * 3)
+        rc, output, _ = self.run_batch(self.hazard_script(big))
+        self.assertEqual(rc, 0, output)
+        self.assertEqual((self.dir / "copy.1").read_bytes(), (big + "\n").encode())
+
+    def test_cancelled_job_still_writes_its_record(self):
+        process = self.start('touch "$OUT/running.$PROCESS_PROCID"\nsleep 60\n')
+        self.addCleanup(self.kill_group, process)
+        deadline = time.monotonic() + 30
+        while not all((self.dir / f"running.{rank}").exists() for rank in (0, 1)):
+            self.assertLess(time.monotonic(), deadline, "the tasks never started")
+            time.sleep(0.05)
+        # What scancel (or the time limit) does to the batch shell first.
+        os.kill(process.pid, signal.SIGTERM)
+        self.assertEqual(process.wait(timeout=10), 143)
+        self.assertIn("JARVICE Job cancelled", (self.dir / "job.out").read_text())
+        record = parse_end_record(self.record_path.read_text())
+        self.assertEqual((record.state, record.exit_code), ("CANCELLED", 143))
+        self.assertFalse((self.dir / ".jarvice" / "job.end.rank0").exists())
+
+    def kill_group(self, process):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()

@@ -1,0 +1,158 @@
+"""The Slurm test rig (tests/cluster/up.sh) as seen by the integration tests.
+
+Tests find the rig through ``DSSR_RIG`` (the directory ``up.sh`` printed) and read
+the settings it wrote to ``$DSSR_RIG/env``. Without it they skip, saying how to bring
+it up; ``.ci/run`` brings it up and counts any skip as a failure.
+"""
+
+import base64
+import json
+import os
+import shlex
+from unittest import SkipTest
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import TestCase
+from twisted.web.client import HTTPConnectionPool
+
+from dssr import settings as settings_module
+from dssr.api import DSSRApi
+from dssr.connectors.slurm import make_connector
+from dssr.web import make_site
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLUSTER = os.path.join(HERE, "..", "cluster")
+HOW = ("no Slurm test rig: run `sudo tests/cluster/up.sh`, then set "
+       "DSSR_RIG=/var/tmp/dssr-rig for the tests")
+
+
+def rig_environment() -> dict[str, str]:
+    """The ``NAME=value`` settings the rig wrote, or SkipTest when there is no rig."""
+    rig = os.environ.get("DSSR_RIG")
+    path = os.path.join(rig, "env") if rig else None
+    if not path or not os.path.exists(path):
+        raise SkipTest(HOW)
+    environment = {}
+    with open(path) as handle:
+        for line in handle:
+            words = shlex.split(line, comments=True)
+            if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+                name, _, value = words[1].partition("=")
+                environment[name] = value
+    return environment
+
+
+def job_script(body: str, *header: str, cores: int = 1) -> str:
+    """A base64 upstream-style singularity script whose work is the shell ``body``.
+
+    There is no singularity on the rig, so the body runs directly; braces in it must
+    be doubled as upstream doubles them.
+    """
+    lines = ["JOBOBJ_APPDEFVERSION=2", "JOBOBJ_REPO=docker.io/library/ubuntu:22.04",
+             "JOBOBJ_ARCH=amd64", f"JARVICE_CPU_CORES={cores}",
+             'JOBOBJ_DEVICES=["exclusive=False"]', "JARVICE_CMD='true'", *header,
+             "{DOWNSTREAM_PARAMETERS}", body]
+    return base64.b64encode("\n".join(lines).encode() + b"\n").decode()
+
+
+async def rig_control(action: str, daemon: str) -> None:
+    """Stop or start one rig daemon with tests/cluster/ctl.sh."""
+    _, err, code = await getProcessOutputAndValue(
+        "/bin/bash", [os.path.join(CLUSTER, "ctl.sh"), action, daemon], env=os.environ)
+    if code != 0:
+        raise RuntimeError(f"ctl.sh {action} {daemon} failed: {err.decode()}")
+
+
+class RigCase(TestCase):
+    """A DSSR with the slurm connector on a real port, talking to the rig over SSH."""
+
+    timeout = 180
+    overrides: dict = {}
+
+    def setUp(self):
+        self.environment = rig_environment()
+        self.counter = 0
+        self.submitted: list[dict] = []
+        return ensureDeferred(self.start_dssr())
+
+    async def start_dssr(self, **overrides):
+        """(Re)start DSSR against the rig; a second call replaces the first DSSR."""
+        values = settings_module.from_environment(self.environment)
+        values.update(self.overrides)
+        values.update(overrides)
+        values["snapshot_ttl"] = values.get("snapshot_ttl", 0.5)
+        self.settings = settings_module.load().replace(**values)
+        connector = self.connector = make_connector(self.settings, reactor)
+        connector.service.startService()
+        api = DSSRApi(connector)
+        port = reactor.listenTCP(0, make_site(api.resource(), 16 * 1024 * 1024),
+                                 interface="127.0.0.1")
+        self.base = f"http://127.0.0.1:{port.getHost().port}"
+
+        async def stop():
+            if connector is self.connector:  # the live DSSR cancels what the test left
+                for ref in self.submitted:
+                    await self.call("/terminate", ref)
+            await port.stopListening()
+            if connector.service.running:
+                await connector.service.stopService()
+
+        self.addCleanup(lambda: ensureDeferred(stop()))
+        self.pool = HTTPConnectionPool(reactor, persistent=False)
+        for _ in range(100):
+            code, _ = await self.call("/ready")
+            if code == 200:
+                return
+            await self.sleep(0.1)
+        self.fail("DSSR never became ready against the rig")
+
+    def sleep(self, seconds: float):
+        return deferLater(reactor, seconds, lambda: None)
+
+    def name(self, label: str) -> str:
+        """A job name unique to this test run."""
+        self.counter += 1
+        return f"it-{os.getpid()}-{label}-{self.counter}"
+
+    async def call(self, path: str, args=None) -> tuple[int, bytes]:
+        data = {"args": json.dumps(args)} if args is not None else None
+        response = await treq.post(self.base + path, data=data, pool=self.pool)
+        return response.code, await response.content()
+
+    async def answer(self, path: str, args=None, expect: int = 200):
+        code, body = await self.call(path, args)
+        self.assertEqual(code, expect, body)
+        return json.loads(body)
+
+    async def submit(self, name: str, body: str, *header: str, bearer: str = "",
+                     held: bool = False, nodes: int = 1) -> dict:
+        """Submit through the API; return the job ref (and clean the job up afterwards)."""
+        args = {"name": name, "number": 1, "nodes": nodes, "bearer": bearer, "held": held,
+                "hpc_script": {"singularity": job_script(body, *header)}}
+        jobid, _ = await self.answer("/submit", args)
+        ref = {"name": name, "number": 1, "jobid": jobid}
+        self.submitted.append(ref)
+        return ref
+
+    async def listed(self, ref: dict) -> str | None:
+        """Which upstream list holds the job ("running", "queued"), or None."""
+        for which in ("running", "queued"):
+            if [ref["name"], ref["jobid"]] in await self.answer(f"/{which}"):
+                return which
+        return None
+
+    async def wait_for(self, ref: dict, wanted: str | None, limit: float = 90) -> None:
+        """Poll like upstream until the job is in ``wanted`` (None: in neither list)."""
+        for _ in range(int(limit / 0.25)):
+            if await self.listed(ref) == wanted:
+                return
+            await self.sleep(0.25)
+        self.fail(f"job {ref} never reached {wanted}")
+
+    async def run_to_end(self, ref: dict) -> list:
+        await self.wait_for(ref, None)
+        return await self.answer("/exitstatus", ref)

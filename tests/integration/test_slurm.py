@@ -1,0 +1,218 @@
+"""The slurm connector over HTTP against the real rig: Slurm + sshd + mapped users."""
+
+import base64
+import json
+import os
+import tempfile
+
+import jwt
+from twisted.internet.defer import ensureDeferred
+
+from tests.integration.rig import RigCase, job_script, rig_control, rig_environment
+
+HAZARDS = r"""it's "quoted" $HOME `date` \back\slash {{braces}} ${{HOME}} EOF 'single'"""
+
+
+class JobLifecycleTests(RigCase):
+    async def test_success_with_printed_text(self):
+        ref = await self.submit(self.name("ok"),
+                                "echo hello-from-slurm; echo JARVICE_CMD_SUCCESS")
+        rc, totaltime, (stdout, verdict) = await self.run_to_end(ref)
+        self.assertEqual(rc, 0)
+        self.assertIn("hello-from-slurm", stdout)
+        self.assertEqual(verdict,
+                         "<< termination state: COMPLETED -- see STDOUT for job errors >>")
+        self.assertRegex(totaltime, r"^\d\d:\d\d:\d\d$")
+
+    async def test_failure(self):
+        ref = await self.submit(self.name("fail"), "echo no success mark; exit 3")
+        rc, _, (stdout, verdict) = await self.run_to_end(ref)
+        self.assertEqual(rc, 1)
+        self.assertIn("no success mark", stdout)
+        self.assertIn("FAILED", verdict)
+
+    async def test_terminated_while_running(self):
+        ref = await self.submit(self.name("term"), "echo started; sleep 120")
+        await self.wait_for(ref, "running")
+        nodes, _, path, _ = await self.answer("/runstatus", ref)
+        self.assertEqual((len(nodes), path), (1, f"{ref['name']}/1/{ref['jobid']}"))
+        self.assertIs(await self.answer("/terminate", ref), True)
+        rc, _, (_, verdict) = await self.run_to_end(ref)
+        self.assertEqual(rc, -15)
+        self.assertIn("CANCELLED", verdict)
+
+    async def test_held_then_released(self):
+        ref = await self.submit(self.name("held"), "echo JARVICE_CMD_SUCCESS", held=True)
+        await self.wait_for(ref, "queued")
+        await self.sleep(2)
+        self.assertEqual(await self.listed(ref), "queued")  # held: it does not start
+        self.assertIs(await self.answer("/release", ref), True)
+        rc, _, _ = await self.run_to_end(ref)
+        self.assertEqual(rc, 0)
+
+    async def test_tail_of_a_long_output(self):
+        ref = await self.submit(self.name("tail"), "seq 1 5000; echo JARVICE_CMD_SUCCESS")
+        await self.wait_for(ref, None)
+        code, tail = await self.call(f"/request/{ref['name']}/1/{ref['jobid']}/tail",
+                                     {"qs": {"lines": ["10"]}})
+        self.assertEqual(code, 200)
+        _, _, (stdout, _) = await self.answer("/exitstatus", ref)
+        self.assertEqual(tail.decode().splitlines(), stdout.splitlines()[-10:])
+        self.assertIn("5000", tail.decode().splitlines())
+        self.assertEqual(len(stdout.splitlines()), 5000 + 3)  # + the wrapper's own lines
+
+    async def test_script_full_of_quoting_hazards(self):
+        ref = await self.submit(self.name("quotes"),
+                                f"cat <<'X'\n{HAZARDS}\nX\necho JARVICE_CMD_SUCCESS")
+        rc, _, (stdout, _) = await self.run_to_end(ref)
+        self.assertEqual(rc, 0)
+        self.assertIn(HAZARDS.replace("{{", "{").replace("}}", "}"), stdout)
+
+    async def test_retried_submit_creates_no_second_job(self):
+        name = self.name("retry")
+        first = await self.submit(name, "sleep 30")
+        second = await self.submit(name, "sleep 30")
+        self.assertEqual(first["jobid"], second["jobid"])
+        jobs = await self.connector.snapshot.get(max_age=0)
+        self.assertEqual([job.jobid for job in jobs if job.name == name], [first["jobid"]])
+
+    async def test_fscript_carries_no_credential(self):
+        auth = base64.b64encode(b"robot:hunter2-secret").decode()
+        secret = base64.b64encode(
+            b'{"auths": {"docker.io": {"auth": "' + auth.encode() + b'"}}}').decode()
+        args = {"name": self.name("cred"), "number": 1, "nodes": 1,
+                "hpc_script": {"singularity": job_script("echo JARVICE_CMD_SUCCESS",
+                                                         f"JOBOBJ_CTRSECRET={secret}")}}
+        jobid, fscript = await self.answer("/submit", args)
+        self.submitted.append({"name": args["name"], "number": 1, "jobid": jobid})
+        for leaked in (secret, auth, "hunter2-secret"):
+            self.assertNotIn(leaked, fscript)
+        self.assertIn("export JARVICE_CMD='true'", fscript)  # the filled script, scrubbed
+
+
+class PurgeAndRestartTests(RigCase):
+    async def test_exitstatus_after_slurm_purged_the_job(self):
+        ref = await self.submit(self.name("purge"),
+                                "echo purged-but-known; echo JARVICE_CMD_SUCCESS")
+        await self.wait_for(ref, None)
+        for _ in range(240):  # MinJobAge=10 plus the purge cycle
+            jobs = await self.connector.snapshot.get(max_age=0)
+            if all(job.jobid != ref["jobid"] for job in jobs):
+                break
+            await self.sleep(0.25)
+        else:
+            self.fail("Slurm never purged the job")
+        rc, _, (stdout, verdict) = await self.answer("/exitstatus", ref)
+        self.assertEqual(rc, 0)
+        self.assertIn("purged-but-known", stdout)
+        self.assertIn("COMPLETED", verdict)
+        # Called twice: still the same verdict (the end record stays), output collected.
+        rc, _, (stdout, verdict) = await self.answer("/exitstatus", ref)
+        self.assertEqual((rc, stdout), (0, ""))
+        self.assertIn("COMPLETED", verdict)
+
+    async def test_restart_mid_job_loses_nothing(self):
+        ref = await self.submit(self.name("restart"), "sleep 3; echo after-restart; "
+                                "echo JARVICE_CMD_SUCCESS")
+        await self.wait_for(ref, "running")
+        await self.connector.service.stopService()
+        await self.start_dssr()  # a new process: nothing carried over but the cluster
+        rc, _, (stdout, _) = await self.run_to_end(ref)
+        self.assertEqual(rc, 0)
+        self.assertIn("after-restart", stdout)
+
+
+class MappedUserTests(RigCase):
+    def setUp(self):
+        environment = rig_environment()
+        lines = ["users_id_mapping:"]
+        for who in ("ALICE", "BOB"):
+            with open(environment[f"DSSR_RIG_{who}_KEY"], "rb") as handle:
+                key = base64.b64encode(handle.read()).decode()
+            lines += [f"  - user: {who.lower()}", f"    jarvice_user: {who.lower()}",
+                      f"    mail: {who.lower()}@example.org",
+                      f"    mapped_user: {environment[f'DSSR_RIG_{who}']}",
+                      f"    ssh_private_key_b64: {key}"]
+        handle, path = tempfile.mkstemp(suffix=".yaml")
+        os.write(handle, "\n".join(lines).encode() + b"\n")
+        os.close(handle)
+        self.addCleanup(os.unlink, path)
+        self.overrides = {"id_mapping_file": path}
+        return super().setUp()
+
+    def bearer(self, email):
+        return jwt.encode({"email": email}, "tokens-are-not-verified-in-this-test",
+                          algorithm="HS256")
+
+    async def test_jobs_run_as_their_mapped_users(self):
+        alice = await self.submit(self.name("alice"), "id -un; echo JARVICE_CMD_SUCCESS",
+                                  bearer=self.bearer("alice@example.org"))
+        bob = await self.submit(self.name("bob"), "id -un; sleep 60",
+                                bearer=self.bearer("bob@example.org"))
+        owners = {job.jobid: job.owner for job in await self.connector.snapshot.get(max_age=0)}
+        self.assertEqual((owners[alice["jobid"]], owners[bob["jobid"]]),
+                         (self.environment["DSSR_RIG_ALICE"], self.environment["DSSR_RIG_BOB"]))
+        rc, _, (stdout, _) = await self.run_to_end(alice)
+        self.assertEqual(rc, 0)
+        self.assertIn(self.environment["DSSR_RIG_ALICE"], stdout.splitlines())
+        # Bob's job is cancelled by Bob's own login (the service account could not).
+        await self.wait_for(bob, "running")
+        self.assertIs(await self.answer("/terminate", bob), True)
+        rc, _, _ = await self.run_to_end(bob)
+        self.assertEqual(rc, -15)
+
+    async def test_unknown_email_is_refused(self):
+        args = {"name": self.name("mallory"), "number": 1, "nodes": 1,
+                "bearer": self.bearer("mallory@example.org"),
+                "hpc_script": {"singularity": base64.b64encode(b"x").decode()}}
+        body = await self.answer("/submit", args, expect=403)
+        self.assertEqual(body["field"], "bearer")
+
+
+class ControllerDownTests(RigCase):
+    async def test_slurmctld_stopped_then_back(self):
+        self.assertEqual(await self.answer("/gc"), {"status": "OK"})
+        await rig_control("stop", "slurmctld")
+        self.addCleanup(lambda: ensureDeferred(rig_control("start", "slurmctld")))
+        code, body = await self.call("/running")
+        self.assertEqual(code, 503, body)
+        code, body = await self.call("/queued")
+        self.assertEqual(code, 503, body)
+        self.assertEqual(await self.answer("/gc", expect=500), {"status": "BAD"})
+        await rig_control("start", "slurmctld")
+        for _ in range(120):
+            code, _ = await self.call("/running")
+            if code == 200:
+                break
+            await self.sleep(0.5)
+        self.assertEqual(code, 200)
+        self.assertEqual(await self.answer("/gc"), {"status": "OK"})
+
+
+class ShellInjectionTests(RigCase):
+    def canary(self, label):
+        path = os.path.join(tempfile.gettempdir(), f"dssr-canary-{os.getpid()}-{label}")
+        self.addCleanup(lambda: os.path.exists(path) and os.unlink(path))
+        return path
+
+    async def test_nothing_from_a_request_executes(self):
+        name_canary, device_canary, path_canary = (self.canary(x) for x in ("n", "d", "p"))
+        code, _ = await self.call("/submit", {
+            "name": f"$(touch {name_canary})", "number": 1, "nodes": 1,
+            "hpc_script": {"singularity": base64.b64encode(b"x").decode()}})
+        self.assertEqual(code, 400)
+        device = f'JOBOBJ_DEVICES=["exclusive=False", "sbatch_comment=x;touch {device_canary}"]'
+        name = self.name("inject")
+        args = {"name": name, "number": 1, "nodes": 1,
+                "hpc_script": {"singularity": job_script("echo JARVICE_CMD_SUCCESS", device)}}
+        code, body = await self.call("/submit", args)
+        if code == 200:  # accepted: the value must reach sbatch as one literal argument
+            ref = {"name": name, "number": 1, "jobid": json.loads(body)[0]}
+            self.submitted.append(ref)
+            await self.run_to_end(ref)
+        else:
+            self.assertEqual(code, 400, body)
+        code, _ = await self.call("/request/pvcls", {"qs": {"path": [f"$(touch {path_canary})"]}})
+        self.assertIn(code, (403, 404))
+        for path in (name_canary, device_canary, path_canary):
+            self.assertFalse(os.path.exists(path), path)

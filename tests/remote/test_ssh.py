@@ -1,0 +1,154 @@
+"""SSHRemote: argv quoting, one link per user, service lifecycle, settings."""
+
+import base64
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from twisted.application.service import IService
+from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from dssr import settings as dssr_settings
+from dssr.remote.interfaces import ConnectionLost, IRemote, NotConnected, RemoteError
+from dssr.remote.keys import load_private_key
+from dssr.remote.link import Policy
+from dssr.remote.ssh import SSHRemote
+from dssr.settings import SettingsError
+from tests.remote.fakes import FakeConnection
+
+
+def key_text(passphrase=None):
+    encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
+                  else serialization.NoEncryption())
+    return ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption)
+
+
+SERVICE_KEY = load_private_key(key_text())
+ALICE_KEY = key_text()
+
+
+class Connector:
+    """``connect(user, key)`` that succeeds at once with a fake connection per call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, user, key):
+        conn = FakeConnection()
+        self.calls.append((user, key, conn))
+        return succeed(conn)
+
+
+def make_remote(user_keys=None, **policy):
+    connector = Connector()
+    remote = SSHRemote(connector, Clock(), "login:22", "svc", SERVICE_KEY,
+                       user_keys=user_keys, policy=Policy(**policy))
+    return remote, connector
+
+
+class RunTests(SynchronousTestCase):
+    def test_provides_the_interfaces(self):
+        remote, _ = make_remote()
+        verifyObject(IRemote, remote)
+        verifyObject(IService, remote)
+
+    def test_argv_is_joined_with_shlex(self):
+        remote, connector = make_remote()
+        remote.run(["squeue", "-o", "%i %j", "--name=jarvice_x; rm -rf /"])
+        conn = connector.calls[0][2]
+        self.assertEqual(conn.channels[0].command,
+                         b"squeue -o '%i %j' '--name=jarvice_x; rm -rf /'")
+
+    def test_argv_must_be_a_list_of_str(self):
+        remote, _ = make_remote()
+        for bad in ("ls -l", [], [b"ls"], ["ls", 1]):
+            self.assertRaises(ValueError, remote.run, bad)
+
+    def test_service_account_by_default_and_by_name(self):
+        remote, connector = make_remote()
+        remote.run(["true"])
+        remote.run(["true"], user="svc")
+        self.assertEqual([(user, key) for user, key, _ in connector.calls], [("svc", SERVICE_KEY)])
+        self.assertEqual(len(connector.calls[0][2].channels), 2)
+
+    def test_mapped_users_get_their_own_connection_and_key(self):
+        remote, connector = make_remote(user_keys={"alice": ALICE_KEY})
+        remote.run(["id"], user="alice")
+        remote.run(["id"], user="alice")
+        self.assertEqual(len(connector.calls), 1)
+        user, key, conn = connector.calls[0]
+        self.assertEqual((user, key), ("alice", load_private_key(ALICE_KEY)))
+        self.assertEqual(len(conn.channels), 2)
+
+    def test_user_keys_may_be_a_callable(self):
+        remote, connector = make_remote(user_keys=lambda user: ALICE_KEY if user == "bob" else None)
+        remote.run(["id"], user="bob")
+        self.assertEqual(connector.calls[0][0], "bob")
+        error = self.failureResultOf(remote.run(["id"], user="carol"), RemoteError).value
+        self.assertIn("no private key is configured for mapped user carol", str(error))
+
+    def test_user_keys_may_be_text_or_base64(self):
+        remote, connector = make_remote(user_keys={
+            "alice": ALICE_KEY.decode(), "bob": base64.b64encode(ALICE_KEY).decode()})
+        remote.run(["id"], user="alice")
+        remote.run(["id"], user="bob")
+        self.assertEqual([key for _, key, _ in connector.calls],
+                         [load_private_key(ALICE_KEY)] * 2)
+
+    def test_unusable_user_key(self):
+        remote, connector = make_remote(user_keys={"alice": b"junk"})
+        error = self.failureResultOf(remote.run(["id"], user="alice"), RemoteError).value
+        self.assertIn("private key of mapped user alice", str(error))
+        self.assertEqual(connector.calls, [])
+
+
+class ServiceTests(SynchronousTestCase):
+    def test_start_connects_and_stop_closes_everything(self):
+        remote, connector = make_remote(user_keys={"alice": ALICE_KEY}, max_channels=1)
+        self.assertEqual(remote.state(), ("connecting", None))
+        remote.startService()
+        self.assertEqual(remote.state(), ("connected", None))
+        running = remote.run(["a"])
+        queued = remote.run(["b"])
+        mapped = remote.run(["c"], user="alice")
+        self.successResultOf(remote.stopService())
+        self.failureResultOf(queued, NotConnected)
+        self.failureResultOf(running, ConnectionLost)
+        self.failureResultOf(mapped, ConnectionLost)
+        self.assertEqual([conn.closed_why for _, _, conn in connector.calls],
+                         ["DSSR is shutting down"] * 2)
+        self.assertEqual(remote.state(), ("failed", "stopped"))
+
+
+def settings(**values):
+    base = dict(cluster_addr="login", cluster_port=2222, ssh_user="svc",
+                ssh_pkey=key_text().decode(), ssh_known_hosts="/nonexistent/known_hosts")
+    return dssr_settings.load(cli={**base, **values})
+
+
+class FromSettingsTests(SynchronousTestCase):
+    def test_builds_from_settings(self):
+        remote = SSHRemote.from_settings(settings(ssh_max_channels=3), Clock(), queue_timeout=5)
+        verifyObject(IRemote, remote)
+        self.assertEqual(remote._policy.max_channels, 3)
+        self.assertEqual(remote._policy.queue_timeout, 5)
+
+    def test_encrypted_key_with_passphrase(self):
+        text = key_text(b"pw").decode()
+        SSHRemote.from_settings(settings(ssh_pkey=text, ssh_pkey_passphrase="pw"), Clock())
+
+    def test_missing_settings_are_named(self):
+        for name in ("cluster_addr", "ssh_user", "ssh_pkey"):
+            error = self.assertRaises(SettingsError, SSHRemote.from_settings,
+                                      settings(**{name: ""}), Clock())
+            self.assertIn(name, str(error))
+
+    def test_bad_key_is_a_settings_error_without_the_key(self):
+        text = key_text(b"pw").decode()
+        error = self.assertRaises(SettingsError, SSHRemote.from_settings,
+                                  settings(ssh_pkey=text, ssh_pkey_passphrase="nope"), Clock())
+        self.assertIn("ssh_pkey", str(error))
+        self.assertNotIn(text.splitlines()[1], str(error))

@@ -1,0 +1,101 @@
+"""A scripted ``IRemote`` and the captured Slurm outputs, for the connector tests."""
+
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.filepath import FilePath
+from zope.interface import implementer
+
+from dssr.connectors.slurm import FORGET, LIST_DIRECTORY, SUBMIT, TAIL
+from dssr.remote.interfaces import IRemote, RemoteResult
+
+FIXTURES = FilePath(__file__).parent().parent().child("fixtures").child("slurm")
+
+
+def fixture_text(stem: str, stream: str = "out") -> bytes:
+    """The captured ``STEM.out`` or ``STEM.err`` (empty when the capture left none)."""
+    path = FIXTURES.child(f"{stem}.{stream}")
+    return path.getContent() if path.exists() else b""
+
+
+def captured(stem: str, status: int) -> RemoteResult:
+    """The captured run ``stem`` as a ``RemoteResult``; ``status`` as README.rst records it."""
+    return RemoteResult(status, None, fixture_text(stem, "out"), fixture_text(stem, "err"))
+
+
+def ok(stdout: bytes = b"") -> RemoteResult:
+    return RemoteResult(0, None, stdout, b"")
+
+
+def exited(status: int, stderr: bytes = b"", stdout: bytes = b"") -> RemoteResult:
+    return RemoteResult(status, None, stdout, stderr)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One command the connector ran."""
+
+    argv: tuple[str, ...]
+    stdin: bytes | None
+    user: str | None
+
+    @property
+    def key(self) -> str:
+        return command_key(self.argv)
+
+
+_SCRIPTS = {SUBMIT: "submit", FORGET: "forget", LIST_DIRECTORY: "list", TAIL: "tail"}
+
+
+def command_key(argv) -> str:
+    """What a command is, for scripting answers: ``squeue``, ``scontrol ping``,
+    ``submit`` (the ``sh -c SUBMIT ... sbatch`` wrapper), ``forget``, ``list``..."""
+    if list(argv[:2]) == ["sh", "-c"]:
+        return _SCRIPTS[argv[2]]  # any other shell program is a surprise: KeyError
+    if argv[0] == "scontrol":
+        return f"scontrol {argv[1]}"
+    return argv[0]
+
+
+@implementer(IRemote)
+class FakeRemote:
+    """Records every ``run`` and answers from ``script``: command key -> list of answers.
+
+    Each answer is used once, except the last of a list, which answers every later
+    call. An answer is a ``RemoteResult``, an exception (the transport fails with it),
+    a ``Deferred`` (fired by the test), or a function of the ``Call`` returning one of
+    these. A command with no scripted answer fails the test.
+    """
+
+    def __init__(self, **script):
+        self.script = {key.replace("_", " "): list(answers) for key, answers in script.items()}
+        self.calls: list[Call] = []
+        self.connection = ("connected", None)
+
+    def answer(self, key: str, *answers) -> None:
+        self.script[key] = list(answers)
+
+    def run(self, argv, stdin=None, user=None, timeout=None):
+        assert all(isinstance(word, str) for word in argv), argv
+        call = Call(tuple(argv), stdin, user)
+        self.calls.append(call)
+        answers = self.script.get(call.key)
+        if not answers:
+            raise AssertionError(f"unscripted command: {argv!r}")
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if callable(answer):
+            answer = answer(call)
+        if isinstance(answer, Deferred):
+            return answer
+        if isinstance(answer, BaseException):
+            return fail(answer)
+        return succeed(answer)
+
+    def state(self):
+        return self.connection
+
+    def keys(self) -> list[str]:
+        return [call.key for call in self.calls]
+
+    def of(self, key: str) -> list[Call]:
+        return [call for call in self.calls if call.key == key]

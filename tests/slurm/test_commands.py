@@ -1,0 +1,58 @@
+"""Tests for dssr.slurm.commands: argv lists, and job ids refused when not digits."""
+
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from dssr.slurm import commands
+
+README = Path(__file__).parents[1] / "fixtures" / "slurm" / "README.rst"
+BAD_JOBIDS = ["", "12a", "-1", "1 2", "1;true", "$(id)", "\uff11\uff12", "12\n"]
+
+
+class CommandTests(SynchronousTestCase):
+    """Each builder gives the argv DSSR runs."""
+
+    def test_squeue_snapshot(self) -> None:
+        """One squeue for every job, in the format the parser reads."""
+        self.assertEqual(
+            commands.squeue_snapshot(),
+            ["squeue", "--noheader", "--all", "--states=all", "--format=%i|%T|%M|%N|%u|%r|%j"],
+        )
+
+    def test_snapshot_format_is_the_captured_one(self) -> None:
+        """The fixtures were captured with the format the command uses."""
+        captured = README.read_text().replace("\\|", "|")
+        self.assertIn(f"--format={commands.SNAPSHOT_FORMAT}``", captured)
+
+    def test_job_commands(self) -> None:
+        """scontrol show/release, scancel and sacct take the job id as its own word."""
+        self.assertEqual(commands.scontrol_show_job("42"), ["scontrol", "show", "job", "42"])
+        self.assertEqual(commands.scontrol_release("42"), ["scontrol", "release", "42"])
+        self.assertEqual(commands.scancel("42"), ["scancel", "42"])
+        self.assertEqual(
+            commands.sacct_job("42"),
+            ["sacct", "--noheader", "--parsable2", "--allocations", "--jobs=42",
+             "--format=State,ExitCode,Elapsed"],
+        )
+
+    def test_bad_jobids(self) -> None:
+        """Anything but ASCII digits is refused before it reaches a command line."""
+        builders = [
+            commands.scontrol_show_job, commands.scontrol_release, commands.scancel,
+            commands.sacct_job,
+        ]
+        for builder in builders:
+            for jobid in BAD_JOBIDS:
+                with self.subTest(builder=builder.__name__, jobid=jobid):
+                    self.assertRaises(ValueError, builder, jobid)
+
+    def test_ping(self) -> None:
+        """scontrol ping."""
+        self.assertEqual(commands.scontrol_ping(), ["scontrol", "ping"])
+
+    def test_tail(self) -> None:
+        """tail ends its options before the path, so a path cannot become an option."""
+        self.assertEqual(commands.tail("-x y", 100), ["tail", "-n", "100", "--", "-x y"])
+        self.assertEqual(commands.tail("/a", 0), ["tail", "-n", "0", "--", "/a"])
+        self.assertRaises(ValueError, commands.tail, "/a", -1)
