@@ -63,16 +63,26 @@ def parse_mapping(text: str, source: str = "the ID mapping file") -> dict[str, M
     return users
 
 
+def verification_keys(text: bytes) -> list:
+    """The keys tokens may be signed with: one PEM public key, or a JWKS (JSON) set."""
+    if text.lstrip().startswith(b"{"):
+        try:
+            return list(jwt.PyJWKSet.from_json(text.decode("utf-8")).keys)
+        except (jwt.PyJWKSetError, jwt.InvalidKeyError, ValueError) as error:
+            raise MappingError(f"the JWKS file cannot be used: {error}") from None
+    return [text]
+
+
 class IdentityMap:
     """Finds the ``MappedUser`` for a submit's bearer token.
 
-    With ``public_key`` (PEM) the token's signature is verified; without it tokens are
-    only decoded, and that is logged once at startup.
+    With ``public_key`` (PEM text or a JWKS document) the token's signature is
+    verified; without it tokens are only decoded, and that is logged once at startup.
     """
 
     def __init__(self, users: dict[str, MappedUser], public_key: bytes | None = None):
         self.users = users
-        self._public_key = public_key
+        self._keys = None if public_key is None else verification_keys(public_key)
         if public_key is None and users:
             _log.warn("ID mapping: bearer tokens are NOT verified (no JWT public key set)")
 
@@ -83,12 +93,8 @@ class IdentityMap:
     def for_bearer(self, bearer: str) -> MappedUser:
         """The mapped user named by the token's ``email`` claim."""
         try:
-            if self._public_key is None:
-                claims = jwt.decode(bearer, options={"verify_signature": False})
-            else:
-                claims = jwt.decode(bearer, self._public_key, algorithms=SIGNED_ALGORITHMS,
-                                    options={"verify_aud": False})
-        except jwt.InvalidTokenError as error:
+            claims = self._claims(bearer)
+        except (jwt.PyJWTError, ValueError) as error:
             raise BadRequest(f"bearer is not a valid token: {error}", field="bearer") from None
         email = claims.get("email")
         if not isinstance(email, str) or not email:
@@ -97,3 +103,20 @@ class IdentityMap:
         if user is None:
             raise Forbidden(f"no cluster user is mapped to {email}", field="bearer")
         return user
+
+    def _claims(self, bearer: str) -> dict:
+        """The token's claims, its signature checked when keys are configured."""
+        if self._keys is None:
+            return jwt.decode(bearer, options={"verify_signature": False})
+        kid = jwt.get_unverified_header(bearer).get("kid")
+        keys = [k for k in self._keys if not isinstance(k, jwt.PyJWK) or kid in (None, k.key_id)]
+        if not keys:
+            raise jwt.InvalidKeyError(f"no configured key has id {kid!r}")
+        for key in keys[:-1]:
+            try:
+                return jwt.decode(bearer, key, algorithms=SIGNED_ALGORITHMS,
+                                  options={"verify_aud": False})
+            except jwt.InvalidSignatureError:
+                continue
+        return jwt.decode(bearer, keys[-1], algorithms=SIGNED_ALGORITHMS,
+                          options={"verify_aud": False})

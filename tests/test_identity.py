@@ -1,6 +1,7 @@
 """ID mapping: parsing the mapping file and picking a user from a bearer token."""
 
 import base64
+import json
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -69,6 +70,23 @@ class BearerTests(SynchronousTestCase):
         forged = self.token(ed25519.Ed25519PrivateKey.generate(), email="bob@example.org")
         error = self.assertRaises(BadRequest, identities.for_bearer, forged)
         self.assertEqual(error.field, "bearer")
+
+    def test_verified_with_a_jwks_set(self):
+        jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(self.private.public_key()))
+        jwks = json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "EdDSA"}]}).encode()
+        identities = IdentityMap(self.users, jwks)
+        signed = jwt.encode({"email": "bob@example.org"}, self.private, algorithm="EdDSA",
+                            headers={"kid": "k1"})
+        self.assertEqual(identities.for_bearer(signed).cluster_user, "dssr-bob")
+        other = jwt.encode({"email": "bob@example.org"}, self.private, algorithm="EdDSA",
+                           headers={"kid": "k2"})
+        self.assertRaises(BadRequest, identities.for_bearer, other)
+        forged = jwt.encode({"email": "bob@example.org"}, ed25519.Ed25519PrivateKey.generate(),
+                            algorithm="EdDSA", headers={"kid": "k1"})
+        self.assertRaises(BadRequest, identities.for_bearer, forged)
+
+    def test_bad_jwks_is_a_mapping_error(self):
+        self.assertRaises(MappingError, IdentityMap, self.users, b'{"keys": 3}')
 
     def test_unknown_email_is_forbidden(self):
         error = self.assertRaises(Forbidden, IdentityMap(self.users).for_bearer,

@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import shutil
 import tempfile
 
 import jwt
@@ -216,3 +217,35 @@ class ShellInjectionTests(RigCase):
         self.assertIn(code, (403, 404))
         for path in (name_canary, device_canary, path_canary):
             self.assertFalse(os.path.exists(path), path)
+
+
+class ListingTests(RigCase):
+    def setUp(self):
+        root = tempfile.mkdtemp(prefix="dssr-pvcls-")
+        os.chmod(root, 0o755)
+        os.makedirs(os.path.join(root, "results", "run 1"))
+        with open(os.path.join(root, "results", "out.txt"), "w") as handle:
+            handle.write("12345")
+        os.symlink("/etc", os.path.join(root, "escape"))
+        for path, _, names in os.walk(root):
+            os.chmod(path, 0o755)
+            for name in names:
+                os.chmod(os.path.join(path, name), 0o644)
+        self.addCleanup(shutil.rmtree, root)
+        self.overrides = {"pvcls_root": root}
+        return super().setUp()
+
+    async def listing(self, path, details=False, expect=200):
+        qs = {"path": [path], "details": ["true" if details else "false"]}
+        code, body = await self.call("/request/pvcls", {"qs": qs})
+        self.assertEqual(code, expect, body)
+        return body.decode()
+
+    async def test_lists_below_the_root_only(self):
+        self.assertEqual(await self.listing("/results"),
+                         "/data/results/out.txt\n/data/results/run 1/\n")
+        detailed = (await self.listing("/results", details=True)).splitlines()
+        self.assertRegex(detailed[0], r"^\d+ 5 /data/results/out.txt$")
+        await self.listing("/escape", expect=403)
+        await self.listing("/results/../..", expect=400)
+        await self.listing("/nothing-here", expect=404)
