@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from dssr import validate
 from dssr.errors import DSSRError, NotFound, Unauthorized, Unavailable
 from dssr.jobs import ExitStatus, JobRef
+from dssr.metrics import CONTENT_TYPE, Metrics
 
 _app = Klein()
 _log = Logger(namespace="dssr.api")
@@ -83,10 +84,13 @@ class DSSRApi:
 
     app = _app
 
-    def __init__(self, connector, executor: str = "singularity", server_key: str = ""):
+    def __init__(self, connector, executor: str = "singularity", server_key: str = "",
+                 open_metrics: bool = True):
         self.connector = connector
         self.executor = executor
+        self.metrics = Metrics(connector)
         self._server_key = server_key.encode("utf-8")
+        self._open_metrics = open_metrics
 
     def resource(self):
         """The twisted.web resource serving this API."""
@@ -110,13 +114,15 @@ class DSSRApi:
             answer = json_answer({"error": "internal error, see the DSSR log"}, 500)
         request.setResponseCode(answer.code)
         request.setHeader("Content-Type", answer.content_type)
+        elapsed = time.monotonic() - started
+        self.metrics.requests.observe(handler.__name__, answer.code, elapsed)
         _log.info(
             "{method} {path} {job} -> {code} in {ms:.1f} ms",
             method=request.method.decode("latin-1"),
             path=request.path.decode("latin-1"),
             job=getattr(request, "dssr_job", "-"),
             code=answer.code,
-            ms=(time.monotonic() - started) * 1000,
+            ms=elapsed * 1000,
         )
         return answer.body
 
@@ -165,6 +171,12 @@ class DSSRApi:
         except Unavailable as error:
             return json_answer({"status": "BAD", "reason": error.message}, 503)
         return json_answer({"status": "OK"})
+
+    @_endpoint("/metrics", public=True)
+    async def metrics_text(self, request):
+        if not self._open_metrics:
+            self._authenticate(request)
+        return Answer(self.metrics.exposition(), CONTENT_TYPE)
 
     @_endpoint("/gc")
     async def gc(self, request):

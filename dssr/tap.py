@@ -53,7 +53,8 @@ def makeService(options: Options, reactor=None) -> MultiService:
     except (settings_module.SettingsError, ConnectorError) as error:
         raise SystemExit(
             f"dssr: cannot start the {settings.connector} connector: {error}") from None
-    api = DSSRApi(connector, executor=settings.executor, server_key=settings.server_key)
+    api = DSSRApi(connector, executor=settings.executor, server_key=settings.server_key,
+                  open_metrics=settings.metrics_open)
 
     top = MultiService()
     service = getattr(connector, "service", None)

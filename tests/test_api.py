@@ -3,11 +3,13 @@
 import base64
 import json
 
+from prometheus_client.parser import text_string_to_metric_families
 from treq.testing import StubTreq
 from twisted.trial.unittest import SynchronousTestCase
 
 from dssr.api import DSSRApi
 from dssr.errors import BadRequest, Unavailable
+from dssr.metrics import Sample
 from tests.fakes import FakeConnector
 
 SCRIPT = base64.b64encode(b"JARVICE_CMD=echo hi\n{DOWNSTREAM_PARAMETERS}\n").decode()
@@ -326,3 +328,48 @@ class BadInputTests(ApiCase):
                 self.assertEqual(answer.get("field"), field, answer)
                 self.assertIsInstance(answer["error"], str)
                 self.assertEqual(self.connector.calls, [], (path, how))
+
+
+class MetricsTests(ApiCase):
+    """``/metrics`` is valid Prometheus text and counts what the API did."""
+
+    def scrape(self, **kwargs):
+        code, headers, body = self.call("/metrics", method="GET", **kwargs)
+        self.assertEqual(code, 200)
+        self.assertTrue(headers.getRawHeaders("content-type")[0].startswith("text/plain"))
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(body.decode())
+                for s in family.samples}
+
+    def test_counts_requests_by_endpoint_and_code(self):
+        self.json("/running")
+        self.json("/running")
+        self.call("/submit", {"name": "$(x)"})
+        samples = self.scrape()
+        self.assertEqual(samples[("dssr_http_requests_total",
+                                  (("code", "200"), ("endpoint", "running")))], 2)
+        self.assertEqual(samples[("dssr_http_requests_total",
+                                  (("code", "400"), ("endpoint", "submit")))], 1)
+        self.assertEqual(samples[("dssr_http_request_duration_seconds_count",
+                                  (("endpoint", "running"),))], 2)
+
+    def test_connector_samples_are_shown(self):
+        self.connector.metrics = lambda: [
+            Sample("dssr_queue_snapshots", "counter", "squeue calls", 3),
+            Sample("dssr_jobs", "gauge", "jobs", 2, {"state": "RUNNING"})]
+        samples = self.scrape()
+        self.assertEqual(samples[("dssr_queue_snapshots_total", ())], 3)
+        self.assertEqual(samples[("dssr_jobs", (("state", "RUNNING"),))], 2)
+
+
+class ClosedMetricsTests(ApiCase):
+    server_key = "upstream:s3cret"
+
+    def setUp(self):
+        super().setUp()
+        self.api = DSSRApi(self.connector, server_key=self.server_key, open_metrics=False)
+        self.http = StubTreq(self.api.resource())
+
+    def test_metrics_need_credentials_when_closed(self):
+        code, _, _ = self.call("/metrics")
+        self.assertEqual(code, 401)

@@ -8,6 +8,7 @@ kept on the DSSR host, so DSSR can be restarted at any moment.
 
 import os
 import posixpath
+from collections import Counter
 
 from twisted.application.service import IService
 from twisted.internet.defer import DeferredLock, FirstError, ensureDeferred, gatherResults
@@ -32,6 +33,7 @@ from dssr.jobs import (
     Submitted,
     hms,
 )
+from dssr.metrics import Sample
 from dssr.remote.interfaces import RemoteError, RemoteResult
 from dssr.remote.local import LocalRemote
 from dssr.remote.ssh import SSHRemote
@@ -386,6 +388,25 @@ class SlurmConnector:
         if not result.ok:
             raise Unavailable(f"listing {path} failed: {first_line(result.stderr)}")
         return parse_listing(result.stdout, path)
+
+    # -- what /metrics shows ---------------------------------------------------------------
+
+    def metrics(self):
+        """Samples for ``/metrics``: the queue snapshot, jobs by state, the transport."""
+        snapshot = self.snapshot
+        yield Sample("dssr_queue_snapshots", "counter", "squeue calls made", snapshot.fetches)
+        yield Sample("dssr_queue_snapshot_shared", "counter",
+                     "Queue reads served without a new squeue call", snapshot.shared)
+        yield Sample("dssr_queue_snapshot_age_seconds", "gauge",
+                     "Age of the cached queue snapshot (-1: none)",
+                     -1 if snapshot.age is None else snapshot.age)
+        states = Counter(job.state for job in snapshot.cached or ())
+        for state, count in sorted(states.items()):
+            yield Sample("dssr_jobs", "gauge", "Jarvice jobs in the last snapshot, by state",
+                         count, {"state": state})
+        report = getattr(self.remote, "metrics", None)
+        if report is not None:
+            yield from report()
 
     # -- health -----------------------------------------------------------------------------
 

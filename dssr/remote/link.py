@@ -109,6 +109,11 @@ class Link:
         self._barrier = False
         self._held = False  # the server refused a channel: open none until one closes
         self._unhold_timer: IDelayedCall | None = None
+        # What /metrics reports: logins made, commands started, commands that failed
+        # to run or finish (not: ran and exited non-zero).
+        self.logins = 0
+        self.commands = 0
+        self.failures = 0
 
     def state(self) -> tuple[str, str | None]:
         """``("connected" | "connecting" | "failed", last error or None)``."""
@@ -174,6 +179,7 @@ class Link:
         self._conn = conn
         self._attempt = 0
         self.last_error = None
+        self.logins += 1
         _log.info("SSH: connected to {name}", name=self.name)
         conn.lost.addCallback(self._lost, conn)
         self._start_keepalive()
@@ -232,6 +238,7 @@ class Link:
 
     def _start(self, job: _Job) -> None:
         conn = self._conn
+        self.commands += 1
         channel = conn.execute(job.command, job.stdin, self._policy.max_output)
         self._channels.add(channel)
         timer = None
@@ -251,6 +258,7 @@ class Link:
             self._enqueue(job, first=True)
             self._hold()
         elif isinstance(result, Failure):
+            self.failures += 1
             job.result.errback(result)
         else:
             job.result.callback(result)

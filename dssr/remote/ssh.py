@@ -11,6 +11,7 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
+from dssr.metrics import Sample
 from dssr.remote.conch import Target, dial
 from dssr.remote.hostkeys import KnownHosts, host_token
 from dssr.remote.interfaces import IRemote, RemoteError
@@ -98,6 +99,18 @@ class SSHRemote(Service):
 
     def state(self) -> tuple[str, str | None]:
         return self._main.state()
+
+    def metrics(self):
+        """Per-user samples for ``/metrics``: logins, commands, failures, connected."""
+        for user, link in self._links.items():
+            labels = {"user": user}
+            yield Sample("dssr_ssh_logins", "counter", "SSH logins made", link.logins, labels)
+            yield Sample("dssr_remote_commands", "counter", "Commands run on the cluster",
+                         link.commands, labels)
+            yield Sample("dssr_remote_command_failures", "counter",
+                         "Commands that could not run or finish", link.failures, labels)
+            yield Sample("dssr_ssh_connected", "gauge", "1 while the SSH connection is up",
+                         int(link.state()[0] == "connected"), labels)
 
     def startService(self) -> None:
         super().startService()

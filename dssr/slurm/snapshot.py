@@ -35,6 +35,11 @@ class Snapshot:
             return None
         return self._clock.seconds() - self._taken_at
 
+    @property
+    def cached(self) -> Any:
+        """The cached snapshot, whatever its age; None without one."""
+        return self._value
+
     def invalidate(self) -> None:
         """Forget the cached snapshot; a fetch already in flight is not joined any more."""
         self._value, self._taken_at = None, None

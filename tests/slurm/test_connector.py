@@ -829,3 +829,13 @@ class RegressionTests(ConnectorTestCase):
     def test_unknown_state_stays_tracked_as_running(self):
         self.remote.answer("squeue", snapshot((b"9|RUNNING|", b"9|SOME_NEW_STATE|")))
         self.assertIn(ListedJob(RUNNING.name, "9"), self.result("running"))
+
+
+class MetricsTests(ConnectorTestCase):
+    def test_snapshot_and_job_samples(self):
+        for _ in range(3):
+            self.result("running")
+        samples = {(s.name, tuple(s.labels.items())): s.value for s in self.connector.metrics()}
+        self.assertEqual(samples[("dssr_queue_snapshots", ())], 1)
+        self.assertEqual(samples[("dssr_queue_snapshot_shared", ())], 2)
+        self.assertEqual(samples[("dssr_jobs", (("state", "RUNNING"),))], 2)

@@ -1,0 +1,96 @@
+"""``/metrics``: what DSSR does, in Prometheus text format.
+
+The API counts its own calls here; everything else is read at scrape time from the
+connector's ``metrics()`` (if it has one), so components keep plain counters and
+know nothing of Prometheus.
+"""
+
+from bisect import bisect_left
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One value a component reports: ``kind`` is ``counter`` or ``gauge``."""
+
+    name: str
+    kind: str
+    help: str
+    value: float
+    labels: dict = field(default_factory=dict)
+
+
+class RequestMetrics:
+    """Count and latency of API calls, by endpoint and status code."""
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+        self._buckets: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
+        self._sums: Counter = Counter()
+
+    def observe(self, endpoint: str, code: int, seconds: float) -> None:
+        self.counts[(endpoint, str(code))] += 1
+        self._buckets[endpoint][bisect_left(BUCKETS, seconds)] += 1
+        self._sums[endpoint] += seconds
+
+    def families(self):
+        requests = CounterMetricFamily("dssr_http_requests", "API calls answered",
+                                       labels=["endpoint", "code"])
+        for (endpoint, code), count in sorted(self.counts.items()):
+            requests.add_metric([endpoint, code], count)
+        yield requests
+        latency = HistogramMetricFamily("dssr_http_request_duration_seconds",
+                                        "Time to answer API calls", labels=["endpoint"])
+        for endpoint, counts in sorted(self._buckets.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*map(str, BUCKETS), "+Inf"), counts, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric([endpoint], buckets, self._sums[endpoint])
+        yield latency
+
+
+def families_of(samples):
+    """Group ``Sample`` values into Prometheus metric families."""
+    grouped: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        grouped[sample.name].append(sample)
+    for name, members in grouped.items():
+        first = members[0]
+        labels = sorted(first.labels)
+        kind = CounterMetricFamily if first.kind == "counter" else GaugeMetricFamily
+        family = kind(name, first.help, labels=labels)
+        for sample in members:
+            family.add_metric([str(sample.labels[label]) for label in labels], sample.value)
+        yield family
+
+
+class Metrics:
+    """Everything ``/metrics`` shows: the API's own counts and the connector's samples."""
+
+    def __init__(self, connector):
+        self.requests = RequestMetrics()
+        self._connector = connector
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self)
+
+    def collect(self):
+        yield from self.requests.families()
+        report = getattr(self._connector, "metrics", None)
+        if report is not None:
+            yield from families_of(report())
+
+    def exposition(self) -> bytes:
+        """The Prometheus text exposition of every metric now."""
+        return generate_latest(self._registry)
