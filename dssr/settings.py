@@ -130,6 +130,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Key of hpc_script holding the job script", env="JARVICE_BAREMETAL_EXECUTOR"),
     Setting("loglevel", 20, _int, "Log level (10 debug, 20 info, 30 warning, 40 error)",
             env="JARVICE_SCHED_LOGLEVEL"),
+    Setting("log_format", "text", _choice("text", "json"),
+            "Log as text lines or as JSON objects, one a line", env="DSSR_LOG_FORMAT"),
     Setting("server_key", "", _server_key,
             "user:password upstream must send as HTTP Basic auth (empty: no auth)",
             env="JARVICE_SCHED_SERVER_KEY", secret=True),

@@ -3,17 +3,16 @@
 import os
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService
 from twisted.internet import endpoints
-from twisted.logger import Logger
 from twisted.python import usage
 
 from dssr import settings as settings_module
 from dssr.api import DSSRApi
 from dssr.connectors.loader import ConnectorError, build, resolve
+from dssr.logs import LoggingMultiService, destination, make_observer
+from dssr.startup import StartupReport
 from dssr.web import make_site
-
-_log = Logger(namespace="dssr")
 
 
 class Options(usage.Options):
@@ -26,6 +25,7 @@ class Options(usage.Options):
          "dummy, slurm, or a dotted path to a third-party connector [default: dummy]"],
         ["config", None, None, "YAML file of settings (keys as in the README's table)"],
         ["state-dir", None, None, "Directory for local state [default: ./dssr-state]"],
+        ["log-format", None, None, "text or json (one JSON object a line) [default: text]"],
     ]
 
     def __init__(self, environ=None):
@@ -34,7 +34,7 @@ class Options(usage.Options):
 
     def postOptions(self):
         cli = {"listen": self["listen"], "connector": self["connector"],
-               "state_dir": self["state-dir"]}
+               "state_dir": self["state-dir"], "log_format": self["log-format"]}
         try:
             self.settings = settings_module.load(cli, self["config"], self._environ)
             self.connector_factory = resolve(self.settings.connector)
@@ -42,12 +42,11 @@ class Options(usage.Options):
             raise usage.UsageError(str(error)) from None
 
 
-def makeService(options: Options, reactor=None) -> MultiService:
+def makeService(options: Options, reactor=None) -> LoggingMultiService:
     """The whole process: the connector (if it is a service) and the HTTP server."""
     if reactor is None:
         from twisted.internet import reactor
     settings = options.settings
-    _log.info("DSSR starting: {settings}", settings=settings.redacted())
     try:
         connector = build(options.connector_factory, settings, reactor)
     except (settings_module.SettingsError, ConnectorError) as error:
@@ -56,7 +55,13 @@ def makeService(options: Options, reactor=None) -> MultiService:
     api = DSSRApi(connector, executor=settings.executor, server_key=settings.server_key,
                   open_metrics=settings.metrics_open)
 
-    top = MultiService()
+    def observer():
+        output = destination(getattr(options, "parent", None))
+        if output is None:
+            return None
+        return make_observer(output, settings.loglevel, settings.log_format == "json")
+
+    top = LoggingMultiService(observer)
     service = getattr(connector, "service", None)
     if IService.providedBy(service):
         service.setName("connector")
@@ -67,4 +72,5 @@ def makeService(options: Options, reactor=None) -> MultiService:
     )
     server.setName("http")
     server.setServiceParent(top)
+    StartupReport(settings, connector, reactor).setServiceParent(top)
     return top

@@ -1,0 +1,79 @@
+"""Where DSSR's log goes, at which level, as text or JSON lines.
+
+twistd picks its log observer after ``makeService`` has run, from the application's
+``ILogObserver`` component if it has one (as a ``.tac`` file would set it). DSSR's
+top service sets that component, so the level filter and format apply to every
+event (Twisted's own included) while twistd's ``--logfile``/``--nodaemon`` choices
+of destination are honoured. An explicit ``twistd --logger`` or ``--syslog`` wins.
+"""
+
+import sys
+
+from twisted.application.service import MultiService
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    formatEvent,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
+from twisted.python.logfile import LogFile
+
+# JARVICE_SCHED_LOGLEVEL uses Python's numeric levels.
+LEVELS = ((10, LogLevel.debug), (20, LogLevel.info), (30, LogLevel.warn),
+          (40, LogLevel.error), (50, LogLevel.critical))
+
+
+def level_of(number: int) -> LogLevel:
+    """The Twisted level for a numeric (Python ``logging``) level: the nearest at or below."""
+    chosen = LogLevel.debug
+    for threshold, level in LEVELS:
+        if number >= threshold:
+            chosen = level
+    return chosen
+
+
+def destination(twistd_options):
+    """The file twistd would log to, or None when twistd must choose (syslog, --logger)."""
+    if twistd_options is None:
+        return sys.stdout
+    if twistd_options.get("logger") or twistd_options.get("syslog"):
+        return None
+    path = twistd_options.get("logfile") or ""
+    if path == "-" or (not path and twistd_options.get("nodaemon")):
+        return sys.stdout
+    return LogFile.fromFullPath(path or "twistd.log")
+
+
+def json_lines_observer(output):
+    """One JSON object a line, with the formatted ``message`` beside Twisted's fields."""
+    writer = jsonFileLogObserver(output, recordSeparator="")
+
+    def observe(event):
+        writer({**event, "message": formatEvent(event)})
+
+    return observe
+
+
+def make_observer(output, level: int, json: bool):
+    """An observer writing events at ``level`` or above to ``output``."""
+    writer = json_lines_observer(output) if json else textFileLogObserver(output)
+    return FilteringLogObserver(writer, [LogLevelFilterPredicate(level_of(level))])
+
+
+class LoggingMultiService(MultiService):
+    """The process's top service; it hands twistd DSSR's log observer on attachment."""
+
+    def __init__(self, observer_factory):
+        super().__init__()
+        self._observer_factory = observer_factory
+
+    def setServiceParent(self, parent):
+        super().setServiceParent(parent)
+        set_component = getattr(parent, "setComponent", None)
+        if set_component is not None:
+            observer = self._observer_factory()
+            if observer is not None:
+                set_component(ILogObserver, observer)

@@ -1,0 +1,86 @@
+"""The startup report: what this DSSR is set up to do, and whether the cluster answers.
+
+Logged once at start so an admin reading the log sees the configuration (secrets
+masked) and the first connectivity check; the service starts even when the cluster
+is down, and ``/ready`` keeps saying why.
+"""
+
+from twisted.application.service import Service
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+
+from dssr.errors import Unavailable
+
+_log = Logger(namespace="dssr")
+
+
+def report_lines(settings) -> list[str]:
+    """Human-readable lines describing the configuration; never a secret's value."""
+    lines = [
+        f"DSSR serving the Jarvice API on {settings.listen} with the {settings.connector} "
+        f"connector and the {settings.executor} executor; upstream auth "
+        + ("required (HTTP Basic)" if settings.server_key else "NOT required "
+           "(set JARVICE_SCHED_SERVER_KEY)"),
+    ]
+    if settings.connector == "dummy":
+        lines.append(
+            f"dummy cluster: jobs queue {settings.dummy_queued_time:g}s, run "
+            f"{settings.dummy_running_time:g}s, {settings.dummy_failing_percent}% fail; "
+            f"state in {settings.state_dir}")
+        return lines
+    if settings.remote == "local":
+        lines.append("cluster: commands run on this host (remote=local)")
+    else:
+        user = settings.ssh_user or "(no ssh_user)"
+        host = settings.cluster_addr or "(no cluster_addr)"
+        lines.append(
+            f"cluster: {user}@{host}:{settings.cluster_port}, key "
+            f"{'set' if settings.ssh_pkey else 'MISSING'}, host keys from "
+            f"{settings.ssh_known_hosts} ({settings.ssh_host_key_policy}), at most "
+            f"{settings.ssh_max_channels} commands at once")
+    lines.append(
+        f"users: ID mapping from {settings.id_mapping_file}, tokens "
+        + ("verified" if settings.jwt_public_key_file else "NOT verified")
+        if settings.id_mapping_file else
+        f"users: every job runs as {settings.ssh_user or 'the service account'}")
+    lines.append(f"job output: {settings.job_scratch_dir or '~'}/.jarvice/ on the cluster; "
+                 f"queue snapshot reused {settings.snapshot_ttl:g}s")
+    lines.append(
+        f"singularity: registry {settings.system_registry}/{settings.system_repo_base}:"
+        f"{settings.images_tag}, tmpdir {settings.singularity_tmpdir}, overlay "
+        f"{settings.singularity_overlay_size} MB, init registry login "
+        + ("set" if settings.init_docker_username else "none"))
+    return lines
+
+
+class StartupReport(Service):
+    """Logs ``report_lines`` at start, then the first readiness check of the connector."""
+
+    def __init__(self, settings, connector, clock, wait: float = 10.0, step: float = 0.5):
+        self._settings = settings
+        self._connector = connector
+        self._clock = clock
+        self._wait = wait
+        self._step = step
+
+    def startService(self):
+        super().startService()
+        for line in report_lines(self._settings):
+            _log.info("{line}", line=line)
+        self.checked = ensureDeferred(self._first_check())
+
+    async def _first_check(self) -> None:
+        """Ask ``ready()`` until it answers or ``wait`` seconds pass; log the outcome."""
+        reason = "no answer"
+        for _ in range(max(1, int(self._wait / self._step))):
+            try:
+                await self._connector.ready()
+            except Unavailable as error:
+                reason = error.message
+            else:
+                _log.info("first check: the cluster is ready")
+                return
+            await deferLater(self._clock, self._step, lambda: None)
+        _log.warn("first check: the cluster is NOT ready ({reason}); DSSR keeps running "
+                  "and /ready says why", reason=reason)

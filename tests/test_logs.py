@@ -1,0 +1,123 @@
+"""Logging: level filter, text and JSON lines, where twistd's log goes, startup report."""
+
+import io
+import os
+import sys
+import json
+
+from twisted.application.service import Application
+from twisted.internet.defer import fail, succeed
+from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, Logger, LogLevel, capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from dssr import settings as settings_module
+from dssr.errors import Unavailable
+from dssr.logs import LoggingMultiService, destination, level_of, make_observer
+from dssr.startup import StartupReport, report_lines
+
+
+class LevelTests(SynchronousTestCase):
+    def test_numeric_levels(self):
+        self.assertEqual([level_of(n) for n in (0, 10, 15, 20, 30, 40, 50, 99)],
+                         [LogLevel.debug, LogLevel.debug, LogLevel.debug, LogLevel.info,
+                          LogLevel.warn, LogLevel.error, LogLevel.critical, LogLevel.critical])
+
+
+class ObserverTests(SynchronousTestCase):
+    def emit(self, level, json_lines):
+        output = io.StringIO()
+        log = Logger(namespace="dssr.test", observer=make_observer(output, level, json_lines))
+        log.debug("quiet {n}", n=1)
+        log.info("hello {who}", who="admin")
+        log.warn("careful")
+        return output.getvalue()
+
+    def test_text_at_info(self):
+        text = self.emit(20, False)
+        self.assertNotIn("quiet", text)
+        self.assertIn("hello admin", text)
+        self.assertIn("careful", text)
+
+    def test_warn_level_drops_info(self):
+        self.assertEqual([line.split("] ", 1)[1] for line in self.emit(30, False).splitlines()],
+                         ["careful"])
+
+    def test_json_lines(self):
+        lines = self.emit(10, True).splitlines()
+        events = [json.loads(line) for line in lines]
+        self.assertEqual([e["message"] for e in events], ["quiet 1", "hello admin", "careful"])
+        self.assertEqual(events[1]["who"], "admin")
+        self.assertEqual(events[2]["log_level"]["name"], "warn")
+
+
+class DestinationTests(SynchronousTestCase):
+    def test_foreground_goes_to_stdout(self):
+        self.assertIs(destination({"nodaemon": True, "logfile": None}), sys.stdout)
+        self.assertIs(destination({"nodaemon": False, "logfile": "-"}), sys.stdout)
+
+    def test_explicit_logger_or_syslog_left_to_twistd(self):
+        self.assertIsNone(destination({"logger": "x.y", "logfile": None}))
+        self.assertIsNone(destination({"syslog": True, "logfile": None}))
+
+    def test_log_file(self):
+        path = self.mktemp()
+        log_file = destination({"nodaemon": False, "logfile": path})
+        self.addCleanup(log_file.close)
+        self.assertEqual(log_file.path, os.path.abspath(path))
+
+    def test_top_service_hands_twistd_its_observer(self):
+        application = Application("dssr")
+        observer = make_observer(io.StringIO(), 20, False)
+        LoggingMultiService(lambda: observer).setServiceParent(application)
+        self.assertIs(application.getComponent(ILogObserver), observer)
+        other = Application("other")
+        LoggingMultiService(lambda: None).setServiceParent(other)
+        self.assertIsNone(other.getComponent(ILogObserver, None))
+
+
+class FlakyConnector:
+    def __init__(self, failures):
+        self.failures = failures
+
+    def ready(self):
+        if self.failures:
+            self.failures -= 1
+            return fail(Unavailable("SSH connecting"))
+        return succeed(None)
+
+
+class StartupReportTests(SynchronousTestCase):
+    def test_report_masks_secrets(self):
+        settings = settings_module.load(environ={
+            "JARVICE_BAREMETAL_CONNECTOR": "slurm", "JARVICE_SCHED_SERVER_KEY": "up:pw-secret",
+            "JARVICE_SLURM_SSH_PKEY": "KEY-MATERIAL", "JARVICE_SLURM_SSH_USER": "svc",
+            "JARVICE_SLURM_CLUSTER_ADDR": "login1", "JARVICE_DOCKER_PASSWORD": "aHVudGVyMg=="})
+        text = "\n".join(report_lines(settings))
+        for secret in ("pw-secret", "KEY-MATERIAL", "hunter2", "aHVudGVyMg=="):
+            self.assertNotIn(secret, text)
+        self.assertIn("svc@login1:22", text)
+        self.assertIn("auth required", text)
+
+    def test_dummy_report(self):
+        self.assertIn("dummy cluster", "\n".join(report_lines(settings_module.load())))
+
+    def run_report(self, failures):
+        clock = Clock()
+        with capturedLogs() as events:
+            report = StartupReport(settings_module.load(), FlakyConnector(failures), clock,
+                                   wait=2.0, step=0.5)
+            report.startService()
+            for _ in range(10):
+                clock.advance(0.5)
+        self.successResultOf(report.checked)
+        return [(e["log_level"], e.get("line") or e["log_format"]) for e in events]
+
+    def test_first_check_ready_after_retries(self):
+        events = self.run_report(failures=2)
+        self.assertEqual(events[-1], (LogLevel.info, "first check: the cluster is ready"))
+
+    def test_first_check_never_ready_is_a_warning(self):
+        level, text = self.run_report(failures=100)[-1]
+        self.assertEqual(level, LogLevel.warn)
+        self.assertIn("NOT ready", text)
