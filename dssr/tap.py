@@ -72,5 +72,7 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
     )
     server.setName("http")
     server.setServiceParent(top)
-    StartupReport(settings, connector, reactor).setServiceParent(top)
+    report = StartupReport(settings, connector, reactor)
+    report.setName("startup")
+    report.setServiceParent(top)
     return top

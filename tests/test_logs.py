@@ -1,9 +1,9 @@
 """Logging: level filter, text and JSON lines, where twistd's log goes, startup report."""
 
 import io
+import json
 import os
 import sys
-import json
 
 from twisted.application.service import Application
 from twisted.internet.defer import fail, succeed

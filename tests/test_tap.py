@@ -67,7 +67,7 @@ class MakeServiceTests(SynchronousTestCase):
         options.parseOptions(["--listen", "tcp:0", "--state-dir", self.mktemp()])
         reactor = MemoryReactorClock()
         top = makeService(options, reactor=reactor)
-        self.assertEqual(sorted(service.name for service in top), ["connector", "http"])
+        self.assertEqual(sorted(service.name for service in top), ["connector", "http", "startup"])
         top.startService()
         self.addCleanup(top.stopService)
         self.assertEqual(len(reactor.tcpServers), 1)
