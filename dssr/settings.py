@@ -117,6 +117,7 @@ class Setting:
     help: str
     env: str | None = None
     secret: bool = False
+    aliases: tuple[str, ...] = ()  # other variables meaning the same (env wins)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -129,7 +130,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("executor", "singularity", _str,
             "Key of hpc_script holding the job script", env="JARVICE_BAREMETAL_EXECUTOR"),
     Setting("loglevel", 20, _int, "Log level (10 debug, 20 info, 30 warning, 40 error)",
-            env="JARVICE_SCHED_LOGLEVEL"),
+            env="JARVICE_SCHED_LOGLEVEL", aliases=("JARVICE_SLURM_SCHED_LOGLEVEL",)),
     Setting("log_format", "text", _choice("text", "json"),
             "Log as text lines or as JSON objects, one a line", env="DSSR_LOG_FORMAT"),
     Setting("server_key", "", _server_key,
@@ -295,8 +296,10 @@ def from_environment(environ: Mapping[str, str]) -> dict:
     """The settings an environment sets (only those it names)."""
     values = {}
     for setting in SETTINGS:
-        if setting.env and setting.env in environ:
-            values[setting.key] = _parse(setting, environ[setting.env], setting.env)
+        for name in (setting.env, *setting.aliases):
+            if name and name in environ:
+                values[setting.key] = _parse(setting, environ[name], name)
+                break
     port = environ.get("WAITRESS_PORT")
     address = environ.get("WAITRESS_BIND_ADDRESS")
     if port or address:

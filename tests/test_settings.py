@@ -28,6 +28,12 @@ class LoadTests(SynchronousTestCase):
         self.assertEqual((loaded.connector, loaded.dummy_failing_percent, loaded.cluster_port,
                           loaded.dummy_interactive), ("slurm", 7, 2222, True))
 
+    def test_alias_of_the_chart(self):
+        self.assertEqual(settings.load(environ={"JARVICE_SLURM_SCHED_LOGLEVEL": "10"}).loglevel,
+                         10)
+        self.assertEqual(settings.load(environ={"JARVICE_SLURM_SCHED_LOGLEVEL": "10",
+                                                "JARVICE_SCHED_LOGLEVEL": "30"}).loglevel, 30)
+
     def test_waitress_port_and_address(self):
         self.assertEqual(settings.load(environ={"WAITRESS_PORT": "8080"}).listen, "tcp:8080")
         self.assertEqual(
