@@ -63,9 +63,6 @@ SUBMIT = 'mkdir -p -- "$1" && rm -f -- "$2" "$3" && shift 3 && exec "$@"'
 # repeated /exitstatus gives the same verdict) and prune those older than a week.
 FORGET = ('rm -f -- "$2"; find "$1" -maxdepth 1 -type f '
           '\\( -name "*.end" -o -name "*.cancelled" \\) -mtime +7 -delete')
-# The last $1 lines of file $2, at most $3 bytes of them (one huge line must not
-# exhaust the transport's output cap); exit 1 when there is no such file.
-TAIL = '[ -f "$2" ] || exit 1; tail -n "$1" -- "$2" | tail -c "$3"'
 LIST_DIRECTORY = """\
 root=$(realpath -e -- "$1") || exit 3
 dir=$(realpath -e -- "$1/$2") || exit 4
@@ -369,8 +366,7 @@ class SlurmConnector:
         return result.stdout.decode("utf-8", "replace") if result.ok else None
 
     async def _tail(self, path: str, lines: int, user: str | None) -> RemoteResult:
-        return await self._run(["sh", "-c", TAIL, "sh", str(lines), path, str(OUTPUT_BYTES)],
-                               user=user)
+        return await self._run(commands.tail(path, lines, OUTPUT_BYTES), user=user)
 
     async def request_screenshot(self, ref: JobRef) -> bytes | None:
         return None

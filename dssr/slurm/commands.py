@@ -4,19 +4,17 @@ Job ids are checked here as well as at the API edge, so nothing but digits ever
 reaches a Slurm command line.
 """
 
-import re
+from dssr.validate import JOBID
 
 # squeue fields for the one snapshot of all jobs, in the order parse.parse_snapshot
 # reads them: id, long state, time used, node list, owner, reason, name. The name is
 # last because it is the only field that may hold the separator (or even a newline).
 SNAPSHOT_FORMAT = "%i|%T|%M|%N|%u|%r|%j"
 
-_JOBID = re.compile(r"[0-9]+")
-
-
 def _jobid(jobid: str) -> str:
-    """``jobid`` if it is a plain Slurm job id; else ValueError."""
-    if not _JOBID.fullmatch(jobid):
+    """``jobid`` if it is a Slurm job id (``123``, array ``123_4``, het ``123+1``); else
+    ValueError."""
+    if not JOBID.fullmatch(jobid):
         raise ValueError(f"not a Slurm job id: {jobid!r}")
     return jobid
 
@@ -54,8 +52,13 @@ def sacct_job(jobid: str) -> list[str]:
     ]
 
 
-def tail(path: str, lines: int) -> list[str]:
-    """The last ``lines`` lines of the file at ``path``."""
-    if lines < 0:
-        raise ValueError(f"negative line count: {lines}")
-    return ["tail", "-n", str(lines), "--", path]
+# The last $1 lines of file $2, at most $3 bytes of them (one huge line must not
+# exhaust the transport's output cap); exit 1 when there is no such file.
+TAIL = '[ -f "$2" ] || exit 1; tail -n "$1" -- "$2" | tail -c "$3"'
+
+
+def tail(path: str, lines: int, max_bytes: int) -> list[str]:
+    """The last ``lines`` lines of the file at ``path``, capped at ``max_bytes``."""
+    if lines < 0 or max_bytes < 0:
+        raise ValueError(f"negative count: {lines} lines, {max_bytes} bytes")
+    return ["sh", "-c", TAIL, "sh", str(lines), path, str(max_bytes)]

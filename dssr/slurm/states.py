@@ -98,8 +98,3 @@ def category(state: str) -> Category:
 def exit_code(state: str) -> int:
     """The ``/exitstatus`` rc for a job that ended in ``state``: 0, 1, -15, else -9."""
     return _EXIT_CODES.get(long_name(state), -9)
-
-
-def termination_line(state: str) -> str:
-    """The line upstream shows after a job's output, naming the state it ended in."""
-    return f"<< termination state: {long_name(state)} -- see STDOUT for job errors >>"

@@ -6,8 +6,9 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
-from dssr.connectors.slurm import FORGET, LIST_DIRECTORY, SUBMIT, TAIL
+from dssr.connectors.slurm import FORGET, LIST_DIRECTORY, SUBMIT
 from dssr.remote.interfaces import IRemote, RemoteResult
+from dssr.slurm.commands import TAIL
 
 FIXTURES = FilePath(__file__).parent().parent().child("fixtures").child("slurm")
 

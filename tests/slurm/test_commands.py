@@ -53,6 +53,7 @@ class CommandTests(SynchronousTestCase):
 
     def test_tail(self) -> None:
         """tail ends its options before the path, so a path cannot become an option."""
-        self.assertEqual(commands.tail("-x y", 100), ["tail", "-n", "100", "--", "-x y"])
-        self.assertEqual(commands.tail("/a", 0), ["tail", "-n", "0", "--", "/a"])
-        self.assertRaises(ValueError, commands.tail, "/a", -1)
+        self.assertEqual(commands.tail("-x y", 100, 5),
+                         ["sh", "-c", commands.TAIL, "sh", "100", "-x y", "5"])
+        self.assertIn('tail -n "$1" -- "$2" | tail -c "$3"', commands.TAIL)
+        self.assertRaises(ValueError, commands.tail, "/a", -1, 5)

@@ -20,7 +20,6 @@ from dssr.connectors.slurm import (
     LIST_DIRECTORY,
     OUTPUT_BYTES,
     SUBMIT,
-    TAIL,
     SlurmConnector,
 )
 from dssr.errors import BadRequest, Forbidden, NotFound, Unavailable
@@ -29,6 +28,7 @@ from dssr.executors.singularity import prepare
 from dssr.identity import IdentityMap, parse_mapping
 from dssr.jobs import DirEntry, ExitStatus, JobRef, ListedJob, RunStatus, SubmitRequest
 from dssr.remote.interfaces import ConnectionLost, NotConnected, RemoteResult
+from dssr.slurm.commands import TAIL
 from tests.executors.sample import APP_PASSWORD, OTHER_PASSWORD, OWNER_PASSWORD, template
 from tests.slurm.fakes import FakeRemote, captured, exited, fixture_text, ok
 
@@ -825,6 +825,12 @@ class RegressionTests(ConnectorTestCase):
 
     def test_listing_root_slash_is_not_refused(self):
         self.assertIn('"${root%/}"/*', LIST_DIRECTORY)
+
+    def test_array_job_ids_reach_slurm_intact(self):
+        self.remote.answer("scontrol show", SHOW_UNKNOWN)
+        self.result("events", JobRef(RUNNING.name, 4, "12_3"))
+        self.assertEqual(self.remote.of("scontrol show")[0].argv,
+                         ("scontrol", "show", "job", "12_3"))
 
     def test_unknown_state_stays_tracked_as_running(self):
         self.remote.answer("squeue", snapshot((b"9|RUNNING|", b"9|SOME_NEW_STATE|")))

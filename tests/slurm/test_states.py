@@ -2,7 +2,7 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from dssr.slurm.states import LONG_NAMES, Category, category, exit_code, long_name, termination_line
+from dssr.slurm.states import LONG_NAMES, Category, category, exit_code, long_name
 
 Q, R, E = Category.QUEUED, Category.RUNNING, Category.ENDED
 
@@ -87,18 +87,3 @@ class SacctFormTests(SynchronousTestCase):
         self.assertEqual(exit_code("LAUNCH_FAILED"), -9)
         self.assertEqual(category(""), Category.UNKNOWN)
         self.assertEqual(exit_code(""), -9)
-
-
-class TerminationLineTests(SynchronousTestCase):
-    """The line shown after a job's output."""
-
-    def test_line(self) -> None:
-        """It names the long state."""
-        self.assertEqual(
-            termination_line("F"),
-            "<< termination state: FAILED -- see STDOUT for job errors >>",
-        )
-        self.assertEqual(
-            termination_line("CANCELLED by 1001"),
-            "<< termination state: CANCELLED -- see STDOUT for job errors >>",
-        )
