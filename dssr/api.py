@@ -10,9 +10,11 @@ import hmac
 import json
 import time
 from dataclasses import asdict, dataclass
+from urllib.parse import unquote_to_bytes
 
 from klein import Klein
 from twisted.logger import Logger
+from twisted.web.resource import Resource
 from werkzeug.exceptions import HTTPException
 
 from dssr import validate
@@ -66,6 +68,28 @@ def listing_text(entries, details: bool) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+class Utf8PathGuard(Resource):
+    """Answers a path that is not UTF-8 once %-decoded with a JSON 400.
+
+    Klein (werkzeug) would answer it with an HTML page before any route runs.
+    """
+
+    isLeaf = True
+
+    def __init__(self, inner):
+        super().__init__()
+        self._inner = inner
+
+    def render(self, request):
+        try:
+            unquote_to_bytes(request.path).decode("utf-8")
+        except UnicodeDecodeError:
+            request.setResponseCode(400)
+            request.setHeader("Content-Type", "application/json")
+            return json.dumps({"error": "the path is not UTF-8", "field": "path"}).encode()
+        return self._inner.render(request)
+
+
 def _endpoint(path: str, public: bool = False):
     """Register a handler for GET and POST on ``path``, wrapped by ``DSSRApi.serve``."""
 
@@ -94,7 +118,7 @@ class DSSRApi:
 
     def resource(self):
         """The twisted.web resource serving this API."""
-        return self.app.resource()
+        return Utf8PathGuard(self.app.resource())
 
     # -- plumbing -------------------------------------------------------------
 

@@ -26,6 +26,15 @@ class LimitedRequest(Request):
         if not self._too_large:
             super().handleContentChunk(data)
 
+    def requestReceived(self, command, path, version):
+        # DSSR reads ``args`` from url-encoded forms or JSON only. twisted.web would
+        # parse a multipart body itself and answer a malformed one with a bare 400,
+        # so multipart bodies are left unparsed: they then lack ``args`` (a JSON 400).
+        content_type = self.requestHeaders.getRawHeaders(b"content-type", [b""])[0]
+        if content_type.split(b";")[0].strip().lower() == b"multipart/form-data":
+            self._parsePOSTFormSubmission = False
+        return super().requestReceived(command, path, version)
+
     def process(self):
         if not self._too_large:
             return super().process()

@@ -1,0 +1,369 @@
+"""Hypothesis fuzzing of every endpoint: no 5xx, no traceback or HTML, no shell ever runs
+request text, and the service still answers ``/live`` afterwards.
+
+Three runs: the dummy connector on a real port (requests from a client thread while
+the reactor serves), the Slurm connector over a scripted remote in memory (its job
+scripts are executed with bash to prove nothing in them fires a canary), and the
+Slurm connector on the rig (tests/cluster), whose jobs really run.
+"""
+
+import base64
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from urllib.parse import parse_qs, urlsplit
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from treq.testing import RequestTraversalAgent
+from twisted.internet import reactor
+from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
+from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import PartialDownloadError, ResponseNeverReceived, readBody
+from twisted.web.http import HTTPChannel
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IBodyProducer
+from zope.interface import implementer
+
+from dssr.api import DSSRApi
+from dssr.connectors.dummy import DummyConnector
+from dssr.connectors.slurm import SlurmConnector
+from dssr.executors.config import ExecutorSettings
+from dssr.web import make_site
+from tests.integration.rig import RigCase
+from tests.slurm.fakes import FakeRemote, captured, exited, ok
+from tests.strategies import (
+    ENDPOINTS,
+    FuzzRequest,
+    api_requests,
+    canary_hits,
+    request_paths,
+    valid_submits,
+)
+
+FUZZ = settings(deadline=None, database=None, derandomize=True, report_multiple_bugs=False,
+                suppress_health_check=list(HealthCheck))
+
+
+def fuzz_settings(examples: int) -> settings:
+    """Reproducible runs of ``examples`` examples: no deadline (a request may wait on
+    SQLite or SSH), no example database, the same examples every run."""
+    return settings(FUZZ, max_examples=examples)
+SIGNS_OF_A_CRASH = (b"traceback", b"<html", b"<!doctype")
+ERROR_KEYS = {"error", "field"}
+
+
+def check_answer(case, request: FuzzRequest, code: int, content_type: str | None,
+                 body: bytes) -> None:
+    """What every answer to every request must be: no 5xx, nothing that looks like a
+    crash page, and 4xx errors as ``{"error": str, "field"?: str}``."""
+    shown = f"{code} {body[:400]!r} for {request.describe()}"
+    case.assertLess(code, 500, shown)
+    if over_long(request) and (code, body) == (400, b""):
+        return  # twisted.web refused the request head before DSSR saw it
+    lowered = body.lower()
+    for sign in SIGNS_OF_A_CRASH:
+        case.assertNotIn(sign, lowered, shown)
+    if code >= 400 and request.method != "HEAD":
+        case.assertEqual(content_type, "application/json", shown)
+        answer = json.loads(body)
+        case.assertIsInstance(answer, dict, shown)
+        case.assertLessEqual(set(answer), ERROR_KEYS, shown)
+        case.assertIsInstance(answer.get("error"), str, shown)
+        case.assertIsInstance(answer.get("field", ""), str, shown)
+
+
+def over_long(request: FuzzRequest) -> bool:
+    """Whether the request head may exceed what twisted.web accepts."""
+    return len(request.target) > HTTPChannel.totalHeadersSize - 1024
+
+
+def send(base: str, request: FuzzRequest, timeout: float = 60) -> tuple[int, str | None, bytes]:
+    """Send ``request`` to ``base`` with a blocking client; (status, content type, body)."""
+    address = urlsplit(base)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=timeout)
+    try:
+        connection.putrequest(request.method, request.target, skip_accept_encoding=True)
+        for name, value in request.headers.items():
+            connection.putheader(name, value)
+        if request.body or request.method in ("POST", "PUT", "PATCH"):
+            connection.putheader("Content-Length", str(len(request.body)))
+        connection.endheaders(request.body or None)
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
+    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+        if over_long(request):  # twisted.web cut the connection on an over-long head
+            return 400, None, b""
+        raise
+    finally:
+        connection.close()
+
+
+def wire_assertions(case, base: str, request: FuzzRequest) -> tuple[int, bytes]:
+    code, content_type, body = send(base, request)
+    check_answer(case, request, code, content_type, body)
+    return code, body
+
+
+# -- 1: the dummy connector on a real port ---------------------------------------------
+
+class DummyServedCase(TestCase):
+    """A DSSR on 127.0.0.1 over the dummy connector, called from a client thread while
+    the reactor serves (the dummy's SQLite needs real threads)."""
+
+    timeout = 300
+    max_body = 256 * 1024
+
+    def setUp(self):
+        state = self.mktemp()
+        self.connector = DummyConnector(os.path.join(state, "db.sqlite"), reactor,
+                                        os.path.join(state, "data"), queued_time=0.2,
+                                        running_time=0.5)
+        os.makedirs(os.path.join(state, "data", "dir", "sub"))
+        self.connector.service.startService()
+        self.addCleanup(self.connector.service.stopService)
+        port = reactor.listenTCP(0, make_site(DSSRApi(self.connector).resource(),
+                                              self.max_body), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.base = f"http://127.0.0.1:{port.getHost().port}"
+
+
+
+class DummyOverSocketTests(DummyServedCase):
+    """Every endpoint over the dummy connector on a real port."""
+
+    async def fuzz(self, requests, examples: int) -> None:
+        @fuzz_settings(examples)
+        @given(request=requests)
+        def run(request):
+            wire_assertions(self, self.base, request)
+
+        await deferToThread(run)
+        code, _, body = await deferToThread(send, self.base, FuzzRequest("GET", "/live"))
+        self.assertEqual((code, body), (200, b'{"status":"OK"}'))
+        self.assertEqual(canary_hits(), [])
+
+    async def test_any_request(self):
+        await self.fuzz(api_requests(), 1500)
+
+    async def test_request_paths(self):
+        await self.fuzz(api_requests(paths=request_paths()), 400)
+
+
+# -- 2: the Slurm connector over a scripted remote, in memory --------------------------
+
+@implementer(IBodyProducer)
+class BytesProducer:
+    """A request body written at once, so the in-memory exchange completes synchronously."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.length = len(data)
+
+    def startProducing(self, consumer):
+        consumer.write(self.data)
+        return succeed(None)
+
+    def pauseProducing(self):
+        pass
+
+    def resumeProducing(self):
+        pass
+
+    def stopProducing(self):
+        pass
+
+
+SCRATCH = "/home/dssr-svc"
+
+
+def payload_of(batch_script: bytes) -> str:
+    """The filled job script a batch script carries (base64 in ``DSSR_PAYLOAD_n``)."""
+    chunks = re.findall(r"^export DSSR_PAYLOAD_\d+=(\S*)$", batch_script.decode(), re.MULTILINE)
+    return base64.b64decode("".join(chunks)).decode("utf-8", "surrogatepass")
+
+
+def scripted_cluster() -> FakeRemote:
+    """A login node answering every command the connector may run with captured
+    output; any other command (or unknown shell program) fails the request."""
+    return FakeRemote(
+        squeue=[captured("squeue_snapshot", 0)], submit=[captured("sbatch_parsable", 0)],
+        sacct=[captured("sacct_job", 1)], cat=[exited(1)], test=[exited(1)],
+        tail=[exited(1)], forget=[ok()], touch=[ok()], scancel=[ok()],
+        scontrol_release=[captured("scontrol_release_held", 0)],
+        scontrol_show=[captured("scontrol_show_job_unknown", 1)],
+        scontrol_ping=[captured("scontrol_ping_up", 0)], list=[exited(4)],
+    )
+
+
+def _partial_body(failure) -> bytes:
+    """The body of an answer that ended without its announced length (twisted.web's
+    own refusals); ``check_answer`` decides whether that was acceptable."""
+    failure.trap(PartialDownloadError)
+    return failure.value.response
+
+
+class SlurmInMemoryTests(SynchronousTestCase):
+    """The Slurm connector (and so the singularity executor) behind the API, over a
+    scripted remote, through StubTreq's in-memory HTTP."""
+
+    def setUp(self):
+        self.remote = scripted_cluster()
+        connector = SlurmConnector(
+            self.remote, Clock(),
+            ExecutorSettings(job_scratch_dir=SCRATCH, init_docker_password="aW5pdC1wdw=="),
+            listing_root="/data", service_user="dssr-svc")
+        resource = DSSRApi(connector).resource()
+        self.agent = RequestTraversalAgent(resource)
+        # Serve through DSSR's own Site, as in production (its request class keeps
+        # twisted.web from answering multipart bodies itself); treq builds a plain one.
+        site = make_site(resource, 16 * 1024 * 1024)
+        site.reactor = self.agent._serverFactory.reactor
+        self.agent._serverFactory = site
+
+    def send(self, request: FuzzRequest) -> tuple[int, bytes]:
+        headers = Headers({name: [value] for name, value in request.headers.items()})
+        body = BytesProducer(request.body) if request.body else None
+        answer = self.agent.request(request.method.encode(),
+                                    b"http://dssr.test" + request.target.encode(),
+                                    headers, body)
+        self.agent.flush()
+        if over_long(request) and answer.called and isinstance(answer.result, Failure):
+            self.failureResultOf(answer, ResponseNeverReceived)
+            return 400, b""  # twisted.web cut the connection on an over-long head
+        response = self.successResultOf(answer)
+        content = readBody(response)
+        self.agent.flush()
+        body = self.successResultOf(content.addErrback(_partial_body))
+        content_type = response.headers.getRawHeaders("content-type", [None])[0]
+        check_answer(self, request, response.code, content_type, body)
+        return response.code, body
+
+    def test_any_request(self):
+        @fuzz_settings(700)
+        @given(request=api_requests())
+        def run(request):
+            self.send(request)
+
+        run()
+        self.assertEqual(self.send(FuzzRequest("GET", "/live")), (200, b'{"status":"OK"}'))
+
+    def test_submitted_scripts_run_no_canary(self):
+        """Every job script DSSR accepts is run with bash: with upstream's header lines
+        made inert, only DSSR's own text runs, and no canary in the header may fire."""
+        work = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, work)
+
+        @fuzz_settings(300)
+        @given(args=valid_submits(inert_header=True))
+        def run(args):
+            before = len(self.remote.of("submit"))
+            code, _ = self.send(FuzzRequest(
+                "POST", "/submit", {"Content-Type": "application/json"},
+                json.dumps(args).encode()))
+            if code != 200:
+                return
+            call = self.remote.of("submit")[before]
+            script = payload_of(call.stdin)
+            result = subprocess.run(["bash", "-c", script], cwd=work, capture_output=True,
+                                    timeout=10, env={"PATH": "/usr/bin:/bin", "HOME": work})
+            self.assertIn(b"JARVICE_CMD_SUCCESS", result.stdout, result.stderr[-2000:])
+            self.assertEqual(canary_hits(), [], script)
+
+        run()
+        self.assertGreater(len(self.remote.of("submit")), 0)
+
+
+# -- 3: the Slurm connector on the rig --------------------------------------------------
+
+def rig_paths() -> st.SearchStrategy[str]:
+    """Mostly endpoints that reach the cluster; ``/submit`` most of all."""
+    return st.one_of(st.just("/submit"), st.just("/submit"), st.sampled_from(ENDPOINTS),
+                     request_paths())
+
+
+def submitted_name(request: FuzzRequest) -> str | None:
+    """The job name a request's ``args`` carried, wherever it was sent."""
+    query = urlsplit(request.target).query
+    texts = [request.body.decode("utf-8", "replace")]
+    texts += parse_qs(texts[0]).get("args", []) + parse_qs(query).get("args", [])
+    for text in texts:
+        try:
+            args = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(args, dict) and isinstance(args.get("name"), str):
+            return args["name"]
+    return None
+
+
+class RigFuzzTests(RigCase):
+    """Hostile requests to a DSSR on the real Slurm rig; the jobs it accepts run, and
+    none may execute a canary."""
+
+    timeout = 240
+    examples = 250
+
+    async def test_hostile_requests_on_the_rig(self):
+        accepted: list[dict] = []
+
+        @fuzz_settings(self.examples)
+        @given(request=api_requests(paths=rig_paths(), inert_header=True))
+        def run(request):
+            code, body = wire_assertions(self, self.base, request)
+            if code == 200 and urlsplit(request.target).path == "/submit":
+                self.note_submitted(request, body, accepted)
+
+        await deferToThread(run)
+        self.assertGreater(len(accepted), 0)
+        await self.settle(accepted)
+        self.assertEqual(canary_hits(), [])
+        self.assertEqual(await self.answer("/live"), {"status": "OK"})
+        self.assertEqual(await self.answer("/ready"), {"status": "OK"})
+
+    def note_submitted(self, request: FuzzRequest, body: bytes, accepted: list) -> None:
+        """Remember an accepted job so it is waited for, collected and cleaned up."""
+        jobid, _ = json.loads(body)
+        ref = {"name": submitted_name(request), "number": 1, "jobid": jobid}
+        accepted.append(ref)
+        self.submitted.append(ref)
+
+    async def settle(self, accepted: list[dict]) -> None:
+        """Let the accepted jobs run (that is when a canary would fire), then cancel
+        what is left and collect every one with /exitstatus."""
+        pending = [ref for ref in accepted if ref["name"] is not None]
+        for _ in range(240):
+            live = {(name, jobid) for which in ("/running", "/queued")
+                    for name, jobid in await self.answer(which)}
+            pending = [ref for ref in pending if (ref["name"], ref["jobid"]) in live]
+            if not pending:
+                break
+            await self.sleep(0.25)
+        for ref in accepted:
+            if ref["name"] is not None:
+                self.assertIs(await self.answer("/terminate", ref), True)
+                await self.answer("/exitstatus", ref)
+
+
+class FoundByFuzzingTests(DummyServedCase):
+    """Minimal inputs the fuzzers found, pinned as regressions."""
+
+    async def test_non_utf8_path_is_a_json_error(self):
+        # Klein answered 400 text/html "Non-UTF-8 encoding in URL." (and logged a
+        # UnicodeDecodeError traceback) before any DSSR route or error handler ran.
+        request = FuzzRequest("GET", "/%FF")
+        await deferToThread(wire_assertions, self, self.base, request)
+
+    async def test_malformed_multipart_body_is_a_json_error(self):
+        # twisted.web parsed multipart bodies itself and answered a bad one with a
+        # bodyless 400 (closing the connection) before DSSR saw the request.
+        request = FuzzRequest("POST", "/live", {"Content-Type": "multipart/form-data; boundary=x"},
+                              b"\x00")
+        await deferToThread(wire_assertions, self, self.base, request)
