@@ -148,6 +148,8 @@ class SlurmConnector:
         self._listing_root = listing_root
         self._service_user = service_user
         self._submits = KeyedLocks()
+        self._indexed_jobs: list[QueueJob] | None = None
+        self._index: dict[str, QueueJob] = {}
         self._accounting = True
 
     # -- plumbing ---------------------------------------------------------------
@@ -178,9 +180,15 @@ class SlurmConnector:
             raise Unavailable(f"squeue output not understood: {error}") from None
 
     async def _queued_job(self, ref: JobRef, fresh: bool = False) -> QueueJob | None:
-        jobs = await self.snapshot.get(max_age=0 if fresh else None)
-        return next((job for job in jobs if job.jobid == ref.jobid and job.name == ref.name),
-                    None)
+        job = self._by_id(await self.snapshot.get(max_age=0 if fresh else None)).get(ref.jobid)
+        return job if job is not None and job.name == ref.name else None
+
+    def _by_id(self, jobs: list[QueueJob]) -> dict[str, QueueJob]:
+        """The snapshot indexed by job id, built once per snapshot (a poll pass asks
+        for every job: a scan each time would make the pass quadratic)."""
+        if jobs is not self._indexed_jobs:
+            self._indexed_jobs, self._index = jobs, {job.jobid: job for job in jobs}
+        return self._index
 
     def _as(self, owner: str | None) -> str | None:
         """The ``user`` argument for ``IRemote.run`` to act as the job's owner."""

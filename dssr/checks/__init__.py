@@ -1,0 +1,1 @@
+"""``dssr check``'s parts: the checks, how they are ordered and skipped, how they print."""

@@ -1,0 +1,130 @@
+"""The checks of a Slurm cluster, in order, sharing one login attempt and one remote."""
+
+from twisted.internet.endpoints import HostnameEndpoint
+
+from dssr.checks import login, slurm
+from dssr.checks.report import Outcome, failed
+from dssr.checks.runner import Check
+from dssr.connectors.slurm import identities
+from dssr.remote.conch import Connection, Target, dial
+from dssr.remote.hostkeys import host_token
+from dssr.remote.interfaces import RemoteError
+from dssr.remote.link import Policy
+from dssr.remote.local import LocalRemote
+from dssr.remote.ssh import SSHRemote
+
+
+class Cluster:
+    """Checks the login node and Slurm behind ``settings`` as the slurm connector reaches them.
+
+    ``timeout`` bounds each network step and command; ``submit_timeout`` the test job.
+    """
+
+    def __init__(self, reactor, settings, timeout: float, submit_timeout: float):
+        self._reactor = reactor
+        self._settings = settings
+        self._timeout = timeout
+        self._submit_timeout = submit_timeout
+        self._host, self._port = settings.cluster_addr, settings.cluster_port
+        self._user = settings.ssh_user
+        self._known_hosts = login.ObservedKnownHosts(
+            settings.ssh_known_hosts, accept_new=settings.ssh_host_key_policy == "accept-new")
+        self._mapping = identities(settings)
+        self._key = None
+        self._login = None
+        self._remote = None
+
+    def checks(self, submit_test: bool) -> list[Check]:
+        """Every check that applies, each after the ones it needs."""
+        if self._settings.remote == "local":
+            self._remote = LocalRemote.from_settings(self._settings, self._reactor)
+            where, logged_in, checks = "this host", (), []
+        else:
+            where, logged_in = self._host, ("authentication",)
+            checks = [
+                Check("private key", self._private_key),
+                Check("login node", self._tcp),
+                Check("host key", self._host_key, ("login node",)),
+                Check("authentication", self._authentication, ("host key", "private key")),
+            ]
+        user = self._user or "this account"
+        checks += [
+            Check("slurm commands", self._guard(lambda: slurm.check_commands(
+                self._remote, user, where)), logged_in),
+            Check("slurm controller", self._guard(lambda: slurm.check_controller(
+                self._remote)), ("slurm commands",)),
+            Check("scratch dir", self._guard(lambda: slurm.scratch_outcome(
+                self._remote, self._settings.job_scratch_dir, user, where)), logged_in),
+        ]
+        for mapped in (self._mapping.users.values() if self._mapping else ()):
+            checks.append(Check(
+                f"mapped user {mapped.cluster_user}",
+                self._guard(lambda mapped=mapped: slurm.check_mapped_user(
+                    self._ssh_remote(), mapped, self._settings.job_scratch_dir, where,
+                    self._settings.id_mapping_file)),
+                ("host key",)))
+        if submit_test:
+            checks.append(Check("submit test", self._guard(self._submit_test),
+                                ("slurm controller", "scratch dir")))
+        return checks
+
+    async def close(self) -> None:
+        """Log out everywhere (the reactor may stop once this fires)."""
+        if isinstance(self._login, Connection) and self._login.alive:
+            await self._login.close("dssr check is done")
+        if isinstance(self._remote, SSHRemote):
+            await self._remote.stopService()
+
+    # -- the way in ----------------------------------------------------------------
+
+    async def _private_key(self) -> Outcome:
+        outcome, self._key = login.check_private_key(self._settings)
+        return outcome
+
+    async def _tcp(self) -> Outcome:
+        return await login.check_tcp(self._reactor, self._host, self._port, self._timeout)
+
+    async def _host_key(self) -> Outcome:
+        # Without a usable key of our own, a throwaway one still reaches the key exchange.
+        self._login = await login.log_in(
+            self._reactor, self._host, self._port, self._user,
+            self._key or login.throwaway_key(), self._known_hosts, self._timeout)
+        return login.host_key_outcome(self._login, self._known_hosts, self._host, self._port)
+
+    async def _authentication(self) -> Outcome:
+        self._ssh_remote()  # what the checks after this one run their commands through
+        return login.login_outcome(self._login, self._user, self._key, self._host, self._port)
+
+    def _ssh_remote(self) -> SSHRemote:
+        """The service's SSH transport, logging in through the observed known_hosts."""
+        if self._remote is None:
+            policy = Policy(max_channels=self._settings.ssh_max_channels,
+                            max_output=self._settings.ssh_max_output,
+                            command_timeout=self._timeout, queue_timeout=2 * self._timeout,
+                            connect_timeout=self._timeout, keepalive=0)
+            self._remote = SSHRemote(
+                self._connect, self._reactor, host_token(self._host, self._port), self._user,
+                self._key or login.throwaway_key(),
+                {u.cluster_user: u.private_key for u in self._mapping.users.values()}
+                if self._mapping else None, policy)
+        return self._remote
+
+    def _connect(self, user: str, key):
+        endpoint = HostnameEndpoint(self._reactor, self._host, self._port, timeout=self._timeout)
+        target = Target(self._host, self._port, user, key, self._known_hosts)
+        return dial(endpoint, target, self._reactor, self._timeout)
+
+    async def _submit_test(self) -> Outcome:
+        return await slurm.SubmitTest(self._remote, self._reactor, self._settings.job_scratch_dir,
+                                      self._submit_timeout).run()
+
+    def _guard(self, work):
+        """``work``, with a transport failure as a ✗ line rather than a crash."""
+        async def run() -> Outcome:
+            try:
+                return await work()
+            except RemoteError as error:
+                return failed(f"could not run the check's command on {self._host}: {error}",
+                              "run dssr check again; if it fails the same way, read the "
+                              "login node's sshd log")
+        return run

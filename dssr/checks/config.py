@@ -1,0 +1,171 @@
+"""The settings checks: names in the environment, values, and whether they fit together.
+
+Everything here is about text DSSR already has; nothing touches the network.
+"""
+
+import difflib
+import re
+from collections.abc import Mapping
+
+from twisted.internet import endpoints
+
+from dssr.checks.report import Outcome, failed, passed
+from dssr.connectors import slurm
+from dssr.connectors.loader import ConnectorError, resolve
+from dssr.remote.hostkeys import host_token
+from dssr.settings import BY_KEY, SETTINGS, Settings, SettingsError, load
+
+KNOWN = frozenset({s.env for s in SETTINGS if s.env} | {"WAITRESS_PORT", "WAITRESS_BIND_ADDRESS"})
+# Names the reference downstream reads that DSSR has no use for: fine to leave set.
+REFERENCE_ONLY = frozenset({
+    "JARVICE_SLURMRESTD_ADDR", "JARVICE_SLURMRESTD_PORT", "JARVICE_SLURMRESTD_API_VERSION",
+})
+PREFIXES = ("JARVICE_", "DSSR_")
+# How alike a name must be to a known one to be called a typo of it (difflib ratio).
+TYPO_CUTOFF = 0.8
+# Kubernetes puts FOO_SERVICE_HOST, FOO_PORT_5000_TCP_ADDR... in every pod for every
+# service (jarvice-api, jarvice-dal...): those JARVICE_* names are no one's typo.
+_SERVICE_LINK = re.compile(r".+_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT_\d+_(TCP|UDP|SCTP)"
+                           r"(_ADDR|_PORT|_PROTO)?)")
+_SERVICE_URL = re.compile(r"(tcp|udp|sctp)://\S+")
+_UNKNOWN_YAML_KEY = re.compile(r"unknown setting '(\w+)' in (.+)")
+
+
+def env_label(key: str) -> str:
+    """How a fix names a setting: its YAML key and, if it has one, its environment variable."""
+    env = BY_KEY[key].env
+    return f"{env} ({key})" if env else key
+
+
+def closest(name: str, known) -> str | None:
+    """The known name ``name`` is most likely a typo of, if any is close enough."""
+    matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=TYPO_CUTOFF)
+    return matches[0] if matches else None
+
+
+def service_link(name: str, value: str) -> bool:
+    """Whether ``name=value`` is a variable Kubernetes sets for a service."""
+    return bool(_SERVICE_LINK.fullmatch(name)) or (
+        name.endswith("_PORT") and bool(_SERVICE_URL.fullmatch(value)))
+
+
+def unknown_names(environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Likely typos (name → the known name meant) and other unknown ``JARVICE_*`` names.
+
+    Unknown ``DSSR_*`` names count only as typos: other tools may share the prefix.
+    Values are never looked at beyond telling Kubernetes' service variables apart.
+    """
+    typos, others = {}, []
+    for name in sorted(environ):
+        if (not name.startswith(PREFIXES) or name in KNOWN or name in REFERENCE_ONLY
+                or service_link(name, environ[name])):
+            continue
+        meant = closest(name, KNOWN)
+        if meant:
+            typos[name] = meant
+        elif name.startswith("JARVICE_"):
+            others.append(name)
+    return typos, others
+
+
+def check_environment(environ: Mapping[str, str]) -> Outcome:
+    """✗ for each environment name that looks like a misspelt setting (it would be ignored)."""
+    typos, others = unknown_names(environ)
+    if typos:
+        names = ", ".join(typos)
+        return failed(f"{names}: not a setting DSSR knows, so it is ignored (likely a typo)",
+                      *(f"rename {name} to {meant}" for name, meant in typos.items()))
+    detail = "no misspelt JARVICE_*/DSSR_* names"
+    ignored = sorted(REFERENCE_ONLY & set(environ)) + others
+    if ignored:
+        detail += f"; ignored (DSSR does not use them): {', '.join(ignored)}"
+    return passed(detail)
+
+
+def settings_fix(message: str) -> str:
+    """How to put right the ``SettingsError`` whose message is ``message``."""
+    unknown = _UNKNOWN_YAML_KEY.fullmatch(message)
+    if unknown:
+        key, source = unknown.groups()
+        meant = closest(key, BY_KEY)
+        if meant:
+            return f"rename {key} to {meant} in {source}"
+        return f"remove {key} from {source} (the README's Settings table lists every key)"
+    return ("correct that value (the README's Settings table gives each setting's "
+            "form and default)")
+
+
+def missing_ssh_settings(settings: Settings) -> list[str]:
+    """The settings the SSH transport cannot do without that are empty."""
+    return [key for key in ("cluster_addr", "ssh_user", "ssh_pkey") if not getattr(settings, key)]
+
+
+def missing_fix(key: str) -> str:
+    """What to set when the required SSH setting ``key`` is empty."""
+    what = {
+        "cluster_addr": "the login node's host name or address",
+        "ssh_user": "the service account's user name on the login node",
+        "ssh_pkey": "the service account's private key (its text, or base64 -w0 of the file)",
+    }[key]
+    return f"set {env_label(key)} to {what}"
+
+
+def check_settings(cli: Mapping, config_path: str | None, environ: Mapping[str, str],
+                   reactor) -> tuple[Outcome, Settings | None]:
+    """Whether the settings parse and fit together; the ``Settings`` when the cluster
+    checks apply (the slurm connector), else None."""
+    try:
+        settings = load(cli, config_path, environ)
+    except SettingsError as error:
+        return failed(str(error), settings_fix(str(error))), None
+    problems, fixes = [], []
+    try:
+        endpoints.serverFromString(reactor, settings.listen)
+    except (ValueError, TypeError, OSError) as error:
+        problems.append(f"listen {settings.listen!r} is not a usable endpoint: {error}")
+        fixes.append("set listen to a Twisted endpoint string, e.g. tcp:5000")
+    try:
+        factory = resolve(settings.connector)
+    except ConnectorError as error:
+        problems.append(str(error))
+        fixes.append(f"set {env_label('connector')} to dummy, slurm, or an importable "
+                     f"module or callable")
+        factory = None
+    if factory is slurm.make_connector:
+        for problem, fix in slurm_problems(settings):
+            problems.append(problem)
+            fixes.append(fix)
+    if problems:
+        return failed("; ".join(problems), *fixes), None
+    if factory is not slurm.make_connector:
+        return passed(f"connector {settings.connector}: DSSR checks no cluster behind it, so "
+                      f"only the settings checks apply"), None
+    return passed(describe_slurm(settings)), settings
+
+
+def slurm_problems(settings: Settings) -> list[tuple[str, str]]:
+    """What keeps the slurm connector from starting with ``settings``, each with its fix."""
+    if settings.remote == "local":
+        if settings.id_mapping_file:
+            return [("id_mapping_file is set but remote is local: a local transport cannot "
+                     "act as other users",
+                     f"set {env_label('remote')} to ssh, or unset "
+                     f"{env_label('id_mapping_file')}")]
+        return []
+    problems = [(f"{key} is not set", missing_fix(key)) for key in missing_ssh_settings(settings)]
+    try:
+        slurm.identities(settings)
+    except SettingsError as error:
+        problems.append((str(error), f"fix {env_label('id_mapping_file')} or "
+                                     f"{env_label('jwt_public_key_file')} (readable YAML: "
+                                     f"users_id_mapping: [{{mail, mapped_user, "
+                                     f"ssh_private_key_b64}}])"))
+    return problems
+
+
+def describe_slurm(settings: Settings) -> str:
+    """What the slurm connector will talk to, for the passing settings line."""
+    if settings.remote == "local":
+        return "connector slurm, run on this host (remote local)"
+    target = f"{settings.ssh_user}@{host_token(settings.cluster_addr, settings.cluster_port)}"
+    return f"connector slurm over SSH to {target}"

@@ -1,0 +1,321 @@
+"""``dssr check``'s pure parts: typo detection, lines, skips, fixes; remote work with fakes."""
+
+import io
+
+from twisted.internet.defer import ensureDeferred, succeed
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from dssr import check
+from dssr.checks import config, login, slurm
+from dssr.checks.report import (
+    ASCII,
+    UNICODE,
+    Status,
+    failed,
+    format_outcome,
+    marks_for,
+    passed,
+    skipped,
+    summary,
+)
+from dssr.checks.runner import Check, Runner
+from dssr.remote.hostkeys import KnownHosts
+from dssr.remote.interfaces import HostKeyError, RemoteResult
+from dssr.remote.keys import describe, fingerprint
+from dssr.settings import load
+from tests.integration.sshd import generate_key
+
+
+def result(status=0, stdout=b"", stderr=b""):
+    return RemoteResult(status, None, stdout, stderr)
+
+
+class FakeRemote:
+    """An ``IRemote`` answering each argv with ``answer(argv, user)``; records the calls."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.calls = []
+
+    def run(self, argv, stdin=None, user=None, timeout=None):
+        self.calls.append((argv, user))
+        return succeed(self.answer(argv, user))
+
+
+def done(coroutine):
+    """The result of a coroutine that never waits on anything unfired."""
+    return SynchronousTestCase().successResultOf(ensureDeferred(coroutine))
+
+
+class ReportTests(SynchronousTestCase):
+    def test_marks_fall_back_to_ascii(self):
+        self.assertIs(marks_for("utf-8"), UNICODE)
+        self.assertIs(marks_for(None), UNICODE)
+        self.assertIs(marks_for("ascii"), ASCII)
+        self.assertIs(marks_for("latin-1"), ASCII)
+        self.assertIs(marks_for("no-such-codec"), ASCII)
+
+    def test_lines(self):
+        self.assertEqual(format_outcome("host key", passed("trusted"), UNICODE),
+                         ["✓ host key: trusted"])
+        self.assertEqual(format_outcome("host key", failed("unknown", "add it", "or not"), UNICODE),
+                         ["✗ host key: unknown", "  fix: add it", "  fix: or not"])
+        self.assertEqual(format_outcome("auth", skipped("skipped: needs host key"), ASCII),
+                         ["SKIP auth: skipped: needs host key"])
+        self.assertEqual(format_outcome("auth", failed("no"), ASCII), ["FAIL auth: no"])
+
+    def test_summary(self):
+        self.assertEqual(summary([passed("a"), passed("b")]), "all 2 checks passed")
+        self.assertEqual(summary([passed("a"), failed("b"), skipped("c")]),
+                         "1 of 3 checks failed, 1 skipped")
+
+
+class RunnerTests(SynchronousTestCase):
+    def test_order_and_skips(self):
+        ran, reported = [], []
+
+        def check(name, outcome, needs=()):
+            async def run():
+                ran.append(name)
+                return outcome
+            return Check(name, run, needs)
+
+        runner = Runner(lambda name, outcome: reported.append((name, outcome.status)))
+        done(runner.run([
+            check("a", passed("")), check("b", failed("")), check("c", passed(""), ("a",)),
+            check("d", passed(""), ("a", "b")), check("e", passed(""), ("d",)),
+        ]))
+        self.assertEqual(ran, ["a", "b", "c"])
+        self.assertEqual(reported, [("a", Status.PASS), ("b", Status.FAIL), ("c", Status.PASS),
+                                    ("d", Status.SKIP), ("e", Status.SKIP)])
+        self.assertEqual([o.detail for o in runner.outcomes[3:]],
+                         ["skipped: needs b", "skipped: needs d"])
+
+
+class EnvironmentTests(SynchronousTestCase):
+    def test_typos_get_the_closest_name(self):
+        typos, others = config.unknown_names({
+            "JARVICE_SLURM_CLUSTER_ADRR": "login1", "JARVICE_SSH_USER": "jarvice",
+            "DSSR_SSH_HOST_KEY_POLCY": "strict", "JARVICE_SLURM_CLUSTER_ADDR": "login1"})
+        self.assertEqual(typos, {"DSSR_SSH_HOST_KEY_POLCY": "DSSR_SSH_HOST_KEY_POLICY",
+                                 "JARVICE_SLURM_CLUSTER_ADRR": "JARVICE_SLURM_CLUSTER_ADDR",
+                                 "JARVICE_SSH_USER": "JARVICE_SLURM_SSH_USER"})
+        self.assertEqual(others, [])
+
+    def test_names_that_are_nobodys_typo(self):
+        typos, others = config.unknown_names({
+            "JARVICE_SLURMRESTD_ADDR": "x", "JARVICE_SLURMRESTD_API_VERSION": "v0.0.39",
+            "JARVICE_API_SERVICE_HOST": "10.0.0.1", "JARVICE_API_PORT": "tcp://10.0.0.1:8080",
+            "JARVICE_DAL_PORT_8080_TCP_ADDR": "10.0.0.2", "WAITRESS_PORT": "5000",
+            "DSSR_RIG": "/var/tmp/dssr-rig", "DSSR_RIG_BOB_KEY": "/k", "PATH": "/bin",
+            "JARVICE_SYSTEM_NAMESPACE": "jarvice-system"})
+        self.assertEqual((typos, others), ({}, ["JARVICE_SYSTEM_NAMESPACE"]))
+
+    def test_environment_line_never_shows_a_value(self):
+        outcome = config.check_environment({"JARVICE_SLURM_SSH_PKY": "c2VjcmV0LWtleQ=="})
+        self.assertEqual(outcome, failed(
+            "JARVICE_SLURM_SSH_PKY: not a setting DSSR knows, so it is ignored (likely a typo)",
+            "rename JARVICE_SLURM_SSH_PKY to JARVICE_SLURM_SSH_PKEY"))
+
+    def test_passing_line_names_what_is_ignored(self):
+        outcome = config.check_environment({"JARVICE_SLURMRESTD_PORT": "6820",
+                                            "JARVICE_BAREMETAL_CONNECTOR": "slurm"})
+        self.assertEqual(outcome, passed("no misspelt JARVICE_*/DSSR_* names; ignored (DSSR "
+                                         "does not use them): JARVICE_SLURMRESTD_PORT"))
+
+
+class SettingsTests(SynchronousTestCase):
+    def settings(self, environ, config_text=None):
+        path = None
+        if config_text is not None:
+            path = self.mktemp()
+            with open(path, "w") as handle:
+                handle.write(config_text)
+        return config.check_settings({}, path, environ, MemoryReactorClock())
+
+    def test_dummy_only_has_settings_checks(self):
+        outcome, settings = self.settings({})
+        self.assertEqual(outcome, passed(
+            "connector dummy: DSSR checks no cluster behind it, so only the settings checks "
+            "apply"))
+        self.assertIsNone(settings)
+
+    def test_unknown_yaml_key_gets_the_closest_key(self):
+        outcome, _ = self.settings({}, "conector: slurm\n")
+        self.assertEqual(outcome.status, Status.FAIL)
+        self.assertRegex(outcome.fixes[0], r"^rename conector to connector in .+$")
+
+    def test_bad_secret_is_not_echoed(self):
+        outcome, _ = self.settings({"JARVICE_DOCKER_PASSWORD": "not base64 s3cr3t!"})
+        self.assertEqual(outcome.status, Status.FAIL)
+        self.assertIn("init_docker_password from JARVICE_DOCKER_PASSWORD", outcome.detail)
+        self.assertNotIn("s3cr3t", outcome.detail + "".join(outcome.fixes))
+
+    def test_slurm_needs_the_login_settings(self):
+        outcome, settings = self.settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm",
+                                           "JARVICE_SLURM_SSH_USER": "jarvice"}, "listen: tcp:x\n")
+        self.assertIsNone(settings)
+        self.assertEqual(outcome.detail.split("; ")[1:],
+                         ["cluster_addr is not set", "ssh_pkey is not set"])
+        self.assertEqual(outcome.fixes, (
+            "set listen to a Twisted endpoint string, e.g. tcp:5000",
+            "set JARVICE_SLURM_CLUSTER_ADDR (cluster_addr) to the login node's host name or "
+            "address",
+            "set JARVICE_SLURM_SSH_PKEY (ssh_pkey) to the service account's private key (its "
+            "text, or base64 -w0 of the file)"))
+
+    def test_local_remote_cannot_map_users(self):
+        outcome, _ = self.settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm",
+                                    "DSSR_REMOTE": "local", "DSSR_ID_MAPPING_FILE": "/m.yaml"})
+        self.assertIn("id_mapping_file is set but remote is local", outcome.detail)
+
+
+class LoginTests(SynchronousTestCase):
+    def test_private_key_errors_hold_no_key_material(self):
+        private, _ = generate_key()
+        garbage = private.replace(private.splitlines()[2], b"A" * 70)
+        for text, passphrase, word in ((garbage.decode(), "", "cannot be read"),
+                                       ("bm90IGEga2V5", "", "cannot be read"),
+                                       ("!!!", "", "neither")):
+            settings = load(cli={"ssh_pkey": text, "ssh_pkey_passphrase": passphrase})
+            outcome, key = login.check_private_key(settings)
+            self.assertIsNone(key)
+            self.assertIn(word, outcome.detail)
+            self.assertNotIn(text, outcome.detail + "".join(outcome.fixes))
+
+    def known_hosts(self, text: bytes) -> KnownHosts:
+        path = self.mktemp()
+        with open(path, "wb") as handle:
+            handle.write(text)
+        return KnownHosts(path)
+
+    def host_key_error(self, known: KnownHosts, key) -> HostKeyError:
+        return self.assertRaises(HostKeyError, known.check, "login1", 2222, key)
+
+    def test_unknown_host_key_fix_names_the_command_and_fingerprint(self):
+        offered = login.throwaway_key().public()
+        known = self.known_hosts(b"")
+        fixes = login.host_key_fixes(self.host_key_error(known, offered), offered, "login1",
+                                     2222, known.path)
+        self.assertEqual(fixes, [
+            f"on login1, check that `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` shows "
+            f"ssh-ed25519 {fingerprint(offered)}, then add it: "
+            f"ssh-keyscan -p 2222 -t ed25519 login1 >> {known.path}",
+            "or set DSSR_SSH_HOST_KEY_POLICY (ssh_host_key_policy) to accept-new to trust the "
+            "key offered on first connect"])
+
+    def test_changed_host_key_fix_drops_the_old_entry_first(self):
+        old, offered = login.throwaway_key(), login.throwaway_key().public()
+        known = self.known_hosts(b"[login1]:2222 ssh-ed25519 "
+                                 + old.public().toString("openssh").split()[1] + b"\n")
+        fixes = login.host_key_fixes(self.host_key_error(known, offered), offered, "login1",
+                                     2222, known.path)
+        self.assertEqual(fixes[0], (
+            f"if the change is expected (on login1, check that `ssh-keygen -lf "
+            f"/etc/ssh/ssh_host_ed25519_key.pub` shows {describe(offered)}), drop the old "
+            f"entry: ssh-keygen -R '[login1]:2222' -f {known.path}"))
+        self.assertEqual(fixes[1], f"then add the new key: ssh-keyscan -p 2222 -t ed25519 "
+                                   f"login1 >> {known.path}")
+
+    def test_revoked_host_key(self):
+        offered = login.throwaway_key().public()
+        known = self.known_hosts(b"@revoked [login1]:2222 ssh-ed25519 "
+                                 + offered.public().toString("openssh").split()[1] + b"\n")
+        fixes = login.host_key_fixes(self.host_key_error(known, offered), offered, "login1",
+                                     2222, known.path)
+        self.assertIn("marked @revoked: give the login node a new host key", fixes[0])
+
+
+class SlurmCheckTests(SynchronousTestCase):
+    def test_missing_commands(self):
+        remote = FakeRemote(lambda argv, user: result(
+            stdout=b"sbatch /opt/slurm/bin/sbatch\nsqueue -\nscancel /opt/slurm/bin/scancel\n"
+                   b"scontrol -\nsacct -\n"))
+        outcome = done(slurm.check_commands(remote, "jarvice", "login1"))
+        self.assertEqual(outcome.detail, "not found on login1 for jarvice: squeue, scontrol")
+        self.assertIn("`ssh jarvice@login1 command -v squeue` must print a path",
+                      outcome.fixes[0])
+
+    def test_commands_found(self):
+        remote = FakeRemote(lambda argv, user: result(stdout=b"".join(
+            b"%s /usr/bin/%s\n" % (name, name) for name in (b"sbatch", b"squeue", b"scancel",
+                                                              b"scontrol")) + b"sacct -\n"))
+        self.assertEqual(done(slurm.check_commands(remote, "jarvice", "login1")), passed(
+            "sbatch, squeue, scancel, scontrol in /usr/bin; no sacct (fine: DSSR's end records "
+            "stand in for accounting)"))
+
+    def test_controller_down(self):
+        remote = FakeRemote(lambda argv, user: result(
+            1, b"Slurmctld(primary) at ctl1 is DOWN\n"))
+        outcome = done(slurm.check_controller(remote))
+        self.assertEqual(outcome.detail, "scontrol ping: Slurmctld(primary) at ctl1 is DOWN")
+
+    def test_scratch_in_home_is_relative_to_it(self):
+        remote = FakeRemote(lambda argv, user: result(stdout=b"/home/jarvice/.jarvice\n"))
+        outcome = done(slurm.scratch_outcome(remote, "", "jarvice", "login1"))
+        self.assertEqual(outcome, passed("/home/jarvice/.jarvice is writable by jarvice"))
+        self.assertEqual(remote.calls, [(["sh", "-c", slurm.SCRATCH, "sh", "", ".jarvice"], None)])
+
+    def test_scratch_failures_by_step(self):
+        for status, start in ((5, "jarvice cannot create a file in /scratch/.jarvice: "),
+                              (6, "jarvice cannot remove a file from /scratch/.jarvice: ")):
+            remote = FakeRemote(lambda argv, user, status=status: result(status, b"", b"nope\n"))
+            outcome = done(slurm.scratch_outcome(remote, "/scratch/", "jarvice", "login1"))
+            self.assertEqual(outcome.detail, start + "nope")
+
+    def test_submit_test_waits_reads_and_cleans_up(self):
+        clock = Clock()
+        states = [b"PENDING|Resources\n", b"RUNNING|None\n", b""]
+
+        def answer(argv, user):
+            if "sbatch" in argv:
+                return result(stdout=b"42\n")
+            if argv[0] == "squeue":
+                return result(stdout=states.pop(0))
+            if argv[0] == "cat":
+                return result(stdout=b"DSSR_CHECK_OK on node7\n")
+            return result()
+
+        remote = FakeRemote(answer)
+        test = slurm.SubmitTest(remote, clock, "/scratch", timeout=60)
+        running = ensureDeferred(test.run())
+        clock.advance(1)
+        clock.advance(1)
+        self.assertEqual(self.successResultOf(running),
+                         passed("job 42 ran on node7 and its output came back in 2s"))
+        self.assertEqual(remote.calls[-1], (["rm", "-f", "--", test.output], None))
+        self.assertTrue(test.output.startswith("/scratch/.jarvice/dssr-check-"))
+
+    def test_submit_test_gives_up_and_cancels(self):
+        clock = Clock()
+        remote = FakeRemote(lambda argv, user: result(
+            stdout=b"7\n" if "sbatch" in argv else b"PENDING|Priority\n"))
+        running = ensureDeferred(slurm.SubmitTest(remote, clock, "", timeout=5).run())
+        clock.pump([1] * 7)
+        outcome = self.successResultOf(running)
+        self.assertEqual(outcome.detail, "job 7 still PENDING after 5s (reason: Priority)")
+        self.assertIn((["scancel", "7"], None), remote.calls)
+
+
+class CommandTests(SynchronousTestCase):
+    def test_dummy_connector_run(self):
+        out = io.StringIO()
+        code = done(check.check(MemoryReactorClock(), check.parse([]), {}, out))
+        self.assertEqual(code, 0)
+        self.assertEqual(out.getvalue().splitlines(), [
+            "✓ environment: no misspelt JARVICE_*/DSSR_* names",
+            "✓ settings: connector dummy: DSSR checks no cluster behind it, so only the "
+            "settings checks apply",
+            "all 2 checks passed"])
+
+    def test_a_typo_fails_the_run(self):
+        out = io.StringIO()
+        code = done(check.check(MemoryReactorClock(), check.parse(["--connector", "dummy"]),
+                                {"JARVICE_DUMMY_JOB_RUNNING_TIM": "3"}, out))
+        self.assertEqual(code, 1)
+        self.assertEqual(out.getvalue().splitlines()[:2], [
+            "✗ environment: JARVICE_DUMMY_JOB_RUNNING_TIM: not a setting DSSR knows, so it is "
+            "ignored (likely a typo)",
+            "  fix: rename JARVICE_DUMMY_JOB_RUNNING_TIM to JARVICE_DUMMY_JOB_RUNNING_TIME"])
