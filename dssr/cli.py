@@ -16,7 +16,9 @@ SUBCOMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand; its result is the exit code."""
-    parser = argparse.ArgumentParser(prog="dssr", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="dssr", description="Operator tools for DSSR (the service itself runs with "
+                                 "`twistd dssr`).")
     # dest is not "command": a subcommand may well have a --command option.
     commands = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
     modules = {}
