@@ -177,6 +177,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ssh_command_timeout", 60.0, _non_negative_float,
             "Seconds a remote command may run before it is cut off (0: no limit)",
             env="DSSR_SSH_COMMAND_TIMEOUT"),
+    Setting("ssh_connect_wait", 5.0, _non_negative_float,
+            "Seconds a command waits while the SSH connection is down before failing "
+            "(the API then answers 503)", env="DSSR_SSH_CONNECT_WAIT"),
     Setting("ssh_max_output", 64 * 1024 * 1024, _positive_int,
             "Largest stdout/stderr kept from one remote command, in bytes",
             env="DSSR_SSH_MAX_OUTPUT"),

@@ -42,6 +42,9 @@ class Policy:
     max_output: int = 64 * 1024 * 1024
     command_timeout: float = 60.0
     queue_timeout: float = 30.0
+    # How long a command waits while the connection is down: a longer outage fails
+    # commands (a 503 upstream retries) instead of holding every caller.
+    connect_wait: float = 5.0
     connect_timeout: float = 15.0
     keepalive: float = 30.0
     keepalive_misses: int = 3
@@ -137,8 +140,8 @@ class Link:
             return fail(self.last_error)
         if timeout is None:
             timeout = self._policy.command_timeout
-        job = _Job(command, stdin, timeout,
-                   self._clock.seconds() + self._policy.queue_timeout, Deferred())
+        wait = self._policy.queue_timeout if self._conn else self._policy.connect_wait
+        job = _Job(command, stdin, timeout, self._clock.seconds() + wait, Deferred())
         self._enqueue(job)
         self._cancel_idle()
         self._ensure_connecting()
@@ -314,12 +317,13 @@ class Link:
 
     def _expire(self, job: _Job) -> None:
         self._queue.remove(job)
-        wait = self._policy.queue_timeout
         if self._conn is None:
             why = f": {self.last_error}" if self.last_error else ""
-            error = NotConnected(f"no connection to {self.name} within {wait:g}s{why}")
+            error = NotConnected(f"no connection to {self.name} within "
+                                 f"{self._policy.connect_wait:g}s{why}")
         else:
-            error = CommandTimeout(f"no free channel to {self.name} within {wait:g}s "
+            error = CommandTimeout(f"no free channel to {self.name} within "
+                                   f"{self._policy.queue_timeout:g}s "
                                    f"(all {self._policy.max_channels} busy)")
         job.result.errback(error)
         self._idle_check()

@@ -76,6 +76,7 @@ class SSHRemote(Service):
             "command_timeout": settings.ssh_command_timeout,
             "keepalive": settings.ssh_keepalive,
             "idle_timeout": settings.ssh_idle_timeout,
+            "connect_wait": settings.ssh_connect_wait,
             **policy,
         })
 

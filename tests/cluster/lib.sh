@@ -17,6 +17,10 @@ export SLURM_CONF
 log() { printf '[dssr-rig] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# Daemons die with "No such device" when /dev/null is not the device (a log rotation
+# of /dev/null by some tool leaves a regular file there): say so plainly.
+[[ -c /dev/null ]] || die "/dev/null is not a character device; recreate it: rm -f /dev/null && mknod -m 666 /dev/null c 1 3"
+
 # alive PIDFILE: true when the pid file names a running process.
 alive() {
     local pid

@@ -72,12 +72,23 @@ class QueueTests(SynchronousTestCase):
             settle(conn)
         self.assertEqual((peak, len(conn.channels)), (8, 50))
 
-    def test_queue_timeout_without_connection(self):
-        link, clock, _dialer = make_link(queue_timeout=5.0)
+    def test_connect_wait_without_connection(self):
+        link, clock, _dialer = make_link(queue_timeout=30.0, connect_wait=2.0)
         result = link.run(b"x", None, None)
-        clock.advance(5.0)
+        clock.advance(1.9)
+        self.assertNoResult(result)
+        clock.advance(0.1)
         error = self.failureResultOf(result, NotConnected).value
-        self.assertIn("svc@login within 5s", str(error))
+        self.assertIn("svc@login within 2s", str(error))
+
+    def test_command_runs_if_the_connection_comes_within_connect_wait(self):
+        link, clock, dialer = make_link(connect_wait=2.0)
+        result = link.run(b"x", None, None)
+        clock.advance(1.5)
+        conn = dialer.connect()
+        clock.advance(5.0)
+        self.assertNoResult(result)  # running now: no longer bound by connect_wait
+        self.assertEqual(len(conn.channels), 1)
 
     def test_queue_timeout_with_all_channels_busy(self):
         link, clock, dialer = make_link(max_channels=1, queue_timeout=5.0, command_timeout=0)
