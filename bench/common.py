@@ -6,6 +6,7 @@ add processes on top (``--procs``) and report the client's CPU next to the serve
 Nothing here imports Twisted: the load generator should cost as little as possible.
 """
 
+import argparse
 import base64
 import json
 import os
@@ -281,3 +282,11 @@ def rss_kib(pid: int) -> int:
 def concurrencies(text: str) -> list[int]:
     """``"1,8,32"`` as a list of ints."""
     return [int(part) for part in text.split(",") if part]
+
+
+def base_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments every bench takes: DSSR's base URL and its credentials."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("base", help="DSSR's base URL, e.g. http://127.0.0.1:5150")
+    parser.add_argument("--auth", default="", help="user:password (the server key)")
+    return parser

@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 
 from bench.common import (
     Target,
+    base_parser,
     clean_up,
     concurrencies,
     cpu_seconds,
@@ -231,9 +232,7 @@ def main(options) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("base", help="DSSR's base URL, e.g. http://127.0.0.1:5150")
-    parser.add_argument("--auth", default="", help="user:password (the server key)")
+    parser = base_parser(__doc__)
     parser.add_argument("-n", "--jobs", type=int, default=200, help="jobs to submit")
     parser.add_argument("-c", "--concurrency", default="1,8,32",
                         help="comma-separated requests in flight")

@@ -13,7 +13,14 @@ import os
 import time
 from collections import Counter
 
-from bench.common import Target, clean_up, concurrencies, latency_figures, submit_jobs
+from bench.common import (
+    Target,
+    base_parser,
+    clean_up,
+    concurrencies,
+    latency_figures,
+    submit_jobs,
+)
 
 
 def main(options) -> None:
@@ -48,9 +55,7 @@ def main(options) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("base", help="DSSR's base URL, e.g. http://127.0.0.1:5150")
-    parser.add_argument("--auth", default="", help="user:password (the server key)")
+    parser = base_parser(__doc__)
     parser.add_argument("-m", "--jobs", type=int, default=100, help="jobs per concurrency")
     parser.add_argument("-c", "--concurrency", default="1,8",
                         help="comma-separated submits in flight")
