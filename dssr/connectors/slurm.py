@@ -8,6 +8,7 @@ kept on the DSSR host, so DSSR can be restarted at any moment.
 
 import os
 import posixpath
+import shlex
 from collections import Counter
 
 from twisted.application.service import IService
@@ -93,6 +94,11 @@ def controller_down(result: RemoteResult) -> bool:
     return any(sign in text for sign in CONTROLLER_DOWN)
 
 
+def command_text(argv, longest: int = 120) -> str:
+    """``argv`` as a shell line for the debug log, each argument cut to ``longest``."""
+    return shlex.join(arg if len(arg) <= longest else arg[:longest] + "..." for arg in argv)
+
+
 def parse_listing(data: bytes, directory: str) -> list[DirEntry]:
     """Entries from ``LIST_DIRECTORY``'s NUL-separated ``mtime\\tsize\\ttype\\tname`` lines."""
     entries = []
@@ -141,6 +147,7 @@ class SlurmConnector:
                  snapshot_ttl: float = 2.0, listing_root: str = "", service_user: str = ""):
         self.remote = remote
         self.service = remote if IService.providedBy(remote) else None
+        self.clock = clock
         self.snapshot = Snapshot(lambda: ensureDeferred(self._read_queue()), clock,
                                  snapshot_ttl)
         self._executor_settings = executor_settings
@@ -155,11 +162,24 @@ class SlurmConnector:
     # -- plumbing ---------------------------------------------------------------
 
     async def _run(self, argv, stdin: bytes | None = None, user: str | None = None):
-        """Run ``argv``; a transport failure is ``Unavailable`` (the cluster is not there)."""
+        """Run ``argv``; a transport failure is ``Unavailable`` (the cluster is not there).
+
+        Each command is logged at debug. Only argv is: it never holds a secret, while
+        stdin (the batch script, with registry credentials) is never logged.
+        """
+        started = self.clock.seconds()
+        who = user or self._service_user or "service account"
         try:
-            return await self.remote.run(argv, stdin=stdin, user=user)
+            result = await self.remote.run(argv, stdin=stdin, user=user)
         except RemoteError as error:
+            _log.debug("{user}: {command} -> {error}", user=who, command=command_text(argv),
+                       error=error)
             raise Unavailable(f"cannot run {argv[0]} on the login node: {error}") from None
+        _log.debug("{user}: {command} -> exit {status} in {ms:.1f} ms", user=who,
+                   command=command_text(argv),
+                   status=result.signal if result.status is None else result.status,
+                   ms=(self.clock.seconds() - started) * 1000)
+        return result
 
     async def _slurm(self, argv, user: str | None = None) -> RemoteResult:
         """Run a Slurm command; a controller that does not answer is ``Unavailable``."""

@@ -13,6 +13,7 @@ import re
 import jwt
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from dssr.connectors.slurm import (
@@ -845,3 +846,28 @@ class MetricsTests(ConnectorTestCase):
         self.assertEqual(samples[("dssr_queue_snapshots", ())], 1)
         self.assertEqual(samples[("dssr_queue_snapshot_shared", ())], 2)
         self.assertEqual(samples[("dssr_jobs", (("state", "RUNNING"),))], 2)
+
+
+class CommandLogTests(ConnectorTestCase):
+    def test_commands_are_logged_at_debug_without_stdin(self):
+        self.remote.answer("squeue", SQUEUE_EMPTY)
+        self.remote.answer("submit", SBATCH)
+        with capturedLogs() as events:
+            self.result("submit", self.submit_request(script=template()))
+        lines = [formatEvent(event) for event in events
+                 if event["log_level"] == LogLevel.debug]
+        self.assertTrue(any(line.startswith("dssr-svc: squeue ") and "-> exit 0" in line
+                            for line in lines), lines)
+        submit = next(line for line in lines if "sbatch --parsable" in line)
+        self.assertIn("-> exit 0", submit)
+        stdin = self.remote.of("submit")[0].stdin.decode()
+        self.assertNotIn(stdin[-200:], "\n".join(lines))
+        for secret in (APP_PASSWORD, OWNER_PASSWORD):
+            self.assertNotIn(secret, "\n".join(lines))
+
+    def test_transport_failures_are_logged(self):
+        self.remote.answer("squeue", ConnectionLost("gone"))
+        with capturedLogs() as events:
+            self.error(Unavailable, "running")
+        self.assertIn("squeue", formatEvent(events[-1]))
+        self.assertIn("gone", formatEvent(events[-1]))
