@@ -5,7 +5,6 @@ it can be SIGKILLed mid-flight, and clients in the test cannot slow its reactor 
 """
 
 import os
-import socket
 import sys
 
 import treq
@@ -16,15 +15,10 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.web.client import HTTPConnectionPool, ResponseFailed
 
+from tests.integration.sshd import free_port
+
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class _Watcher(ProcessProtocol):
