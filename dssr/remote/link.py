@@ -122,7 +122,7 @@ class Link:
         """``("connected" | "connecting" | "failed", last error or None)``."""
         if self._stopped:
             return "failed", "stopped"
-        if self._conn is not None:
+        if self._conn is not None and self._conn.alive:
             return "connected", None
         error = str(self.last_error) if self.last_error else None
         return ("failed" if error and not self._dialing else "connecting"), error

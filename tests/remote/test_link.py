@@ -72,6 +72,16 @@ class QueueTests(SynchronousTestCase):
             settle(conn)
         self.assertEqual((peak, len(conn.channels)), (8, 50))
 
+    def test_a_closing_connection_is_not_reported_connected(self):
+        # Conch fails a dying connection's commands before its ``lost`` fires: a caller
+        # woken by that failure must already see the link as not connected.
+        link, _clock, dialer = make_link()
+        link.start()
+        conn = dialer.connect()
+        self.assertEqual(link.state(), ("connected", None))
+        conn.alive = False
+        self.assertNotEqual(link.state()[0], "connected")
+
     def test_connect_wait_without_connection(self):
         link, clock, _dialer = make_link(queue_timeout=30.0, connect_wait=2.0)
         result = link.run(b"x", None, None)
