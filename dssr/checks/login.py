@@ -37,7 +37,7 @@ class ObservedKnownHosts(KnownHosts):
         self.offered = key
         super().check(host, port, key)
 
-    def _add(self, host: str, port: int, key: Key) -> None:
+    def trust(self, host: str, port: int, key: Key) -> None:
         self.trusted_on_first_use = True
 
 

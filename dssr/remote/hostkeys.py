@@ -171,11 +171,15 @@ class KnownHosts:
                 f"{self.path}. Check the fingerprint and add the key (ssh-keyscan -p {port} "
                 f"{host}), or set ssh_host_key_policy to accept-new."
             )
-        self._add(host, port, key)
+        self.trust(host, port, key)
         _log.warn("Trusted new host key {key} for {token} (accept-new), added to {path}",
                   key=offered, token=token, path=self.path)
 
-    def _add(self, host: str, port: int, key: Key) -> None:
+    def trust(self, host: str, port: int, key: Key) -> None:
+        """Trust ``key`` for ``host`` from now on (accept-new): append it to the file.
+
+        A subclass may override it to decide without writing (``dssr check`` does).
+        """
         directory = os.path.dirname(self.path)
         try:
             if directory:
