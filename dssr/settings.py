@@ -269,13 +269,6 @@ class Settings:
         """A copy with some values changed (parsed like any other source)."""
         return Settings({**self._values, **_parse_all(changes, "argument")})
 
-    def redacted(self) -> dict:
-        """All values, secrets masked: safe to log."""
-        return {
-            key: ("***" if BY_KEY[key].secret and value else value)
-            for key, value in self._values.items()
-        }
-
 
 def _parse(setting: Setting, raw: Any, source: str) -> Any:
     try:

@@ -5,6 +5,8 @@ import json
 from twisted.web.http import parse_qs
 from twisted.web.server import Request, Site
 
+from dssr.errors import BodyTooLarge
+
 FORM = b"application/x-www-form-urlencoded"
 
 
@@ -44,11 +46,11 @@ class LimitedRequest(Request):
                 self.args.update(parse_qs(self.content.read(), 1))
                 self.content.seek(0)
             return super().process()
-        self.setResponseCode(413)
+        error = BodyTooLarge(f"request body larger than {self.max_body} bytes", field="args")
+        self.setResponseCode(error.status)
         self.setHeader(b"Content-Type", b"application/json")
         self.setHeader(b"Connection", b"close")
-        body = {"error": f"request body larger than {self.max_body} bytes", "field": "args"}
-        self.write(json.dumps(body).encode())
+        self.write(json.dumps(error.body()).encode())
         self.finish()
         return None
 

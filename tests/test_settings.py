@@ -65,12 +65,7 @@ class LoadTests(SynchronousTestCase):
         self.assertRaises(SettingsError, settings.load, config_path=self.write("a: [\n"))
         self.assertRaises(SettingsError, settings.load, config_path="/nonexistent/dssr.yaml")
 
-    def test_secrets_masked_and_never_echoed(self):
-        loaded = settings.load(environ={"JARVICE_SCHED_SERVER_KEY": "up:pw",
-                                        "JARVICE_SLURM_SSH_PKEY": "KEYTEXT"})
-        shown = repr(loaded.redacted())
-        self.assertNotIn("up:pw", shown)
-        self.assertNotIn("KEYTEXT", shown)
+    def test_secrets_never_echoed(self):
         error = self.assertRaises(SettingsError, settings.load,
                                   environ={"JARVICE_SCHED_SERVER_KEY": "nocolonsecret"})
         self.assertNotIn("nocolonsecret", str(error))
