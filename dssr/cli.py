@@ -6,7 +6,10 @@ arguments) and ``run(args) -> int`` (the exit code).
 
 import argparse
 import importlib
+import os
 import sys
+
+from dssr import __version__
 
 SUBCOMMANDS = {
     "check": ("dssr.check", "check the settings, the login node and Slurm, each with a fix"),
@@ -14,11 +17,38 @@ SUBCOMMANDS = {
 }
 
 
+class ReaderGone:
+    """stdout for the commands: once its reader has gone (``dssr check | head -2``), the
+    rest of the output is dropped instead of ending the command in a traceback."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self._stream.write(text)
+                self._stream.flush()
+            except BrokenPipeError:
+                self.gone = True
+                # What is still buffered would fail again when Python exits.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        return len(text)
+
+    def flush(self) -> None:
+        """Every write is flushed already."""
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand; its result is the exit code."""
     parser = argparse.ArgumentParser(
         prog="dssr", description="Operator tools for DSSR (the service itself runs with "
                                  "`twistd dssr`).")
+    parser.add_argument("--version", action="version", version=f"dssr {__version__}")
     # dest is not "command": a subcommand may well have a --command option.
     commands = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
     modules = {}
@@ -26,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         module = modules[name] = importlib.import_module(module_name)
         module.configure(commands.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
+    sys.stdout = ReaderGone(sys.stdout)
     return modules[args.subcommand].run(args)
 
 

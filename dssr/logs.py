@@ -7,7 +7,9 @@ event (Twisted's own included) while twistd's ``--logfile``/``--nodaemon`` choic
 of destination are honoured. An explicit ``twistd --logger`` or ``--syslog`` wins.
 """
 
+import json
 import sys
+from datetime import UTC, datetime
 
 from twisted.application.service import MultiService
 from twisted.logger import (
@@ -16,7 +18,6 @@ from twisted.logger import (
     LogLevel,
     LogLevelFilterPredicate,
     formatEvent,
-    jsonFileLogObserver,
     textFileLogObserver,
 )
 from twisted.python.logfile import LogFile
@@ -47,12 +48,47 @@ def destination(twistd_options):
     return LogFile.fromFullPath(path or "twistd.log")
 
 
-def json_lines_observer(output):
-    """One JSON object a line, with the formatted ``message`` beside Twisted's fields."""
-    writer = jsonFileLogObserver(output, recordSeparator="")
+# Keys of Twisted's own (new and legacy) events that are plumbing, not the event's fields.
+_INTERNAL = {"message", "format", "isError", "system", "time", "why", "failure"}
+_PLAIN = (str, int, float, bool, type(None))
 
+
+def _plain(value):
+    """``value`` as JSON can hold it: plain values and lists/dicts of them, else its text."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return str(value)
+
+
+def json_record(event: dict) -> dict:
+    """The documented JSON log schema: ``time`` (ISO 8601 UTC), ``level``, ``logger``,
+    ``message``, ``traceback`` for failures, then the event's own fields."""
+    level = event.get("log_level")
+    record = {
+        "time": datetime.fromtimestamp(event.get("log_time", 0), UTC)
+        .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": level.name if level is not None else "info",
+        "logger": event.get("log_namespace", "-"),
+        "message": formatEvent(event),
+    }
+    failure = event.get("log_failure")
+    if failure is not None:
+        record["traceback"] = failure.getTraceback()
+    for key, value in event.items():
+        if not key.startswith("log_") and key not in _INTERNAL and key not in record:
+            record[key] = _plain(value)
+    return record
+
+
+def json_lines_observer(output):
+    """One ``json_record`` a line."""
     def observe(event):
-        writer({**event, "message": formatEvent(event)})
+        output.write(json.dumps(json_record(event), separators=(",", ":")) + "\n")
+        output.flush()
 
     return observe
 

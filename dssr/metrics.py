@@ -16,6 +16,8 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from dssr import __version__
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -86,6 +88,10 @@ class Metrics:
         self._registry.register(self)
 
     def collect(self):
+        build = GaugeMetricFamily("dssr_build_info", "The running DSSR's version (always 1)",
+                                  labels=["version"])
+        build.add_metric([__version__], 1)
+        yield build
         yield from self.requests.families()
         report = getattr(self._connector, "metrics", None)
         if report is not None:

@@ -10,6 +10,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from dssr import __version__
 from dssr.errors import Unavailable
 
 _log = Logger(namespace="dssr")
@@ -18,8 +19,8 @@ _log = Logger(namespace="dssr")
 def report_lines(settings) -> list[str]:
     """Human-readable lines describing the configuration; never a secret's value."""
     lines = [
-        f"DSSR serving the Jarvice API on {settings.listen} with the {settings.connector} "
-        f"connector and the {settings.executor} executor; upstream auth "
+        f"DSSR {__version__} serving the Jarvice API on {settings.listen} with the "
+        f"{settings.connector} connector and the {settings.executor} executor; upstream auth "
         + ("required (HTTP Basic)" if settings.server_key else "NOT required "
            "(set JARVICE_SCHED_SERVER_KEY)"),
     ]

@@ -7,6 +7,7 @@ from twisted.application.service import IService
 from twisted.internet import endpoints
 from twisted.python import usage
 
+from dssr import __version__
 from dssr import settings as settings_module
 from dssr.api import DSSRApi
 from dssr.connectors.loader import ConnectorError, build, resolve
@@ -31,6 +32,19 @@ class Options(usage.Options):
     def __init__(self, environ=None):
         super().__init__()
         self._environ = os.environ if environ is None else environ
+
+    def opt_version(self):
+        """Print DSSR's version and exit."""
+        print(f"dssr {__version__}")
+        raise SystemExit(0)
+
+    def parseOptions(self, options=None):
+        """As usual, but a usage error is one line and a hint, not the whole help."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as error:
+            raise SystemExit(f"twistd dssr: {error}\n"
+                             "(`twistd dssr --help` lists the options)") from None
 
     def postOptions(self):
         cli = {"listen": self["listen"], "connector": self["connector"],

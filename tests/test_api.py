@@ -7,6 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from treq.testing import StubTreq
 from twisted.trial.unittest import SynchronousTestCase
 
+from dssr import __version__
 from dssr.api import DSSRApi
 from dssr.errors import BadRequest, Unavailable
 from dssr.metrics import Sample
@@ -352,6 +353,9 @@ class MetricsTests(ApiCase):
                                   (("code", "400"), ("endpoint", "submit")))], 1)
         self.assertEqual(samples[("dssr_http_request_duration_seconds_count",
                                   (("endpoint", "running"),))], 2)
+
+    def test_build_info_names_the_version(self):
+        self.assertEqual(self.scrape()[("dssr_build_info", (("version", __version__),))], 1)
 
     def test_connector_samples_are_shown(self):
         self.connector.metrics = lambda: [

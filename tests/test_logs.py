@@ -9,8 +9,11 @@ from twisted.application.service import Application
 from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, Logger, LogLevel, capturedLogs
+from twisted.logger._legacy import publishToNewObserver
+from twisted.python.log import textFromEventDict
 from twisted.trial.unittest import SynchronousTestCase
 
+from dssr import __version__
 from dssr import settings as settings_module
 from dssr.errors import Unavailable
 from dssr.logs import LoggingMultiService, destination, level_of, make_observer
@@ -47,8 +50,34 @@ class ObserverTests(SynchronousTestCase):
         lines = self.emit(10, True).splitlines()
         events = [json.loads(line) for line in lines]
         self.assertEqual([e["message"] for e in events], ["quiet 1", "hello admin", "careful"])
-        self.assertEqual(events[1]["who"], "admin")
-        self.assertEqual(events[2]["log_level"]["name"], "warn")
+        self.assertEqual(events[1], {"time": events[1]["time"], "level": "info",
+                                     "logger": "dssr.test", "message": "hello admin",
+                                     "who": "admin"})
+        self.assertEqual([e["level"] for e in events], ["debug", "info", "warn"])
+        self.assertRegex(events[0]["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+    def test_json_failure_and_odd_values(self):
+        output = io.StringIO()
+        log = Logger(namespace="dssr.test", observer=make_observer(output, 20, True))
+        try:
+            raise ZeroDivisionError("no")
+        except ZeroDivisionError:
+            log.failure("broke at {path}", path=b"/x", extra=object())
+        event = json.loads(output.getvalue())
+        self.assertEqual((event["level"], event["message"], event["path"]),
+                         ("critical", "broke at b'/x'", "b'/x'"))
+        self.assertIn("ZeroDivisionError", event["traceback"])
+        self.assertTrue(event["extra"].startswith("<object object"))
+        self.assertFalse([key for key in event if key.startswith("log_")])
+
+    def test_json_legacy_twisted_events(self):
+        output = io.StringIO()
+        observer = make_observer(output, 20, True)
+        publishToNewObserver(observer, {"message": ("Starting factory",), "isError": 0,
+                                        "system": "-", "time": 1.0}, textFromEventDict)
+        event = json.loads(output.getvalue())
+        self.assertEqual(set(event), {"time", "level", "logger", "message"})
+        self.assertEqual(event["message"], "Starting factory")
 
 
 class DestinationTests(SynchronousTestCase):
@@ -100,7 +129,9 @@ class StartupReportTests(SynchronousTestCase):
         self.assertIn("auth required", text)
 
     def test_dummy_report(self):
-        self.assertIn("dummy cluster", "\n".join(report_lines(settings_module.load())))
+        text = "\n".join(report_lines(settings_module.load()))
+        self.assertIn("dummy cluster", text)
+        self.assertTrue(text.startswith(f"DSSR {__version__} serving"), text)
 
     def run_report(self, failures):
         clock = Clock()

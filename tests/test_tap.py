@@ -1,18 +1,26 @@
 """``twistd dssr``: the plugin is found, options resolve, the service tree is built."""
 
+import os
+import subprocess
+import sys
+
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
-from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from dssr import __version__
 from dssr.connectors.dummy import DummyConnector
 from dssr.connectors.interfaces import IConnector
 from dssr.connectors.loader import ConnectorError, build, resolve
 from dssr.settings import load
 from dssr.tap import Options, makeService
 from tests.fakes import FakeConnector
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+DSSR = os.path.join(os.path.dirname(sys.executable), "dssr")
 
 
 def make_fake(settings, reactor):
@@ -52,13 +60,52 @@ class OptionsTests(SynchronousTestCase):
                              {"JARVICE_BAREMETAL_CONNECTOR": "nonexistent.module"})
         self.assertEqual(options.settings.listen, "tcp:0")
 
-    def test_bad_connector_is_a_usage_error(self):
-        error = self.assertRaises(usage.UsageError, self.parse, ["--connector", "no.such.thing"])
-        self.assertIn("no.such.thing", str(error))
+    def test_bad_connector_is_one_line_and_a_hint(self):
+        error = self.assertRaises(SystemExit, self.parse, ["--connector", "no.such.thing"])
+        first, hint = str(error.code).splitlines()
+        self.assertTrue(first.startswith("twistd dssr: connector 'no.such.thing' cannot be"))
+        self.assertIn("--help", hint)
 
-    def test_bad_setting_is_a_usage_error(self):
-        self.assertRaises(usage.UsageError, self.parse, [],
-                          {"JARVICE_SLURM_CLUSTER_PORT": "x"})
+    def test_bad_setting_is_one_line_and_a_hint(self):
+        error = self.assertRaises(SystemExit, self.parse, [],
+                                  {"JARVICE_SLURM_CLUSTER_PORT": "x"})
+        self.assertIn("JARVICE_SLURM_CLUSTER_PORT", str(error.code).splitlines()[0])
+
+    def test_unknown_option_is_one_line_and_a_hint(self):
+        error = self.assertRaises(SystemExit, self.parse, ["--conector", "slurm"])
+        self.assertEqual(str(error.code).splitlines()[0],
+                         "twistd dssr: option --conector not recognized")
+
+
+class CommandLineTests(SynchronousTestCase):
+    """What an operator sees from the real ``twistd`` and ``dssr`` commands."""
+
+    def run_command(self, *argv):
+        result = subprocess.run([*argv], capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "PYTHONPATH": CHECKOUT}, check=False)
+        return result.returncode, result.stdout + result.stderr
+
+    def test_twistd_usage_error_is_short(self):
+        code, output = self.run_command(TWISTD, "dssr", "--connector", "example_connector")
+        self.assertEqual(code, 1)
+        self.assertEqual(len(output.strip().splitlines()), 2, output)
+        self.assertIn("connector 'example_connector' cannot be imported", output)
+
+    def test_reader_gone_is_no_traceback(self):
+        read, write = os.pipe()
+        os.close(read)  # as `dssr check | head -0` would
+        try:
+            result = subprocess.run([DSSR, "check", "--connector", "slurm"], stdout=write,
+                                    stderr=subprocess.PIPE, text=True, timeout=60,
+                                    env={**os.environ, "PYTHONPATH": CHECKOUT}, check=False)
+        finally:
+            os.close(write)
+        self.assertEqual((result.returncode, result.stderr), (1, ""))
+
+    def test_versions(self):
+        self.assertEqual(self.run_command(TWISTD, "dssr", "--version"),
+                         (0, f"dssr {__version__}\n"))
+        self.assertEqual(self.run_command(DSSR, "--version"), (0, f"dssr {__version__}\n"))
 
 
 class MakeServiceTests(SynchronousTestCase):
