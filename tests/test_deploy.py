@@ -1,0 +1,97 @@
+"""deploy/: the example settings pass ``dssr check``'s settings checks, and the alert rules
+and dashboard name only metrics DSSR exports."""
+
+import json
+import os
+import re
+import shlex
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from dssr.api import DSSRApi
+from dssr.checks.config import check_settings, unknown_names
+from dssr.checks.report import Status
+from dssr.connectors.slurm import SlurmConnector
+from dssr.executors.config import ExecutorSettings
+from tests.integration.sshd import generate_key
+from tests.remote.test_ssh import make_remote
+from tests.slurm.fakes import FakeRemote, captured
+
+DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy")
+METRIC = re.compile(r"\bdssr_[a-z_]+")
+
+
+def deploy_file(name: str) -> str:
+    with open(os.path.join(DEPLOY, name), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def env_file(text: str) -> dict[str, str]:
+    """``NAME=value`` lines as systemd's EnvironmentFile reads them (comments skipped)."""
+    values = {}
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True)
+        if words:
+            name, _, value = words[0].partition("=")
+            values[name] = value
+    return values
+
+
+class ExampleSettingsTests(SynchronousTestCase):
+    def check(self, environ, config=None):
+        """The settings check's status and detail, the example's one blank (the key) filled."""
+        environ = {**environ, "JARVICE_SLURM_SSH_PKEY": generate_key()[0].decode()}
+        outcome, settings = check_settings({}, config, environ, MemoryReactorClock())
+        return outcome, settings
+
+    def test_env_file_passes(self):
+        outcome, settings = self.check(env_file(deploy_file("dssr.env.example")))
+        self.assertEqual(outcome.status, Status.PASS, outcome)
+        self.assertEqual((settings.connector, settings.cluster_addr, settings.listen),
+                         ("slurm", "login1.example.org", "tcp:5000:interface=0.0.0.0"))
+
+    def test_yaml_config_passes(self):
+        outcome, settings = self.check({}, os.path.join(DEPLOY, "dssr.yaml.example"))
+        self.assertEqual(outcome.status, Status.PASS, outcome)
+        self.assertEqual((settings.connector, settings.log_format), ("slurm", "json"))
+
+    def test_env_file_names_only_settings(self):
+        self.assertEqual(unknown_names(env_file(deploy_file("dssr.env.example"))), ({}, []))
+
+
+def exported_metrics() -> set[str]:
+    """Every metric name (with Prometheus' suffixes) a scrape of a busy DSSR shows."""
+    ssh, _ = make_remote()
+    ssh.startService()
+    remote = FakeRemote(squeue=[captured("squeue_snapshot", 0)])
+    remote.metrics = ssh.metrics
+    connector = SlurmConnector(remote, Clock(), ExecutorSettings())
+    api = DSSRApi(connector)
+    api.metrics.requests.observe("running", 200, 0.01)
+    ensureDeferred(connector.running())
+    text = api.metrics.exposition().decode()
+    return {sample.name for family in text_string_to_metric_families(text)
+            for sample in family.samples}
+
+
+class MonitoringTests(SynchronousTestCase):
+    def test_alert_rules_name_exported_metrics(self):
+        rules = [rule for group in yaml.safe_load(deploy_file("prometheus-rules.yaml"))["groups"]
+                 for rule in group["rules"]]
+        named = {name for rule in rules for name in METRIC.findall(rule["expr"])}
+        self.assertGreater(len(named), 4)
+        self.assertEqual(named - exported_metrics(), set())
+
+    def test_dashboard_names_exported_metrics(self):
+        dashboard = json.loads(deploy_file("grafana-dashboard.json"))
+        queries = [target["expr"] for panel in dashboard["panels"]
+                   for target in panel["targets"]]
+        queries += [variable.get("query", "") for variable in dashboard["templating"]["list"]]
+        named = {name for query in queries for name in METRIC.findall(query)}
+        self.assertGreater(len(named), 8)
+        self.assertEqual(named - exported_metrics(), set())
