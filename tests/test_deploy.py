@@ -5,6 +5,10 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
+from unittest import SkipTest
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,6 +27,7 @@ from tests.remote.test_ssh import make_remote
 from tests.slurm.fakes import FakeRemote, captured
 
 DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy")
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 METRIC = re.compile(r"\bdssr_[a-z_]+")
 
 
@@ -62,6 +67,30 @@ class ExampleSettingsTests(SynchronousTestCase):
 
     def test_env_file_names_only_settings(self):
         self.assertEqual(unknown_names(env_file(deploy_file("dssr.env.example"))), ({}, []))
+
+
+class SystemdUnitTests(SynchronousTestCase):
+    """deploy/dssr.service as systemd itself judges it (systemd-analyze, offline)."""
+
+    def analyze(self, *argv):
+        if not shutil.which("systemd-analyze"):
+            raise SkipTest("systemd-analyze not found: apt-get install systemd")
+        unit = os.path.join(self.mktemp(), "dssr.service")
+        os.makedirs(os.path.dirname(unit))
+        with open(unit, "w", encoding="utf-8") as handle:  # the ExecStart must exist
+            handle.write(deploy_file("dssr.service").replace("/opt/dssr/bin/twistd", TWISTD))
+        result = subprocess.run(["systemd-analyze", *argv, unit], capture_output=True,
+                                text=True, timeout=60, check=False)
+        return result.returncode, result.stdout + result.stderr
+
+    def test_verify_accepts_it(self):
+        self.assertEqual(self.analyze("verify"), (0, ""))
+
+    def test_security_rates_it_ok(self):
+        code, output = self.analyze("security", "--offline=true", "--threshold=40")
+        self.assertEqual(code, 0, output)
+        exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", output)[1])
+        self.assertLessEqual(exposure, 4.0, output)
 
 
 def exported_metrics() -> set[str]:
