@@ -55,7 +55,7 @@ class LifecycleTests(DummyCase):
         self.assertEqual(await self.connector.running(), [ListedJob("job-1", ref.jobid)])
         status = await self.connector.runstatus(ref)
         self.assertEqual((status.nodes, status.elapsed), (("dummy0", "dummy1"), "00:00:02"))
-        self.assertEqual(await self.connector.request_tail(ref, 1), "job-1: working, second 2\n")
+        self.assertEqual(await self.connector.request_tail(ref, 1), "working, second 2\n")
         self.assertIn("JobState=RUNNING", await self.connector.events(ref))
 
         self.clock.advance(60)
@@ -63,7 +63,7 @@ class LifecycleTests(DummyCase):
         status = await self.connector.exitstatus(ref)
         self.assertEqual((status.rc, status.totaltime, status.state), (0, "00:00:10", "COMPLETED"))
         self.assertEqual(status.output.splitlines()[-2:],
-                         ["job-1: working, second 10", "job-1: completed"])
+                         ["working, second 10", "completed"])
         # exitstatus garbage-collects: the job is gone afterwards.
         self.assertEqual(await self.connector.exitstatus(ref), UNKNOWN_EXIT)
         self.assertIsNone(await self.connector.runstatus(ref))
@@ -72,8 +72,8 @@ class LifecycleTests(DummyCase):
         ref = await self.submit()
         self.clock.advance(100)
         tail = await self.connector.request_tail(ref, 3)
-        self.assertEqual(tail, "job-1: working, second 9\njob-1: working, second 10\n"
-                               "job-1: completed\n")
+        self.assertEqual(tail, "working, second 9\nworking, second 10\n"
+                               "completed\n")
         self.assertEqual(len((await self.connector.request_tail(ref, 1000)).splitlines()), 12)
 
     async def test_terminate_running_job_ends_cancelled(self):

@@ -96,7 +96,7 @@ class LifecycleOverHTTPTests(ServedCase):
         nodes, elapsed, path, _ = await self.answer("/runstatus", ref)
         self.assertEqual((nodes, elapsed), (["dummy0", "dummy1"], "00:00:02"))
         code, tail = await self.post(f"/request/{path}/tail", {"qs": {"lines": ["1"]}})
-        self.assertEqual((code, tail), (200, b"life-1: working, second 2\n"))
+        self.assertEqual((code, tail), (200, b"working, second 2\n"))
         info = await self.answer(f"/request/{path}/info")
         self.assertEqual(info, {"about": "", "help": "", "url": "", "actions": {}})
         self.assertIn("JobState=RUNNING", await self.answer("/events", ref))
@@ -106,7 +106,7 @@ class LifecycleOverHTTPTests(ServedCase):
         self.assertEqual(await self.answer("/queued"), [])
         rc, totaltime, (stdout, verdict) = await self.answer("/exitstatus", ref)
         self.assertEqual((rc, totaltime), (0, "00:00:10"))
-        self.assertTrue(stdout.endswith("life-1: completed"))
+        self.assertTrue(stdout.endswith("\ncompleted"))
         self.assertIn("COMPLETED", verdict)
         self.assertEqual(await self.answer("/exitstatus", ref), [-9, "00:00:00", []])
 

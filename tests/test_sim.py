@@ -255,9 +255,9 @@ class SimAgainstDummyTests(ServedDummyCase):
         self.assertEqual(lines[0], f"{name}: submitted as job 1 (1 node(s) x 1 core(s)): echo hi")
         self.assertEqual(lines[1], f"{name}: queued")
         self.assertRegex(lines[2], rf"^{name}: running on dummy0 \(elapsed 00:00:0[01]\)$")
-        self.assertEqual(lines[3], f"{name}: started on dummy0")
+        self.assertEqual(lines[3], "started on dummy0 (the dummy cluster runs no command)")
         self.assertEqual(lines[-3:], [
-            f"{name}: working, second 1", f"{name}: completed",
+            "working, second 1", "completed",
             f"{name}: ended, rc 0 (exit 0) after 00:00:01: "
             "<< termination state: COMPLETED -- see STDOUT for job errors >>"])
         self.assertEqual(len(lines), 7)  # every output line exactly once
@@ -275,7 +275,7 @@ class SimAgainstDummyTests(ServedDummyCase):
         name = lines[0].split(":")[0]
         terminating = lines.index(f"{name}: still not ended after --timeout 0.6 s; "
                                   "terminating it")
-        self.assertEqual(lines[terminating + 1:-1], [f"{name}: cancelled"])
+        self.assertEqual(lines[terminating + 1:-1], ["cancelled"])
         self.assertRegex(lines[-1], r": ended, rc -15 \(exit 143\) after 00:00:00: "
                                     r"<< termination state: CANCELLED")
 
@@ -291,6 +291,10 @@ class SimAgainstDummyTests(ServedDummyCase):
         self.assertEqual(code, 0)
         self.assertEqual([line.split()[0] for line in lines if line.startswith("[")][:1],
                          [f"[{lines[0].split(':')[0]}]"])
+        output = [line for line in lines if line.startswith("[")]
+        self.assertTrue(output)
+        for line in output:  # each output line names its job once
+            self.assertEqual(line.count(line[1:line.index("]")]), 1, line)
         summary = lines[lines.index("summary:"):]
         self.assertEqual(len(summary), 5)
         self.assertRegex(summary[1], r"^  t-\d{14}-[0-9a-f]{6}-1  job      1  rc   0  00:00:00$")

@@ -106,10 +106,11 @@ class DummyJob:
             return []
         ran = self.ran_for(now)
         state = self.state(now)
-        lines = [f"{self.name}: started on {' '.join(self.node_names())}"]
-        lines += [f"{self.name}: working, second {second}" for second in range(1, int(ran) + 1)]
+        # A pretend job: it runs no command, so it prints what it is and then the time.
+        lines = [f"started on {' '.join(self.node_names())} (the dummy cluster runs no command)"]
+        lines += [f"working, second {second}" for second in range(1, int(ran) + 1)]
         if state in RC:
-            lines.append(f"{self.name}: {state.lower()}")
+            lines.append(state.lower())
         return lines
 
 
