@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+LOOPBACK = "127.0.0.1"
+
 
 class SettingsError(ValueError):
     """A setting has a value DSSR cannot use; the message names the setting."""
@@ -121,7 +123,7 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("listen", "tcp:5000", _str,
+    Setting("listen", f"tcp:5000:interface={LOOPBACK}", _str,
             "Twisted endpoint string to serve the API on (WAITRESS_PORT and "
             "WAITRESS_BIND_ADDRESS are honoured when this is not set)"),
     Setting("connector", "dummy", _str,
@@ -136,11 +138,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server_key", "", _server_key,
             "user:password upstream must send as HTTP Basic auth (empty: no auth)",
             env="JARVICE_SCHED_SERVER_KEY", secret=True),
+    Setting("allow_unauthenticated", False, _bool,
+            "Let a real connector serve a non-loopback address without server_key "
+            "(anyone who reaches the port can run jobs; warned at every start)",
+            env="DSSR_ALLOW_UNAUTHENTICATED"),
     Setting("max_body", 16 * 1024 * 1024, _positive_int,
             "Largest request body accepted, in bytes (larger: 413)", env="DSSR_MAX_BODY"),
     Setting("metrics_open", True, _bool,
             "/metrics answers without credentials, like /live (false: needs server_key)",
             env="DSSR_METRICS_OPEN"),
+    Setting("metrics_user_labels", False, _bool,
+            "/metrics labels SSH samples with cluster account names (false: by role, "
+            "service or mapped)", env="DSSR_METRICS_USER_LABELS"),
     Setting("state_dir", "./dssr-state", _str,
             "Directory for local state (the dummy connector's database)",
             env="DSSR_STATE_DIR"),
@@ -202,8 +211,19 @@ SETTINGS: tuple[Setting, ...] = (
             "YAML file mapping Jarvice users (JWT email) to cluster users (empty: all jobs "
             "run as the service account)", env="DSSR_ID_MAPPING_FILE"),
     Setting("jwt_public_key_file", "", _str,
-            "PEM public key that bearer tokens must be signed with (empty: not verified)",
+            "PEM public key or JWKS that bearer tokens must be signed with (empty: not "
+            "verified, which needs server_key or trust_unverified_tokens)",
             env="DSSR_JWT_PUBLIC_KEY_FILE"),
+    Setting("jwt_audience", "", _str,
+            "Audience (aud) verified bearer tokens must name (empty: not checked)",
+            env="DSSR_JWT_AUDIENCE"),
+    Setting("jwt_issuer", "", _str,
+            "Issuer (iss) verified bearer tokens must name (empty: not checked)",
+            env="DSSR_JWT_ISSUER"),
+    Setting("trust_unverified_tokens", False, _bool,
+            "ID mapping without a JWT key and without server_key: decode bearer tokens "
+            "unverified anyway (anyone who reaches DSSR can then act as any mapped user)",
+            env="DSSR_TRUST_UNVERIFIED_TOKENS"),
     Setting("system_registry", "us-docker.pkg.dev", _str,
             "Registry of the Jarvice init images", env="JARVICE_SYSTEM_REGISTRY"),
     Setting("system_repo_base", "jarvice-system/images", _str,
@@ -299,10 +319,9 @@ def from_environment(environ: Mapping[str, str]) -> dict:
     port = environ.get("WAITRESS_PORT")
     address = environ.get("WAITRESS_BIND_ADDRESS")
     if port or address:
-        listen = f"tcp:{port or 5000}"
-        if address:
-            listen += ":interface=" + address.replace(":", "\\:")
-        values["listen"] = listen
+        # Like the default, a port alone serves loopback only; all interfaces must be asked for.
+        address = (address or LOOPBACK).replace("\\", "\\\\").replace(":", "\\:")
+        values["listen"] = f"tcp:{port or 5000}:interface={address}"
     return values
 
 

@@ -56,10 +56,13 @@ def report_lines(settings) -> list[str]:
 
 
 class StartupReport(Service):
-    """Logs ``report_lines`` at start, then the first readiness check of the connector."""
+    """Logs ``report_lines`` (and ``warnings``, loudly) at start, then the first
+    readiness check of the connector."""
 
-    def __init__(self, settings, connector, clock, wait: float = 10.0, step: float = 0.5):
+    def __init__(self, settings, connector, clock, wait: float = 10.0, step: float = 0.5,
+                 warnings=()):
         self._settings = settings
+        self._warnings = tuple(warnings)
         self._connector = connector
         self._clock = clock
         self._wait = wait
@@ -69,6 +72,8 @@ class StartupReport(Service):
         super().startService()
         for line in report_lines(self._settings):
             _log.info("{line}", line=line)
+        for line in self._warnings:
+            _log.critical("{line}", line=line)
         self.checked = ensureDeferred(self._first_check())
 
     async def _first_check(self) -> None:

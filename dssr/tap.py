@@ -8,9 +8,10 @@ from twisted.internet import endpoints
 from twisted.python import usage
 
 from dssr import __version__
+from dssr import exposure
 from dssr import settings as settings_module
 from dssr.api import DSSRApi
-from dssr.connectors.loader import ConnectorError, build, resolve
+from dssr.connectors.loader import ConnectorError, build, is_embedded, resolve
 from dssr.logs import LoggingMultiService, destination, make_observer
 from dssr.startup import StartupReport
 from dssr.web import make_site
@@ -21,7 +22,8 @@ class Options(usage.Options):
 
     optParameters = [
         ["listen", None, None,
-         "Twisted endpoint string to serve the API on [default: tcp:5000]"],
+         "Twisted endpoint string to serve the API on "
+         "[default: tcp:5000:interface=127.0.0.1]"],
         ["connector", None, None,
          "dummy, slurm, or a dotted path to a third-party connector [default: dummy]"],
         ["config", None, None, "YAML file of settings (keys as in the README's table)"],
@@ -61,6 +63,10 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
     if reactor is None:
         from twisted.internet import reactor
     settings = options.settings
+    real = not is_embedded(options.connector_factory)
+    refusal = exposure.refusal(settings, real)
+    if refusal is not None:
+        raise SystemExit(f"dssr: {refusal}")
     try:
         connector = build(options.connector_factory, settings, reactor)
     except (settings_module.SettingsError, ConnectorError) as error:
@@ -86,7 +92,8 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
     )
     server.setName("http")
     server.setServiceParent(top)
-    report = StartupReport(settings, connector, reactor)
+    report = StartupReport(settings, connector, reactor,
+                           warnings=[w for w in [exposure.warning(settings, real)] if w])
     report.setName("startup")
     report.setServiceParent(top)
     return top

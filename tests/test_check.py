@@ -166,6 +166,18 @@ class SettingsTests(SynchronousTestCase):
             "set JARVICE_SLURM_SSH_PKEY (ssh_pkey) to the service account's private key (its "
             "text, or base64 -w0 of the file)"))
 
+    def test_open_port_without_server_key(self):
+        environ = {"JARVICE_BAREMETAL_CONNECTOR": "slurm", "DSSR_REMOTE": "local",
+                   "WAITRESS_BIND_ADDRESS": "0.0.0.0"}
+        outcome, _ = self.settings(environ)
+        self.assertEqual(outcome.status, Status.FAIL)
+        self.assertIn("refusing to serve the slurm connector", outcome.detail)
+        self.assertIn("JARVICE_SCHED_SERVER_KEY (server_key)", outcome.fixes[0])
+        for opened in ({"JARVICE_SCHED_SERVER_KEY": "u:p"}, {"DSSR_ALLOW_UNAUTHENTICATED": "1"},
+                       {"JARVICE_BAREMETAL_CONNECTOR": "dummy"}):
+            outcome, _ = self.settings({**environ, **opened})
+            self.assertEqual(outcome.status, Status.PASS, opened)
+
     def test_local_remote_cannot_map_users(self):
         outcome, _ = self.settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm",
                                     "DSSR_REMOTE": "local", "DSSR_ID_MAPPING_FILE": "/m.yaml"})

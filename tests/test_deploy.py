@@ -1,4 +1,5 @@
-"""deploy/: the example settings pass ``dssr check``'s settings checks, and the alert rules
+"""deploy/: the example settings pass ``dssr check``'s settings checks, the container,
+unit and Helm values serve every interface only with a server key, and the alert rules
 and dashboard name only metrics DSSR exports."""
 
 import json
@@ -17,11 +18,14 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from dssr import exposure
 from dssr.api import DSSRApi
 from dssr.checks.config import check_settings, unknown_names
 from dssr.checks.report import Status
+from dssr.connectors.loader import is_embedded
 from dssr.connectors.slurm import SlurmConnector
 from dssr.executors.config import ExecutorSettings
+from dssr.tap import Options
 from tests.integration.sshd import generate_key
 from tests.remote.test_ssh import make_remote
 from tests.slurm.fakes import FakeRemote, captured
@@ -47,6 +51,35 @@ def env_file(text: str) -> dict[str, str]:
     return values
 
 
+def settings_and_argv(name: str, env: str, command: str, split) -> tuple[dict, list[str]]:
+    """The ``env`` lines' settings and the ``dssr`` arguments of the ``command`` line of
+    deploy file ``name`` (``split`` turns that line's rest into argv)."""
+    environ, argv = {}, []
+    for line in deploy_file(name).splitlines():
+        if line.startswith(env):
+            environ.update(word.split("=", 1) for word in shlex.split(line[len(env):]))
+        elif line.startswith(command):
+            words = split(line[len(command):])
+            argv = words[words.index("dssr") + 1:]
+    return environ, argv
+
+
+def container() -> tuple[dict[str, str], list[str]]:
+    """The Containerfile's ENV settings and the arguments of its CMD."""
+    return settings_and_argv("Containerfile", "ENV ", "CMD ", json.loads)
+
+
+def unit() -> tuple[dict[str, str], list[str]]:
+    """The systemd unit's Environment= settings and the arguments of its ExecStart."""
+    return settings_and_argv("dssr.service", "Environment=", "ExecStart=", shlex.split)
+
+
+def chart_env() -> dict[str, str]:
+    """The env the Helm values give the container (sshConf becomes the SSH settings)."""
+    values = yaml.safe_load(deploy_file("helm-values.yaml"))
+    return dict(values["jarvice_slurm_scheduler"]["schedulers"][0]["env"])
+
+
 class ExampleSettingsTests(SynchronousTestCase):
     def check(self, environ, config=None):
         """The settings check's status and detail, the example's one blank (the key) filled."""
@@ -61,12 +94,52 @@ class ExampleSettingsTests(SynchronousTestCase):
                          ("slurm", "login1.example.org", "tcp:5000:interface=0.0.0.0"))
 
     def test_yaml_config_passes(self):
-        outcome, settings = self.check({}, os.path.join(DEPLOY, "dssr.yaml.example"))
+        # With the environment file beside it: it holds the server key the YAML's
+        # every-interface listen needs.
+        outcome, settings = self.check(env_file(deploy_file("dssr.env.example")),
+                                       os.path.join(DEPLOY, "dssr.yaml.example"))
         self.assertEqual(outcome.status, Status.PASS, outcome)
         self.assertEqual((settings.connector, settings.log_format), ("slurm", "json"))
 
     def test_env_file_names_only_settings(self):
         self.assertEqual(unknown_names(env_file(deploy_file("dssr.env.example"))), ({}, []))
+
+
+class ListenTests(SynchronousTestCase):
+    """The container, unit and Helm values serve upstream on every interface, so a real
+    connector there starts only with a server key."""
+
+    def options(self, environ, argv):
+        options = Options(environ=environ)
+        options.parseOptions(argv)
+        return options
+
+    def refusal(self, options):
+        return exposure.refusal(options.settings, not is_embedded(options.connector_factory))
+
+    def test_container_with_the_chart_serves_every_interface_with_a_key(self):
+        environ, argv = container()
+        options = self.options({**environ, **chart_env()}, argv)
+        self.assertEqual(options.settings.listen, "tcp:8080:interface=0.0.0.0")
+        self.assertEqual(exposure.reachable_address(options.settings.listen), "all interfaces")
+        self.assertEqual(options.settings.connector, "slurm")
+        self.assertIsNone(self.refusal(options))
+        keyless = {k: v for k, v in chart_env().items() if k != "JARVICE_SCHED_SERVER_KEY"}
+        self.assertIn("JARVICE_SCHED_SERVER_KEY", self.refusal(
+            self.options({**environ, **keyless}, argv)))
+
+    def test_container_alone_runs_the_dummy(self):
+        environ, argv = container()
+        self.assertIsNone(self.refusal(self.options(environ, argv)))
+
+    def test_unit_serves_every_interface_and_needs_a_key(self):
+        environ, argv = unit()
+        slurm = {**environ, "JARVICE_BAREMETAL_CONNECTOR": "slurm"}
+        options = self.options(slurm, argv)
+        self.assertEqual(options.settings.listen, "tcp:5000:interface=0.0.0.0")
+        self.assertIn("JARVICE_SCHED_SERVER_KEY", self.refusal(options))
+        self.assertIsNone(self.refusal(self.options(
+            {**slurm, "JARVICE_SCHED_SERVER_KEY": "u:p"}, argv)))
 
 
 class SystemdUnitTests(SynchronousTestCase):

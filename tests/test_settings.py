@@ -19,7 +19,11 @@ class LoadTests(SynchronousTestCase):
     def test_defaults(self):
         loaded = settings.load()
         self.assertEqual((loaded.listen, loaded.connector, loaded.state_dir, loaded.max_body),
-                         ("tcp:5000", "dummy", "./dssr-state", 16 * 1024 * 1024))
+                         ("tcp:5000:interface=127.0.0.1", "dummy", "./dssr-state",
+                          16 * 1024 * 1024))
+        self.assertEqual((loaded.allow_unauthenticated, loaded.trust_unverified_tokens,
+                          loaded.metrics_user_labels, loaded.jwt_audience, loaded.jwt_issuer),
+                         (False, False, False, "", ""))
 
     def test_environment_names_of_the_reference(self):
         loaded = settings.load(environ={
@@ -35,10 +39,14 @@ class LoadTests(SynchronousTestCase):
                                                 "JARVICE_SCHED_LOGLEVEL": "30"}).loglevel, 30)
 
     def test_waitress_port_and_address(self):
-        self.assertEqual(settings.load(environ={"WAITRESS_PORT": "8080"}).listen, "tcp:8080")
+        # A port alone keeps the default's loopback interface; all interfaces are asked for.
+        self.assertEqual(settings.load(environ={"WAITRESS_PORT": "8080"}).listen,
+                         "tcp:8080:interface=127.0.0.1")
         self.assertEqual(
             settings.load(environ={"WAITRESS_PORT": "8080", "WAITRESS_BIND_ADDRESS": "::1"}).listen,
             "tcp:8080:interface=\\:\\:1")
+        self.assertEqual(settings.load(environ={"WAITRESS_BIND_ADDRESS": "0.0.0.0"}).listen,
+                         "tcp:5000:interface=0.0.0.0")
 
     def test_precedence(self):
         environ = {"JARVICE_BAREMETAL_CONNECTOR": "from-env", "DSSR_STATE_DIR": "/env",

@@ -6,6 +6,7 @@ import sys
 
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -53,7 +54,7 @@ class OptionsTests(SynchronousTestCase):
     def test_nothing_set_serves_dummy(self):
         options = self.parse([])
         self.assertEqual((options.settings.connector, options.settings.listen),
-                         ("dummy", "tcp:5000"))
+                         ("dummy", "tcp:5000:interface=127.0.0.1"))
 
     def test_command_line_beats_environment(self):
         options = self.parse(["--listen", "tcp:0", "--connector", "dummy"],
@@ -118,6 +119,37 @@ class MakeServiceTests(SynchronousTestCase):
         top.startService()
         self.addCleanup(top.stopService)
         self.assertEqual(len(reactor.tcpServers), 1)
+
+
+class ExposureTests(SynchronousTestCase):
+    """A real connector on an open port needs a server key or an explicit opt-out."""
+
+    def make(self, *argv, **environ):
+        options = Options(environ={"DSSR_STATE_DIR": self.mktemp(), **environ})
+        options.parseOptions(["--connector", "tests.test_tap.make_fake", *argv])
+        return makeService(options, reactor=MemoryReactorClock())
+
+    def test_open_port_without_key_refused(self):
+        error = self.assertRaises(SystemExit, self.make, "--listen", "tcp:0")
+        self.assertRegex(str(error), r"^dssr: refusing to serve .* on tcp:0 \(all interfaces\)")
+        self.assertNotIn("\n", str(error))
+
+    def test_loopback_key_or_dummy_start(self):
+        self.make()
+        self.make("--listen", "tcp:0", JARVICE_SCHED_SERVER_KEY="u:p")
+        options = Options(environ={})
+        options.parseOptions(["--listen", "tcp:0", "--state-dir", self.mktemp()])
+        makeService(options, reactor=MemoryReactorClock())
+
+    def test_opt_out_warns_at_every_start(self):
+        for _ in range(2):
+            top = self.make("--listen", "tcp:0", DSSR_ALLOW_UNAUTHENTICATED="true")
+            with capturedLogs() as events:
+                top.startService()
+            top.stopService()
+            loud = [formatEvent(e) for e in events if e["log_level"] == LogLevel.critical]
+            self.assertEqual(len(loud), 1)
+            self.assertIn("UNAUTHENTICATED", loud[0])
 
 
 class LoaderTests(SynchronousTestCase):

@@ -9,9 +9,10 @@ from collections.abc import Mapping
 
 from twisted.internet import endpoints
 
+from dssr import exposure
 from dssr.checks.report import Outcome, failed, passed
 from dssr.connectors import slurm
-from dssr.connectors.loader import ConnectorError, resolve
+from dssr.connectors.loader import ConnectorError, is_embedded, resolve
 from dssr.remote.hostkeys import host_token
 from dssr.settings import BY_KEY, SETTINGS, Settings, SettingsError, load
 
@@ -131,6 +132,12 @@ def check_settings(cli: Mapping, config_path: str | None, environ: Mapping[str, 
         fixes.append(f"set {env_label('connector')} to dummy, slurm, or an importable "
                      f"module or callable")
         factory = None
+    # Only for a usable listen endpoint: an unusable one is the problem to fix first.
+    refusal = factory and not problems and exposure.refusal(settings, not is_embedded(factory))
+    if refusal:
+        problems.append(refusal)
+        fixes.append(f"set {env_label('server_key')} to user:password (upstream's "
+                     f"scheduler server key), or serve loopback only")
     if factory is slurm.make_connector:
         for problem, fix in slurm_problems(settings):
             problems.append(problem)

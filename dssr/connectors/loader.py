@@ -42,6 +42,11 @@ def resolve(spec: str) -> Callable:
     return factory
 
 
+def is_embedded(factory: Callable) -> bool:
+    """Whether ``factory`` is the embedded dummy connector's (it runs nothing anywhere)."""
+    return factory is resolve("dummy")
+
+
 def build(factory: Callable, settings, reactor):
     """Call ``factory`` and check that what it made provides ``IConnector``."""
     connector = factory(settings, reactor)

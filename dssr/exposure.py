@@ -1,0 +1,113 @@
+"""Whether the API would be served to the network without authentication.
+
+DESIGN.md decision 8: a real connector runs shell work on the cluster for whoever
+can call ``/submit``, so it does not serve a non-loopback address without a server
+key unless the operator opts out by name (``allow_unauthenticated``), and then every
+start says so loudly. The embedded dummy connector runs nothing and is exempt.
+"""
+
+import ipaddress
+
+# Which positional part (the type is part 0) is the interface, for the endpoint types
+# that take one: ``tcp:5000:10.0.0.5`` works like ``tcp:5000:interface=10.0.0.5``.
+_INTERFACE_POSITION = {"tcp": 2, "tcp6": 3, "ssl": 5}
+_LOCAL_TYPES = ("unix",)
+_LOCAL_NAMES = ("localhost",)
+
+
+def endpoint_parts(description: str) -> tuple[list[str], dict[str, str]]:
+    """Positional and keyword parts of a Twisted endpoint string, as Twisted splits it.
+
+    ``:`` separates parts, the first ``=`` of a part makes it a keyword, ``\\``
+    escapes the next character.
+    """
+    args: list[str] = []
+    kwargs: dict[str, str] = {}
+    part: list[str] = []
+    current = ""
+    chars = iter(description)
+    for char in chars:
+        if char == "\\":
+            current += next(chars, "")
+        elif char == ":":
+            part.append(current)
+            _add(part, args, kwargs)
+            part, current = [], ""
+        elif char == "=" and not part:
+            part.append(current)
+            current = ""
+        else:
+            current += char
+    part.append(current)
+    _add(part, args, kwargs)
+    return args, kwargs
+
+
+def _add(part: list[str], args: list[str], kwargs: dict[str, str]) -> None:
+    if len(part) == 1:
+        args.append(part[0])
+    else:
+        kwargs[part[0]] = part[1]
+
+
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``address`` as an IP (IPv4-mapped IPv6 as IPv4), or None for a host name."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    return getattr(ip, "ipv4_mapped", None) or ip
+
+
+def reachable_address(description: str) -> str | None:
+    """What other hosts could connect to when serving on ``description``, or None.
+
+    None for a loopback interface (or ``localhost``) or a unix socket; otherwise a
+    phrase naming the address (``all interfaces``, ``10.0.0.5``). Host names other
+    than localhost, and endpoint types DSSR cannot see into (systemd sockets,
+    plugins), count as reachable.
+    """
+    args, kwargs = endpoint_parts(description)
+    kind = args[0].strip().lower() if args else ""
+    if kind in _LOCAL_TYPES:
+        return None
+    if kind not in _INTERFACE_POSITION:
+        return f"a {kind or 'malformed'} endpoint DSSR cannot tell is local"
+    position = _INTERFACE_POSITION[kind]
+    interface = kwargs.get("interface", args[position] if len(args) > position else "")
+    interface = interface.strip()
+    if interface.lower() in _LOCAL_NAMES:
+        return None
+    ip = _ip(interface) if interface else None
+    if not interface or (ip is not None and ip.is_unspecified):
+        return "all interfaces"
+    return None if ip is not None and ip.is_loopback else interface
+
+
+def _exposed(settings, real_connector: bool) -> str | None:
+    if not real_connector or settings.server_key:
+        return None
+    return reachable_address(settings.listen)
+
+
+def refusal(settings, real_connector: bool) -> str | None:
+    """The one-line reason not to start, when a real connector would be served open."""
+    where = _exposed(settings, real_connector)
+    if where is None or settings.allow_unauthenticated:
+        return None
+    return (f"refusing to serve the {settings.connector} connector on {settings.listen} "
+            f"({where}) without authentication: set JARVICE_SCHED_SERVER_KEY (server_key), "
+            f"or listen on loopback or a unix socket (listen, e.g. "
+            f"tcp:5000:interface=127.0.0.1), or accept the risk with "
+            f"DSSR_ALLOW_UNAUTHENTICATED=true (allow_unauthenticated)")
+
+
+def warning(settings, real_connector: bool) -> str | None:
+    """What to warn of at every start when the operator opted out of the refusal."""
+    where = _exposed(settings, real_connector)
+    if where is None or not settings.allow_unauthenticated:
+        return None
+    return (f"UNAUTHENTICATED: the {settings.connector} connector is served on "
+            f"{settings.listen} ({where}) with no server key: anyone who reaches it can "
+            f"run jobs on the cluster (allow_unauthenticated is true; set "
+            f"JARVICE_SCHED_SERVER_KEY)")
