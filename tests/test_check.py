@@ -178,6 +178,18 @@ class SettingsTests(SynchronousTestCase):
             outcome, _ = self.settings({**environ, **opened})
             self.assertEqual(outcome.status, Status.PASS, opened)
 
+    def test_mapping_without_key_or_server_key(self):
+        outcome, _ = self.settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm",
+                                    "JARVICE_SLURM_CLUSTER_ADDR": "login1",
+                                    "JARVICE_SLURM_SSH_USER": "jarvice",
+                                    "JARVICE_SLURM_SSH_PKEY": "LS0t",
+                                    "DSSR_ID_MAPPING_FILE": "/nonexistent/m.yaml"})
+        self.assertIn("id_mapping_file is set but bearer tokens would be believed unverified",
+                      outcome.detail)
+        self.assertEqual(outcome.fixes, (
+            "set DSSR_JWT_PUBLIC_KEY_FILE (jwt_public_key_file) or JARVICE_SCHED_SERVER_KEY "
+            "(server_key)",))
+
     def test_local_remote_cannot_map_users(self):
         outcome, _ = self.settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm",
                                     "DSSR_REMOTE": "local", "DSSR_ID_MAPPING_FILE": "/m.yaml"})

@@ -13,6 +13,7 @@ from dssr import exposure
 from dssr.checks.report import Outcome, failed, passed
 from dssr.connectors import slurm
 from dssr.connectors.loader import ConnectorError, is_embedded, resolve
+from dssr.identity import unverified_tokens_refusal
 from dssr.remote.hostkeys import host_token
 from dssr.settings import BY_KEY, SETTINGS, Settings, SettingsError, load
 
@@ -160,6 +161,11 @@ def slurm_problems(settings: Settings) -> list[tuple[str, str]]:
                      f"{env_label('id_mapping_file')}")]
         return []
     problems = [(f"{key} is not set", missing_fix(key)) for key in missing_ssh_settings(settings)]
+    refusal = unverified_tokens_refusal(settings)
+    if refusal:
+        problems.append((refusal, f"set {env_label('jwt_public_key_file')} or "
+                                  f"{env_label('server_key')}"))
+        return problems
     try:
         slurm.identities(settings)
     except SettingsError as error:

@@ -21,7 +21,7 @@ from dssr.errors import BadRequest, Forbidden, NotFound, Unavailable
 from dssr.executors import singularity
 from dssr.executors.config import ExecutorSettings
 from dssr.executors.slurm_batch import JobFiles, job_files, parse_end_record
-from dssr.identity import IdentityMap, MappingError, parse_mapping
+from dssr.identity import IdentityMap, MappingError, parse_mapping, unverified_tokens_refusal
 from dssr.jobs import (
     UNKNOWN_EXIT,
     DirEntry,
@@ -483,6 +483,9 @@ def identities(settings) -> IdentityMap | None:
     """The ID mapping the settings name, or None when every job runs as the service account."""
     if not settings.id_mapping_file:
         return None
+    refusal = unverified_tokens_refusal(settings)
+    if refusal:
+        raise SettingsError(refusal)
     text = _read(settings.id_mapping_file, "id_mapping_file").decode("utf-8", "replace")
     try:
         users = parse_mapping(text, settings.id_mapping_file)
@@ -491,7 +494,8 @@ def identities(settings) -> IdentityMap | None:
     public_key = None
     if settings.jwt_public_key_file:
         public_key = _read(settings.jwt_public_key_file, "jwt_public_key_file")
-    return IdentityMap(users, public_key)
+    return IdentityMap(users, public_key, settings.jwt_audience, settings.jwt_issuer,
+                       trusted_upstream=bool(settings.server_key))
 
 
 def make_connector(settings, reactor) -> SlurmConnector:

@@ -183,7 +183,8 @@ class CheckTests(TestCase):
             f"    ssh_private_key_b64: {base64.b64encode(key).decode()}\n"
             for who, key in entries)
         mapping = self.write("mapping.yaml", text.encode())
-        code, lines = await self.check(DSSR_ID_MAPPING_FILE=mapping)
+        code, lines = await self.check(DSSR_ID_MAPPING_FILE=mapping,
+                                       DSSR_TRUST_UNVERIFIED_TOKENS="true")
         self.assertEqual(code, 1)
         self.assertEqual(self.line(lines, "✓ mapped user dssr-alice"), (
             f"✓ mapped user dssr-alice: alice@example.org logs in as dssr-alice with ssh-ed25519 "
