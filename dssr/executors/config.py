@@ -36,8 +36,9 @@ class ExecutorSettings:
     singularity_overlay_size: int = 600
     singularity_verbose: bool = False
     # JARVICE_BAREMETAL_HTTP_PROXY, _HTTPS_PROXY, _NO_PROXY: for pulls on the nodes
-    http_proxy: str = ""
-    https_proxy: str = ""
+    # (the URLs may hold user:password@)
+    http_proxy: str = field(default="", repr=False)
+    https_proxy: str = field(default="", repr=False)
     no_proxy: str = ""
     # Ports the job's services listen on inside the container (fixed in the reference).
     service_port: int = 2228

@@ -2,11 +2,13 @@
 
 A line goes if it assigns a credential-looking variable, passes a registry login on a
 command line, carries an authorization header, or contains any secret value DSSR
-knows of (raw or base64). The job itself still gets the full script.
+knows of (raw or base64). Proxy URLs stay, their ``user:password@`` shown as
+``***@``. The job itself still gets the full script.
 """
 
 import base64
 import contextlib
+import dataclasses
 import re
 from collections.abc import Iterable
 
@@ -29,11 +31,35 @@ _CREDENTIAL_LINE = re.compile(
 _MIN_SECRET = 4
 
 
+def _userinfo(url: str) -> str:
+    """The ``user:password`` of ``url`` (scheme optional); everything before its last
+    ``@``, so a password holding ``/`` or ``@`` is still all of it."""
+    rest = url.partition("://")[2] if "://" in url else url
+    return rest.rpartition("@")[0]
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its ``user:password@`` shown as ``***@`` (no userinfo: unchanged)."""
+    if not _userinfo(url):
+        return url
+    scheme = url.partition("://")[0] + "://" if "://" in url else ""
+    return scheme + "***@" + url.rpartition("@")[2]
+
+
+def shown_settings(settings: ExecutorSettings) -> ExecutorSettings:
+    """``settings`` as ``fscript`` may show them: proxy URLs without credentials."""
+    return dataclasses.replace(settings, http_proxy=redact_url(settings.http_proxy),
+                               https_proxy=redact_url(settings.https_proxy))
+
+
 def secret_values(
     params: JobParameters, settings: ExecutorSettings, extra: Iterable[str] = ()
 ) -> tuple[str, ...]:
     """Every secret a job script may contain, raw and base64-encoded (not user names)."""
     secrets = [params.ctrsecret, settings.init_docker_password, *extra]
+    for url in (settings.http_proxy, settings.https_proxy):
+        userinfo = _userinfo(url)
+        secrets += [userinfo, userinfo.partition(":")[2]]
     if params.docker_secret is not None:
         secrets.append(params.docker_secret.password)
     for server, entry in ctrsecret_auths(params.ctrsecret).items():

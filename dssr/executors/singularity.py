@@ -14,7 +14,7 @@ from dssr.executors.config import ExecutorSettings
 from dssr.executors.exports import export_block
 from dssr.executors.header import JobParameters, parse_header
 from dssr.executors.registry import images, registry_credentials
-from dssr.executors.scrub import scrub_fscript, secret_values
+from dssr.executors.scrub import scrub_fscript, secret_values, shown_settings
 from dssr.executors.slurm_batch import JobFiles, job_files, sbatch_argv, slurm_batch_script
 from dssr.executors.template import fill_template
 
@@ -51,19 +51,22 @@ def prepare(
     """Turn the decoded ``singularity`` script of a ``/submit`` into a Slurm submission.
 
     ``secrets`` (e.g. the bearer token) are scrubbed from ``fscript`` along with the
-    registry credentials. Raises ``BadRequest(field="hpc_script")`` for any refusal.
+    registry and proxy credentials. Raises ``BadRequest(field="hpc_script")`` for any
+    refusal.
     """
     params = parse_header(script)
     check_supported(params, settings)
     app_login = registry_credentials(params)
-    block = export_block(params, settings, images(params, settings), app_login)
-    filled = fill_template(script, block)
+    found = images(params, settings)
+    filled = fill_template(script, export_block(params, settings, found, app_login))
+    shown = fill_template(script, export_block(params, shown_settings(settings), found,
+                                               app_login))
     files = job_files(settings.job_scratch_dir, name)
     known = secret_values(params, settings, [app_login.password, *secrets])
     return SingularityJob(
         params=params,
         argv=tuple(sbatch_argv(name, nodes, params, settings.job_scratch_dir, held)),
         batch_script=slurm_batch_script(filled, files.end_record),
-        fscript=scrub_fscript(filled, known),
+        fscript=scrub_fscript(shown, known),
         files=files,
     )

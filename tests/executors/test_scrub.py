@@ -7,7 +7,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from dssr.executors.config import ExecutorSettings
 from dssr.executors.header import parse_header
-from dssr.executors.scrub import REMOVED, scrub_fscript, secret_values
+from dssr.executors.scrub import (
+    REMOVED,
+    redact_url,
+    scrub_fscript,
+    secret_values,
+    shown_settings,
+)
 from tests.executors.sample import (
     APP_PASSWORD,
     OTHER_PASSWORD,
@@ -67,3 +73,29 @@ class ScrubTests(SynchronousTestCase):
         params = parse_header(template(JOBOBJ_CTRSECRET=ctrsecret(
             {"quay.io": {"auth": "bm9jb2xvbg=="}})))
         self.assertIn("bm9jb2xvbg==", secret_values(params, ExecutorSettings()))
+
+
+class ProxyTests(SynchronousTestCase):
+    def test_redact_url(self):
+        for url, shown in (
+                ("http://user:pa55word@proxy.example.org:3128",
+                 "http://***@proxy.example.org:3128"),
+                ("https://u%40corp:p%2Fw@10.0.0.1:8080/", "https://***@10.0.0.1:8080/"),
+                ("http://us:p/w@d@proxy:3128", "http://***@proxy:3128"),
+                ("user:secret@proxy:3128", "***@proxy:3128"),
+                ("http://proxy:3128", "http://proxy:3128"),
+                ("proxy:3128", "proxy:3128"),
+                ("", "")):
+            self.assertEqual(redact_url(url), shown)
+
+    def test_shown_settings_and_secrets(self):
+        settings = ExecutorSettings(http_proxy="http://user:pa55word@proxy:3128",
+                                    https_proxy="http://us:p/w@d@proxy:3129",
+                                    no_proxy="localhost")
+        shown = shown_settings(settings)
+        self.assertEqual((shown.http_proxy, shown.https_proxy, shown.no_proxy),
+                         ("http://***@proxy:3128", "http://***@proxy:3129", "localhost"))
+        values = secret_values(parse_header(template()), settings)
+        for secret in ("pa55word", "user:pa55word", "p/w@d", "us:p/w@d"):
+            self.assertIn(secret, values)
+        self.assertNotIn("pa55word", repr(settings))

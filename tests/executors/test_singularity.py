@@ -73,6 +73,25 @@ class PrepareTests(SynchronousTestCase):
                      "DOCKER_USERNAME"):
             self.assertNotIn(name, job.fscript)
 
+    def test_proxy_credentials_reach_the_job_not_fscript(self):
+        settings = ExecutorSettings(http_proxy="http://puser:Pr0xy-pw@proxy.example.org:3128",
+                                    https_proxy="https://puser:Pr0xy-pw@proxy.example.org:3129",
+                                    no_proxy="localhost,.example.org")
+        job = prepare(template(), NAME, 1, False, settings)
+        filled = payload(job.batch_script)
+        self.assertIn("export SCHTTP_PROXY=http://puser:Pr0xy-pw@proxy.example.org:3128\n",
+                      filled)
+        self.assertIn("export SCHTTPS_PROXY=https://puser:Pr0xy-pw@proxy.example.org:3129\n",
+                      filled)
+        self.assertIn("export SCHTTP_PROXY='http://***@proxy.example.org:3128'\n", job.fscript)
+        self.assertIn("export SCHTTPS_PROXY='https://***@proxy.example.org:3129'\n",
+                      job.fscript)
+        self.assertIn("export SCNO_PROXY=localhost,.example.org\n", job.fscript)
+        self.assertNotIn("Pr0xy-pw", job.fscript)
+        self.assertNotIn("puser", job.fscript)
+        self.assertEqual(filled.replace("puser:Pr0xy-pw", "***").count("\n"),
+                         job.fscript.count("\n"))
+
     def test_repr_holds_no_secret(self):
         job = prepare(template(), NAME, 1, False, SETTINGS)
         self.assertNotIn(APP_PASSWORD, repr(job))
