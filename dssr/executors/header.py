@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dssr.errors import BadRequest
+from dssr.executors.sbatch_options import DEVICES_FIELD, sbatch_option
 from dssr.executors.template import literal_text
 
 KEYS = (
@@ -27,16 +28,6 @@ _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
 _LICENSES = re.compile(r"[A-Za-z0-9_.@:,-]+")
 _WALLTIME = re.compile(r"([0-9]+-)?[0-9]+(:[0-9]+){0,2}|UNLIMITED|INFINITE")
 _PARTITION = re.compile(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*")
-SBATCH_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-# sbatch options DSSR sets itself or relies on (output file, job name, job id form,
-# node and task counts); refused as sbatch_* devices, abbreviations included, because
-# sbatch accepts any unambiguous prefix of a long option.
-PROTECTED_SBATCH_OPTIONS = (
-    "output", "error", "input", "job-name", "parsable", "hold", "wrap", "chdir",
-    "array", "test-only", "nodes", "ntasks", "uid", "gid",
-)
 
 
 @dataclass(frozen=True)
@@ -79,8 +70,8 @@ class JobParameters:
     jarvice_cmd: str = ""  # shell text, exactly as upstream wrote it
 
 
-def _refuse(message: str) -> BadRequest:
-    return BadRequest(message, field="hpc_script")
+def _refuse(message: str, field: str = "hpc_script") -> BadRequest:
+    return BadRequest(message, field=field)
 
 
 def _shown(value: str) -> str:
@@ -124,11 +115,11 @@ def _matching(values: Mapping[str, str], key: str, pattern: re.Pattern) -> str:
     return raw
 
 
-def _boolean(raw: str, what: str) -> bool:
+def _boolean(raw: str, what: str, field: str = "hpc_script") -> bool:
     lowered = raw.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    raise _refuse(f"{what}={_shown(raw)} in hpc_script must be True or False")
+    raise _refuse(f"{what}={_shown(raw)} in hpc_script must be True or False", field)
 
 
 def _docker_secret(raw: str | None) -> DockerSecret | None:
@@ -156,21 +147,11 @@ def _device_list(raw: str | None) -> list:
     try:
         items = json.loads(raw)
     except ValueError:
-        raise _refuse("JOBOBJ_DEVICES in hpc_script is not JSON") from None
+        raise _refuse("JOBOBJ_DEVICES in hpc_script is not JSON", DEVICES_FIELD) from None
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise _refuse("JOBOBJ_DEVICES in hpc_script must be a JSON list of strings")
+        raise _refuse("JOBOBJ_DEVICES in hpc_script must be a JSON list of strings",
+                      DEVICES_FIELD)
     return items
-
-
-def _sbatch_option(key: str, value: str) -> tuple[str, str]:
-    option = key.removeprefix("sbatch_")
-    if not SBATCH_OPTION.fullmatch(option):
-        raise _refuse(f"device {key}: {option!r} is not an sbatch option name")
-    if any(protected.startswith(option.lower()) for protected in PROTECTED_SBATCH_OPTIONS):
-        raise _refuse(f"device {key}: DSSR sets --{option} itself; it cannot be overridden")
-    if _CONTROL.search(value):
-        raise _refuse(f"device {key}: the value holds control characters")
-    return option, value
 
 
 def parse_devices(items: Sequence[str]) -> Devices:
@@ -186,25 +167,27 @@ def parse_devices(items: Sequence[str]) -> Devices:
         key, equals, value = item.partition("=")
         key, value = key.strip(), value.strip()
         if not equals or not key:
-            raise _refuse(f"malformed device {_shown(item)} (expected key=value)")
+            raise _refuse(f"malformed device {_shown(item)} (expected key=value)", DEVICES_FIELD)
         if key == "partition":
             if not _PARTITION.fullmatch(value):
-                raise _refuse(f"device partition={_shown(value)} is not a partition name")
+                raise _refuse(f"device partition={_shown(value)} is not a partition name",
+                              DEVICES_FIELD)
             partition = value
         elif key == "exclusive":
-            exclusive = _boolean(value, "device exclusive")
+            exclusive = _boolean(value, "device exclusive", DEVICES_FIELD)
         elif key == "overlay":
             try:
                 overlay = int(value)
             except ValueError:
                 overlay = -1
             if overlay < 0:
-                raise _refuse(f"device overlay={_shown(value)} must be an integer >= 0 (MB)")
+                raise _refuse(f"device overlay={_shown(value)} must be an integer >= 0 (MB)",
+                              DEVICES_FIELD)
         elif key.startswith("sbatch_"):
-            sbatch.append(_sbatch_option(key, value))
+            sbatch.append(sbatch_option(key, value))
         else:
-            raise _refuse(f"unknown device {key!r} (known: partition, exclusive, "
-                          "overlay, sbatch_<option>)")
+            raise _refuse(f"unknown device {_shown(key)} (known: partition, exclusive, "
+                          "overlay, sbatch_<option>)", DEVICES_FIELD)
     return Devices(partition, exclusive, overlay, tuple(sbatch))
 
 

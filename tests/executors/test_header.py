@@ -1,11 +1,14 @@
 """The KEY=value header of job scripts, and the pseudo-devices."""
 
 import json
+import os
+import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from dssr.errors import BadRequest
 from dssr.executors.header import Devices, DockerSecret, parse_devices, parse_header
+from dssr.executors.sbatch_options import ALLOWED
 from tests.executors.sample import DEFAULT_HEADER, template
 
 
@@ -114,9 +117,11 @@ class ParseHeaderTests(SynchronousTestCase):
         self.assertNotIn(DEFAULT_HEADER["JOBOBJ_CTRSECRET"], repr(parse_header(template())))
 
     def test_bad_devices_json(self):
-        self.assertRefused(template(JOBOBJ_DEVICES="[partition=x"), "not JSON")
-        self.assertRefused(template(JOBOBJ_DEVICES='{"a": 1}'), "list of strings")
-        self.assertRefused(template(JOBOBJ_DEVICES="[1]"), "list of strings")
+        for devices, fragment in (("[partition=x", "not JSON"), ('{"a": 1}', "list of strings"),
+                                  ("[1]", "list of strings")):
+            error = self.assertRaises(BadRequest, parse_header, template(JOBOBJ_DEVICES=devices))
+            self.assertEqual(error.field, "JOBOBJ_DEVICES")
+            self.assertIn(fragment, error.message)
 
     def test_template_errors_surface(self):
         self.assertRefused(template().replace("{DOWNSTREAM_PARAMETERS}", "{OTHER}"), "{OTHER}")
@@ -125,8 +130,9 @@ class ParseHeaderTests(SynchronousTestCase):
 class ParseDevicesTests(SynchronousTestCase):
     def assertRefused(self, items, fragment):
         error = self.assertRaises(BadRequest, parse_devices, items)
-        self.assertEqual(error.field, "hpc_script")
+        self.assertEqual(error.field, "JOBOBJ_DEVICES")
         self.assertIn(fragment, error.message)
+        return error
 
     def test_empty(self):
         self.assertEqual(parse_devices([]), Devices(partition="", exclusive=True, overlay=None))
@@ -134,7 +140,7 @@ class ParseDevicesTests(SynchronousTestCase):
     def test_all_kinds(self):
         devices = parse_devices([
             "partition = gpu,debug", "exclusive=False", "overlay=0",
-            "sbatch_constraint=a100&ib", "sbatch_requeue=", "sbatch_comment=x=y"])
+            "sbatch_constraint=a100&ib", "sbatch_requeue=True", "sbatch_comment=x=y"])
         self.assertEqual(devices, Devices(
             partition="gpu,debug", exclusive=False, overlay=0,
             sbatch=(("constraint", "a100&ib"), ("requeue", ""), ("comment", "x=y"))))
@@ -161,15 +167,55 @@ class ParseDevicesTests(SynchronousTestCase):
 
     def test_sbatch_option_names(self):
         for option in ("sbatch_", "sbatch_-x", "sbatch_a b", "sbatch_x$y", "sbatch_a.b",
-                       "sbatch_é"):
-            self.assertRaises(BadRequest, parse_devices, [f"{option}=1"])
+                       "sbatch_\u00e9", "sbatch_Account", "sbatch_acc", "sbatch_A"):
+            self.assertRefused([f"{option}=1"], "is not an sbatch option a job may set")
 
-    def test_protected_sbatch_options_and_abbreviations(self):
-        for option in ("output", "outp", "error", "job-name", "job", "parsable", "hold",
-                       "wrap", "chdir", "array", "nodes", "ntasks", "Output"):
-            self.assertRefused([f"sbatch_{option}=x"], "cannot be overridden")
-        self.assertEqual(parse_devices(["sbatch_ntasks-per-core=1"]).sbatch,
-                         (("ntasks-per-core", "1"),))
+    def test_allowed_options(self):
+        devices = ["sbatch_account=proj1", "sbatch_qos=high", "sbatch_mem-per-cpu=2G",
+                   "sbatch_gpus-per-task=1", "sbatch_begin=now+1hour",
+                   "sbatch_mail-user=kirby@example.org", "sbatch_signal=B:USR1@60",
+                   "sbatch_nodelist=node[1-4]", "sbatch_ntasks-per-core=1"]
+        self.assertEqual(parse_devices(devices).sbatch,
+                         tuple(tuple(d.removeprefix("sbatch_").split("=", 1)) for d in devices))
+
+    def test_options_that_change_what_dssr_tracks_or_sets_are_refused(self):
+        for option in ("wait", "clusters", "M", "container", "export", "export-file",
+                       "chdir", "D", "output", "o", "error", "input", "open-mode", "job-name",
+                       "J", "parsable", "wrap", "array", "dependency", "hold", "uid", "gid",
+                       "get-user-env", "propagate", "test-only", "partition", "exclusive",
+                       "oversubscribe", "kill-on-invalid-dep", "nodes", "ntasks", "mem",
+                       "time", "gpus-per-node", "licenses", "L", "outp", "batch"):
+            error = self.assertRefused([f"sbatch_{option}=x"], f"'sbatch_{option}'")
+            self.assertIn("allowed: sbatch_ and one of account, begin,", error.message)
+
+    def test_empty_value_refused(self):
+        # Refused, not passed on: an empty --account would swallow the next option.
+        self.assertRefused(["sbatch_account=", "sbatch_qos=high"],
+                           "sbatch_account: --account needs a value")
+        self.assertRefused(["sbatch_account=  "], "needs a value")
+
+    def test_flags_only_as_true(self):
+        self.assertEqual(parse_devices(["sbatch_requeue=true", "sbatch_contiguous=TRUE",
+                                        "sbatch_spread-job=True", "sbatch_overcommit=true",
+                                        "sbatch_no-requeue=true"]).sbatch,
+                         (("requeue", ""), ("contiguous", ""), ("spread-job", ""),
+                          ("overcommit", ""), ("no-requeue", "")))
+        for value in ("", "false", "1", "yes", "x"):
+            self.assertRefused([f"sbatch_requeue={value}"], "set sbatch_requeue=true")
+
+    def test_readme_lists_the_allowlist(self):
+        path = os.path.join(os.path.dirname(__file__), "..", "..", "README.rst")
+        with open(path) as readme:
+            text = " ".join(readme.read().split())
+        listed = text.split("spelled out in full: ", 1)[1].split(". Everything else", 1)[0]
+        self.assertEqual(set(re.findall(r"``([a-z-]+)``", listed)), ALLOWED)
+
+    def test_long_value_refused(self):
+        self.assertEqual(parse_devices(["sbatch_comment=" + "x" * 4096]).sbatch[0][1],
+                         "x" * 4096)
+        self.assertRefused(["sbatch_comment=" + "x" * 4097], "longer than 4096")
 
     def test_control_characters_refused(self):
-        self.assertRefused(["sbatch_comment=a\nb"], "control characters")
+        for value in ("a\nb", "a\x00b", "a\x1bb", "a\x7fb", "a\x85b", "a\u2028b"):
+            self.assertRefused([f"sbatch_comment={value}"], "control characters")
+        self.assertRefused(["sbatch_requeue=tr\tue"], "control characters")

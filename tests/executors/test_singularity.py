@@ -112,7 +112,10 @@ class PrepareTests(SynchronousTestCase):
 
     def test_refusals_are_bad_requests_on_hpc_script(self):
         for script in (template(JOBOBJ_APPDEFVERSION="1"), template(body="{HOME}"),
-                       template(JOBOBJ_DEVICES='["gpu=1"]'), template(JOBOBJ_REPO=None),
-                       template(JOBOBJ_CTRSECRET="%%%")):
+                       template(JOBOBJ_REPO=None), template(JOBOBJ_CTRSECRET="%%%")):
             error = self.assertRaises(BadRequest, prepare, script, NAME, 1, False, SETTINGS)
             self.assertEqual(error.field, "hpc_script")
+        for devices in ('["gpu=1"]', '["sbatch_wait=true"]'):  # the line more precisely
+            error = self.assertRaises(BadRequest, prepare, template(JOBOBJ_DEVICES=devices),
+                                      NAME, 1, False, SETTINGS)
+            self.assertEqual(error.field, "JOBOBJ_DEVICES")

@@ -42,7 +42,7 @@ class SbatchArgvTests(SynchronousTestCase):
             held=True, nodes=3, JOBOBJ_RAM="64", JOBOBJ_GPUS="2", JOBOBJ_WALLTIME="01:00:00",
             JOBOBJ_LICENSES="matlab:1,ansys",
             JOBOBJ_DEVICES='["partition=gpu", "sbatch_constraint=a100&ib", '
-                           '"sbatch_requeue=", "sbatch_comment=it\'s $HOME"]')
+                           '"sbatch_requeue=true", "sbatch_comment=it\'s $HOME"]')
         self.assertEqual(argv, [
             "sbatch", "--parsable", "-J", f"jarvice_{NAME}",
             "-o", f"/scratch/.jarvice/{NAME}.out", "-n", "12", "-N", "3",
