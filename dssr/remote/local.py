@@ -17,11 +17,27 @@ from dssr.remote.output import OutputBuffer
 # Run argv through sh without building a command line: "$@" keeps every argument
 # intact, and a missing program gives exit status 127 as it would over SSH.
 _SHELL = ("/bin/sh", "-c", 'exec "$@"', "sh")
+# All that commands see of DSSR's own environment, which holds its secrets (server
+# key, registry passwords, key passphrase): sbatch's default --export=ALL would hand
+# anything more on to the job. SLURM_CONF is no secret, and login nodes with a
+# non-default Slurm config need it.
+PASSED_ON = ("PATH", "LANG", "SLURM_CONF")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def command_environment(environ: Mapping[str, str], account: pwd.struct_passwd) -> dict:
+    """The environment a command runs in: ``PASSED_ON`` from ``environ``, and the
+    account's ``HOME``, ``USER`` and ``LOGNAME``."""
+    env = {name: environ[name] for name in PASSED_ON if environ.get(name)}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
+    return env
 
 
 @implementer(IRemote)
 class LocalRemote:
-    """Runs argv with ``spawnProcess``; a mapped ``user`` needs DSSR to run as root."""
+    """Runs argv with ``spawnProcess`` in a minimal environment (``command_environment``
+    of ``environ``); a mapped ``user`` needs DSSR to run as root."""
 
     def __init__(
         self,
@@ -48,8 +64,7 @@ class LocalRemote:
             account = _account(user)
         except RemoteError as error:
             return fail(error)
-        env = {**self._environ, "HOME": account.pw_dir, "USER": account.pw_name,
-               "LOGNAME": account.pw_name}
+        env = command_environment(self._environ, account)
         switch = account.pw_uid != os.geteuid()
         process = _Process(stdin, self._max_output)
         self._reactor.spawnProcess(

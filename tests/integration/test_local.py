@@ -83,6 +83,20 @@ class LocalRemoteTests(TestCase):
         return self.remote.run(["id", "-un"], user="nobody").addCallback(
             lambda result: self.assertEqual(result.stdout, b"nobody\n"))
 
+    def test_commands_do_not_inherit_dssrs_environment(self):
+        environ = {**os.environ, "JARVICE_SCHED_SERVER_KEY": "u:canary-server-key",
+                   "DSSR_SSH_PKEY_PASSPHRASE": "canary-passphrase", "SLURM_CONF": "/x.conf"}
+        remote = LocalRemote(reactor, command_timeout=10, environ=environ)
+
+        def check(result):
+            names = {line.split("=", 1)[0] for line in result.stdout.decode().splitlines()}
+            self.assertNotIn(b"canary", result.stdout)
+            self.assertIn(b"SLURM_CONF=/x.conf\n", result.stdout)
+            # Whatever sh itself adds (PWD, SHLVL, _) besides the minimum.
+            self.assertLessEqual(names - {"PWD", "SHLVL", "_", "OLDPWD"},
+                                 {"PATH", "LANG", "SLURM_CONF", "HOME", "USER", "LOGNAME"})
+        return remote.run(["env"]).addCallback(check)
+
     def test_unknown_user(self):
         return self.assertFailure(self.remote.run(["true"], user="no-such-user-dssr"),
                                   RemoteError)
