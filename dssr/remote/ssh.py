@@ -2,6 +2,7 @@
 
 import random
 import shlex
+from collections import Counter
 from collections.abc import Callable, Mapping
 
 from twisted.application.service import IService, Service
@@ -29,6 +30,7 @@ class SSHRemote(Service):
 
     ``connect(user, key)`` logs in and fires with a connection (see ``dssr.remote.link``).
     ``user_keys`` gives a mapped cluster user's private key (see ``UserKeys``).
+    ``user_labels``: ``metrics`` names each account instead of only its role.
     """
 
     def __init__(
@@ -41,8 +43,10 @@ class SSHRemote(Service):
         user_keys: UserKeys | None = None,
         policy: Policy | None = None,
         random: Callable[[], float] = random.random,
+        user_labels: bool = False,
     ):
         self._connect = connect
+        self._user_labels = user_labels
         self._clock = clock
         self._address = address
         self._service_user = service_user
@@ -86,7 +90,7 @@ class SSHRemote(Service):
             return dial(endpoint, target, reactor, policy.connect_timeout)
 
         return cls(connect, reactor, host_token(host, port), settings.ssh_user, key,
-                   user_keys, policy)
+                   user_keys, policy, user_labels=settings.metrics_user_labels)
 
     def run(self, argv, stdin=None, user=None, timeout=None) -> Deferred:
         if isinstance(argv, str | bytes) or not argv or not all(
@@ -102,16 +106,29 @@ class SSHRemote(Service):
         return self._main.state()
 
     def metrics(self):
-        """Per-user samples for ``/metrics``: logins, commands, failures, connected."""
+        """Samples for ``/metrics``: logins, commands, failures, connections up.
+
+        Labelled by ``role``, ``service`` or ``mapped`` (summed over mapped users), so
+        the page names no account unless ``user_labels`` adds a ``user`` label.
+        """
+        totals: dict[tuple, Counter] = {}
         for user, link in self._links.items():
-            labels = {"user": user}
-            yield Sample("dssr_ssh_logins", "counter", "SSH logins made", link.logins, labels)
+            labels = {"role": "service" if user == self._service_user else "mapped"}
+            if self._user_labels:
+                labels["user"] = user
+            totals.setdefault(tuple(labels.items()), Counter()).update({
+                "logins": link.logins, "commands": link.commands, "failures": link.failures,
+                "connected": int(link.state()[0] == "connected")})
+        for labels, counts in totals.items():
+            labels = dict(labels)
+            yield Sample("dssr_ssh_logins", "counter", "SSH logins made", counts["logins"],
+                         labels)
             yield Sample("dssr_remote_commands", "counter", "Commands run on the cluster",
-                         link.commands, labels)
+                         counts["commands"], labels)
             yield Sample("dssr_remote_command_failures", "counter",
-                         "Commands that could not run or finish", link.failures, labels)
-            yield Sample("dssr_ssh_connected", "gauge", "1 while the SSH connection is up",
-                         int(link.state()[0] == "connected"), labels)
+                         "Commands that could not run or finish", counts["failures"], labels)
+            yield Sample("dssr_ssh_connected", "gauge", "SSH connections up",
+                         counts["connected"], labels)
 
     def startService(self) -> None:
         super().startService()

@@ -42,10 +42,10 @@ class Connector:
         return succeed(conn)
 
 
-def make_remote(user_keys=None, **policy):
+def make_remote(user_keys=None, user_labels=False, **policy):
     connector = Connector()
     remote = SSHRemote(connector, Clock(), "login:22", "svc", SERVICE_KEY,
-                       user_keys=user_keys, policy=Policy(**policy))
+                       user_keys=user_keys, policy=Policy(**policy), user_labels=user_labels)
     return remote, connector
 
 
@@ -123,6 +123,39 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(remote.state(), ("failed", "stopped"))
 
 
+class MetricsTests(SynchronousTestCase):
+    def samples(self, user_labels):
+        keys = {"alice": ALICE_KEY, "bob": key_text()}
+        remote, connector = make_remote(user_keys=keys, user_labels=user_labels)
+        remote.startService()
+        self.addCleanup(remote.stopService)
+        runs = [remote.run(["true"], user=user) for user in (None, None, "alice", "bob", "bob")]
+        for _, _, conn in connector.calls:
+            for channel in conn.channels:
+                channel.finish()
+        for run in runs:
+            self.successResultOf(run)
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in remote.metrics()}
+
+    def test_by_role_naming_no_account(self):
+        samples = self.samples(False)
+        service, mapped = (("role", "service"),), (("role", "mapped"),)
+        self.assertEqual(samples, {
+            ("dssr_ssh_logins", service): 1, ("dssr_ssh_logins", mapped): 2,
+            ("dssr_remote_commands", service): 2, ("dssr_remote_commands", mapped): 3,
+            ("dssr_remote_command_failures", service): 0,
+            ("dssr_remote_command_failures", mapped): 0,
+            ("dssr_ssh_connected", service): 1, ("dssr_ssh_connected", mapped): 2})
+
+    def test_by_account_when_asked(self):
+        samples = self.samples(True)
+        self.assertEqual(samples[("dssr_remote_commands", (("role", "mapped"),
+                                                           ("user", "bob")))], 2)
+        self.assertEqual(samples[("dssr_remote_commands", (("role", "service"),
+                                                           ("user", "svc")))], 2)
+        self.assertEqual(len(samples), 12)
+
+
 def settings(**values):
     base = dict(cluster_addr="login", cluster_port=2222, ssh_user="svc",
                 ssh_pkey=key_text().decode(), ssh_known_hosts="/nonexistent/known_hosts")
@@ -134,6 +167,9 @@ class FromSettingsTests(SynchronousTestCase):
         remote = SSHRemote.from_settings(settings(ssh_max_channels=3), Clock(), queue_timeout=5)
         verifyObject(IRemote, remote)
         self.assertEqual(remote._policy.max_channels, 3)
+        self.assertFalse(remote._user_labels)
+        labelled = SSHRemote.from_settings(settings(metrics_user_labels="true"), Clock())
+        self.assertTrue(labelled._user_labels)
         self.assertEqual(remote._policy.queue_timeout, 5)
 
     def test_encrypted_key_with_passphrase(self):
