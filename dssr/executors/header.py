@@ -3,7 +3,8 @@
 A line at column 0 whose key is one of ``KEYS`` sets it (value: everything after the
 first ``=``, empty means unset; the first such line wins). Values are read from the
 script's literal text, braces un-doubled, exactly as the job will see them. Every bad
-value is refused with ``BadRequest(field="hpc_script")`` naming the key.
+value is refused with ``BadRequest(field="hpc_script")`` naming the key; a bad
+device with ``field="JOBOBJ_DEVICES"``, naming the device.
 """
 
 import json

@@ -51,8 +51,8 @@ def prepare(
     """Turn the decoded ``singularity`` script of a ``/submit`` into a Slurm submission.
 
     ``secrets`` (e.g. the bearer token) are scrubbed from ``fscript`` along with the
-    registry and proxy credentials. Raises ``BadRequest(field="hpc_script")`` for any
-    refusal.
+    registry and proxy credentials. Raises ``BadRequest`` for any refusal (field
+    ``hpc_script``, or ``JOBOBJ_DEVICES`` for a device).
     """
     params = parse_header(script)
     check_supported(params, settings)
