@@ -7,8 +7,7 @@ from twisted.application.service import IService
 from twisted.internet import endpoints
 from twisted.python import usage
 
-from dssr import __version__
-from dssr import exposure
+from dssr import __version__, exposure
 from dssr import settings as settings_module
 from dssr.api import DSSRApi
 from dssr.connectors.loader import ConnectorError, build, is_embedded, resolve
