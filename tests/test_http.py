@@ -14,7 +14,7 @@ from twisted.web.iweb import UNKNOWN_LENGTH
 
 from dssr.api import DSSRApi
 from dssr.connectors.dummy import DummyConnector
-from dssr.web import make_site
+from dssr.edge import EdgeLimits, make_site
 
 SCRIPT = base64.b64encode(b"JARVICE_CMD=true\n{DOWNSTREAM_PARAMETERS}\n").decode()
 
@@ -34,7 +34,7 @@ class ServedCase(TestCase):
         self.connector.service.startService()
         self.addCleanup(self.connector.service.stopService)
         api = DSSRApi(self.connector, server_key=self.server_key)
-        port = reactor.listenTCP(0, make_site(api.resource(), self.max_body),
+        port = reactor.listenTCP(0, make_site(api, EdgeLimits(max_body=self.max_body)),
                                  interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         self.base = f"http://127.0.0.1:{port.getHost().port}"

@@ -19,7 +19,7 @@ class LoadTests(SynchronousTestCase):
     def test_defaults(self):
         loaded = settings.load()
         self.assertEqual((loaded.listen, loaded.connector, loaded.state_dir, loaded.max_body),
-                         ("tcp:5000", "dummy", "./dssr-state", 16 * 1024 * 1024))
+                         ("tcp:5000", "dummy", "./dssr-state", 1024 * 1024))
 
     def test_environment_names_of_the_reference(self):
         loaded = settings.load(environ={

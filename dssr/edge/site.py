@@ -1,0 +1,96 @@
+"""The Site: connection caps, and the one place the API's ``admit`` is handed to
+every connection."""
+
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from dssr.edge.answers import raw_answer
+from dssr.edge.channel import EdgeChannel, EdgeRequest
+from dssr.edge.limits import EdgeLimits
+from dssr.errors import Unavailable
+
+_log = Logger(namespace="dssr.edge")
+
+
+class Refusal(Protocol):
+    """A connection over a cap: one 503 JSON answer, then closed at once."""
+
+    def __init__(self, error: Unavailable):
+        self._answer = raw_answer(error)
+
+    def connectionMade(self):
+        self.transport.write(self._answer)
+        self.transport.loseConnection()
+
+
+class EdgeSite(Site):
+    """Serves ``api`` through ``EdgeChannel``s, at most ``limits.max_connections``
+    connections at once (fewer if ``fd_limit``, the process's file limit, needs) and
+    ``limits.max_connections_per_peer`` from one client address.
+
+    ``api`` provides ``resource()`` and ``admit(method, path, headers)``
+    (``dssr.api.DSSRApi``).
+    """
+
+    protocol = EdgeChannel
+    requestFactory = EdgeRequest
+    displayTracebacks = False
+
+    def __init__(self, api, limits: EdgeLimits, reactor=None, fd_limit: int | None = None):
+        super().__init__(api.resource(), timeout=None, reactor=reactor,
+                         parsePOSTFormSubmission=False)
+        self.admit = api.admit
+        self.limits = limits
+        self.fd_limit = fd_limit
+        self.cap = limits.max_connections if fd_limit is None else limits.connection_cap(fd_limit)
+        self.open = 0
+        self.by_peer: dict[str, int] = {}
+        self._refusing: set[str] = set()  # what is at its cap, logged once until it frees
+
+    def log(self, request):
+        """No access log: ``dssr.api`` logs every call itself, with more detail."""
+
+    def buildProtocol(self, addr):
+        host = getattr(addr, "host", "")
+        if self.open >= self.cap:
+            return self._refuse("", f"DSSR is serving its maximum of {self.cap} connections")
+        if self.by_peer.get(host, 0) >= self.limits.max_connections_per_peer:
+            return self._refuse(host, f"this address has "
+                                f"{self.limits.max_connections_per_peer} connections open")
+        channel = super().buildProtocol(addr)
+        channel.peer_host = host
+        self.open += 1
+        self.by_peer[host] = self.by_peer.get(host, 0) + 1
+        return channel
+
+    def connection_closed(self, channel: EdgeChannel) -> None:
+        """Count ``channel`` out (it calls this once, when it is lost)."""
+        host = channel.peer_host
+        self.open -= 1
+        self.by_peer[host] -= 1
+        if not self.by_peer[host]:
+            del self.by_peer[host]
+        for key in (host, ""):
+            if key in self._refusing:
+                self._refusing.discard(key)
+                _log.info("connections from {who} accepted again", who=key or "anyone")
+
+    def _refuse(self, key: str, reason: str) -> Refusal:
+        if key not in self._refusing:
+            self._refusing.add(key)
+            _log.warn("refusing connections from {who}: {reason}", who=key or "anyone",
+                      reason=reason)
+        return Refusal(Unavailable(f"{reason}; try again later"))
+
+    def startFactory(self):
+        super().startFactory()
+        limits = self.limits
+        _log.info(
+            "HTTP edge: at most {cap} connections (file limit {fd_limit}), {per_peer} per "
+            "client address; bodies up to {max_body} bytes; {header:g} s for a request "
+            "head, {request:g} s for a whole request; keep-alive connections idle at most "
+            "{idle:g} s", cap=self.cap, fd_limit=self.fd_limit or "not checked",
+            per_peer=limits.max_connections_per_peer, max_body=limits.max_body,
+            header=limits.header_timeout, request=limits.request_timeout,
+            idle=limits.idle_timeout)
