@@ -15,6 +15,7 @@ from twisted.web.iweb import UNKNOWN_LENGTH
 from dssr.api import DSSRApi
 from dssr.connectors.dummy import DummyConnector
 from dssr.edge import EdgeLimits, make_site
+from tests.upstream import form_body, largest_submit
 
 SCRIPT = base64.b64encode(b"JARVICE_CMD=true\n{DOWNSTREAM_PARAMETERS}\n").decode()
 
@@ -79,6 +80,15 @@ class SocketTests(ServedCase):
         self.assertEqual(code, 401)
         code, body = await self.post("/live", auth=None)
         self.assertEqual((code, body), (200, b'{"status":"OK"}'))
+
+
+class LargestSubmitTests(ServedCase):
+    max_body = EdgeLimits().max_body
+
+    async def test_the_largest_realistic_submit_is_served(self):
+        code, body = await self.post("/submit", data=form_body(largest_submit()), headers={
+            "Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(code, 200, body)
 
 
 class LifecycleOverHTTPTests(ServedCase):

@@ -12,7 +12,9 @@ from twisted.internet import endpoints
 from dssr.edge.limits import EdgeLimits, raise_fd_limit
 from dssr.edge.site import EdgeSite
 
-__all__ = ["EdgeLimits", "EdgeSite", "http_service", "make_site"]
+__all__ = ["EdgeLimits", "EdgeSite", "http_service", "listen_description", "make_site"]
+
+BACKLOG = 1024  # connections the kernel holds for accept(); Twisted's default is 50
 
 
 def make_site(api, limits: EdgeLimits | None = None, reactor=None) -> EdgeSite:
@@ -21,10 +23,22 @@ def make_site(api, limits: EdgeLimits | None = None, reactor=None) -> EdgeSite:
     return EdgeSite(api, EdgeLimits() if limits is None else limits, reactor)
 
 
+def listen_description(listen: str) -> str:
+    """``listen`` with a listen backlog of ``BACKLOG`` unless it names one.
+
+    With 50, a burst of connections (an attack, or many clients at once) fills the
+    kernel's accept queue and every further client waits a second per SYN retry.
+    """
+    if listen.split(":", 1)[0] in ("tcp", "tcp6", "ssl", "unix") and "backlog=" not in listen:
+        return f"{listen}:backlog={BACKLOG}"
+    return listen
+
+
 def http_service(reactor, listen: str, api, limits: EdgeLimits) -> StreamServerEndpointService:
     """The ``http`` service: ``api`` on the endpoint ``listen``, after raising the
     process's file limit so the connection cap fits under it."""
     site = EdgeSite(api, limits, reactor, fd_limit=raise_fd_limit())
-    service = StreamServerEndpointService(endpoints.serverFromString(reactor, listen), site)
+    endpoint = endpoints.serverFromString(reactor, listen_description(listen))
+    service = StreamServerEndpointService(endpoint, site)
     service.setName("http")
     return service

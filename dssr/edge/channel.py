@@ -231,10 +231,9 @@ class EdgeChannel(HTTPChannel):
         self._buffer = b""  # LineReceiver stops parsing what it already holds
         method = getattr(self, "_command", b"")
         self.transport.write(raw_answer(error, with_body=method != b"HEAD"))
-        _log.info("{method} {path} -> {code} at the edge: {reason}",
-                  method=method.decode("latin-1"),
-                  path=getattr(self, "_path", b"").split(b"?")[0].decode("latin-1")[:200],
-                  code=error.status, reason=error.message)
+        path = getattr(self, "_path", b"").split(b"?")[0]  # a query may hold secrets
+        self.site.refusals.note(error.status, method.decode("latin-1"),
+                                path.decode("latin-1")[:200], error.message)
         self._state = "closing"
         self._arm(self.limits.linger, self.transport.abortConnection)
         if not self.isSecure() and ITCPTransport.providedBy(self.transport):

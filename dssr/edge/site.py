@@ -8,20 +8,27 @@ from twisted.web.server import Site
 from dssr.edge.answers import raw_answer
 from dssr.edge.channel import EdgeChannel, EdgeRequest
 from dssr.edge.limits import EdgeLimits
+from dssr.edge.refusals import RefusalLog
 from dssr.errors import Unavailable
 
 _log = Logger(namespace="dssr.edge")
+MAX_REFUSING = 64  # refused connections holding a descriptor at once (for their 503)
 
 
 class Refusal(Protocol):
-    """A connection over a cap: one 503 JSON answer, then closed at once."""
+    """A connection over a cap: one 503 JSON answer, then closed."""
 
-    def __init__(self, error: Unavailable):
+    def __init__(self, site: "EdgeSite", error: Unavailable):
+        self._site = site
         self._answer = raw_answer(error)
 
     def connectionMade(self):
+        self._site.refusing += 1
         self.transport.write(self._answer)
         self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        self._site.refusing -= 1
 
 
 class EdgeSite(Site):
@@ -45,8 +52,10 @@ class EdgeSite(Site):
         self.fd_limit = fd_limit
         self.cap = limits.max_connections if fd_limit is None else limits.connection_cap(fd_limit)
         self.open = 0
+        self.refusing = 0
         self.by_peer: dict[str, int] = {}
         self._refusing: set[str] = set()  # what is at its cap, logged once until it frees
+        self.refusals = RefusalLog(self.reactor)
 
     def log(self, request):
         """No access log: ``dssr.api`` logs every call itself, with more detail."""
@@ -76,12 +85,21 @@ class EdgeSite(Site):
                 self._refusing.discard(key)
                 _log.info("connections from {who} accepted again", who=key or "anyone")
 
-    def _refuse(self, key: str, reason: str) -> Refusal:
+    def _refuse(self, key: str, reason: str) -> Refusal | None:
+        """A 503 for a connection over a cap; under a flood of them (more than
+        ``MAX_REFUSING`` still sending theirs), None: Twisted closes it at once, so
+        refusals cannot take the descriptors the cap keeps free."""
         if key not in self._refusing:
             self._refusing.add(key)
             _log.warn("refusing connections from {who}: {reason}", who=key or "anyone",
                       reason=reason)
-        return Refusal(Unavailable(f"{reason}; try again later"))
+        if self.refusing >= MAX_REFUSING:
+            return None
+        return Refusal(self, Unavailable(f"{reason}; try again later"))
+
+    def stopFactory(self):
+        self.refusals.stop()
+        super().stopFactory()
 
     def startFactory(self):
         super().startFactory()
