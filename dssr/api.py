@@ -114,7 +114,7 @@ class AdmittingResource(Resource):
     def __init__(self, api: "DSSRApi"):
         super().__init__()
         self._api = api
-        self._inner = api.app.resource()
+        self._inner = api.admitted_resource()
 
     def render(self, request):
         try:
@@ -162,6 +162,11 @@ class DSSRApi:
     def resource(self):
         """The twisted.web resource serving this API (``admit`` runs first)."""
         return AdmittingResource(self)
+
+    def admitted_resource(self):
+        """The resource for a server that calls ``admit`` on every request itself
+        (``dssr.edge``, as soon as the headers are in): routing without a second check."""
+        return self.app.resource()
 
     # -- plumbing -------------------------------------------------------------
 

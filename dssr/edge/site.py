@@ -36,8 +36,9 @@ class EdgeSite(Site):
     connections at once (fewer if ``fd_limit``, the process's file limit, needs) and
     ``limits.max_connections_per_peer`` from one client address.
 
-    ``api`` provides ``resource()`` and ``admit(method, path, headers)``
-    (``dssr.api.DSSRApi``).
+    ``api`` provides ``admit(method, path, headers)`` and ``admitted_resource()``
+    (``dssr.api.DSSRApi``): every request is admitted by its channel before it is
+    served.
     """
 
     protocol = EdgeChannel
@@ -45,7 +46,7 @@ class EdgeSite(Site):
     displayTracebacks = False
 
     def __init__(self, api, limits: EdgeLimits, reactor=None, fd_limit: int | None = None):
-        super().__init__(api.resource(), timeout=None, reactor=reactor,
+        super().__init__(api.admitted_resource(), timeout=None, reactor=reactor,
                          parsePOSTFormSubmission=False)
         self.admit = api.admit
         self.limits = limits
