@@ -36,7 +36,7 @@ _log = Logger(namespace="dssr.api")
 
 READ_ONLY = ("GET", "POST")  # endpoints without args that change nothing that matters
 TAKES_ARGS = ("POST",)  # every endpoint reading args: upstream POSTs them in the body
-_PUBLIC = {"live", "ready"}  # endpoints that need no server key (probes)
+_PUBLIC: set[str] = set()  # endpoints that need no server key (the probes)
 NOT_READY = "the cluster is not reachable or its scheduler is not answering"
 FORM = b"application/x-www-form-urlencoded"
 

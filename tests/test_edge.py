@@ -169,6 +169,18 @@ class AdmissionTests(EdgeCase):
         self.assertEqual(self.answer(transport)[0], 413)
         self.assertEqual(channel.requests[-1].content.tell(), 1000)
 
+    def test_a_bug_while_admitting_is_a_json_500(self):
+        def admit(method, path, headers):
+            raise ZeroDivisionError("secret internals")
+
+        self.site.admit = admit
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /live HTTP/1.1\r\n\r\n")
+        status, _, body = self.answer(transport)
+        self.assertEqual((status, json.loads(body)),
+                         (500, {"error": "internal error, see the DSSR log"}))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
     def test_head_answers_have_no_body(self):
         channel, transport = self.connect()
         channel.dataReceived(b"HEAD /submit HTTP/1.1\r\n\r\n")

@@ -82,6 +82,7 @@ class EdgeChannel(HTTPChannel):
 
     @property
     def limits(self):
+        """The site's ``EdgeLimits``."""
         return self.site.limits
 
     def connectionMade(self):
@@ -182,6 +183,10 @@ class EdgeChannel(HTTPChannel):
                        self.limits.max_body, self.site.admit)
         except DSSRError as error:
             self.answer_early(error)
+            return
+        except Exception:
+            _log.failure("Bug while admitting {path}", path=self._path.decode("latin-1")[:200])
+            self.answer_early(DSSRError("internal error, see the DSSR log"))
             return
         super().allHeadersReceived()
         if self.length != 0:
