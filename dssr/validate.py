@@ -70,10 +70,10 @@ def check_json_shape(raw: bytes) -> None:
     unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in raw else raw
     if unescaped.count(b'"') > 4 * MAX_ARGS_VALUES + 2:  # two strings a value at most
         raise BadRequest(f"args holds more than {MAX_ARGS_VALUES} values", field="args")
-    structure = b"".join(unescaped.split(b'"')[0::2])
-    brackets = structure.translate(None, _NOT_BRACKETS)
-    if structure.count(b",") + brackets.count(b"[") + brackets.count(b"{") > MAX_ARGS_VALUES:
+    structure = b"".join(unescaped.split(b'"')[0::2]) if b'"' in unescaped else unescaped
+    if structure.count(b",") + structure.count(b"[") + structure.count(b"{") > MAX_ARGS_VALUES:
         raise BadRequest(f"args holds more than {MAX_ARGS_VALUES} values", field="args")
+    brackets = structure.translate(None, _NOT_BRACKETS)
     for _ in range(MAX_ARGS_DEPTH):
         if not brackets:
             return

@@ -3,6 +3,7 @@ the bounded parsers of ``args``; tests/abuse/ attacks a real process."""
 
 import json
 import resource
+from random import Random
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from hypothesis import given, settings
@@ -49,7 +50,8 @@ class EdgeCase(SynchronousTestCase):
     """An edge Site over a fake connector, its time on a Clock, connections in memory."""
 
     limits = EdgeLimits(max_body=1000, header_timeout=10, request_timeout=30,
-                        idle_timeout=60, max_connections=5, max_connections_per_peer=3)
+                        idle_timeout=60, max_connections=5, max_connections_per_peer=3,
+                        deadline_spread=0)
 
     def setUp(self):
         self.clock = Clock()
@@ -130,6 +132,21 @@ class DeadlineTests(EdgeCase):
         self.assertEqual((transport.write_closed, transport.disconnecting), (True, False))
         self.clock.advance(self.limits.linger)
         self.assertTrue(transport.disconnecting)
+
+
+class SpreadTests(EdgeCase):
+    limits = EdgeLimits(header_timeout=10, deadline_spread=0.1)
+
+    def test_head_deadlines_of_a_burst_are_spread(self):
+        self.site.random = Random(9)
+        transports = [self.connect(f"10.0.0.{index}")[1] for index in range(50)]
+        self.clock.advance(9.99)
+        self.assertFalse(any(transport.disconnecting for transport in transports))
+        self.clock.advance(0.5)
+        closed = sum(transport.disconnecting for transport in transports)
+        self.assertTrue(0 < closed < 50, closed)
+        self.clock.advance(0.52)
+        self.assertTrue(all(transport.disconnecting for transport in transports))
 
 
 class AdmissionTests(EdgeCase):

@@ -3,9 +3,9 @@ in time, every refusal answered with JSON.
 
 A connection is in one of these states:
 
-- ``head``: a request line and headers are coming. The deadline (``header_timeout``)
-  runs from the request's first byte (from the connect, for the first request) and
-  no later byte moves it.
+- ``head``: a request line and headers are coming. The deadline (``header_timeout``,
+  spread a little: ``EdgeLimits.deadline_spread``) runs from the request's first byte
+  (from the connect, for the first request) and no later byte moves it.
 - ``body``: the request was admitted and its body is coming, in memory, at most
   ``max_body`` bytes, until ``request_timeout`` after the request's first byte.
 - ``busy``: the API is answering; no deadline here (the connector bounds its work).
@@ -112,7 +112,7 @@ class EdgeChannel(HTTPChannel):
         self._state = "head"
         self._started = self.site.reactor.seconds()
         self._head_lines = self._head_bytes = 0
-        self._arm(self.limits.header_timeout, self._head_expired)
+        self._arm(self.site.spread(self.limits.header_timeout), self._head_expired)
 
     def _head_expired(self) -> None:
         if self._head_bytes == 0:  # nothing asked: just close
@@ -208,7 +208,7 @@ class EdgeChannel(HTTPChannel):
     def requestDone(self, request):
         if self.persistent:
             self._state = "idle"
-            self._arm(self.limits.idle_timeout, self._close)
+            self._arm(self.site.spread(self.limits.idle_timeout), self._close)
         else:
             self._state = "closing"
             self._arm(self.limits.idle_timeout, self.transport.abortConnection)

@@ -24,6 +24,9 @@ class EdgeLimits:
     max_headers: int = 100  # header lines; more: 431
     linger: float = 2.0  # seconds a refused client may go on sending before the close
     max_drained: int = 16 * 1024 * 1024  # bytes a refused client may send before the close
+    # Head and idle deadlines fall up to this fraction later, at random, so that the
+    # connections of a burst (1490 opened at once) do not all expire in one instant.
+    deadline_spread: float = 0.1
 
     @classmethod
     def from_settings(cls, settings) -> "EdgeLimits":

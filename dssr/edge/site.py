@@ -1,6 +1,8 @@
 """The Site: connection caps, and the one place the API's ``admit`` is handed to
 every connection."""
 
+import random
+
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.web.server import Site
@@ -57,6 +59,11 @@ class EdgeSite(Site):
         self.by_peer: dict[str, int] = {}
         self._refusing: set[str] = set()  # what is at its cap, logged once until it frees
         self.refusals = RefusalLog(self.reactor)
+        self.random = random.Random()  # noqa: S311 - timer jitter, not a secret
+
+    def spread(self, seconds: float) -> float:
+        """``seconds``, up to ``limits.deadline_spread`` of it later (see there)."""
+        return seconds * (1 + self.limits.deadline_spread * self.random.random())
 
     def log(self, request):
         """No access log: ``dssr.api`` logs every call itself, with more detail."""
