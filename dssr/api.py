@@ -14,16 +14,31 @@ from urllib.parse import unquote_to_bytes
 
 from klein import Klein
 from twisted.logger import Logger
+from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
-from werkzeug.exceptions import HTTPException
+from werkzeug import exceptions as routing
 
 from dssr import validate
-from dssr.errors import DSSRError, NotFound, Unauthorized, Unavailable
+from dssr.errors import (
+    BadRequest,
+    DSSRError,
+    MethodNotAllowed,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
 from dssr.jobs import ExitStatus, JobRef
 from dssr.metrics import CONTENT_TYPE, Metrics
 
 _app = Klein()
+_app.url_map.merge_slashes = False  # /request//pvcls is no route (werkzeug: a bare 308)
 _log = Logger(namespace="dssr.api")
+
+READ_ONLY = ("GET", "POST")  # endpoints without args that change nothing that matters
+TAKES_ARGS = ("POST",)  # every endpoint reading args: upstream POSTs them in the body
+_PUBLIC: set[str] = set()  # endpoints that need no server key (the probes)
+NOT_READY = "the cluster is not reachable or its scheduler is not answering"
+FORM = b"application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True)
@@ -68,36 +83,62 @@ def listing_text(entries, details: bool) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-class Utf8PathGuard(Resource):
-    """Answers a path that is not UTF-8 once %-decoded with a JSON 400.
+def media_type(headers: Headers) -> bytes:
+    """The request's ``Content-Type`` without parameters, lower-cased, as raw bytes."""
+    value = (headers.getRawHeaders(b"content-type") or [b""])[0]
+    return value.split(b";")[0].strip().lower()
 
-    Klein (werkzeug) would answer it with an HTML page before any route runs.
+
+def request_path(path: bytes) -> str:
+    """The %-decoded path as Klein routes it (segment by segment), or a 400."""
+    try:
+        return "/".join(unquote_to_bytes(part).decode("utf-8") for part in path.split(b"/"))
+    except UnicodeDecodeError:
+        raise BadRequest("the path is not UTF-8", field="path") from None
+
+
+def error_answer(error: DSSRError) -> "Answer":
+    """A ``DSSRError`` as its JSON answer."""
+    return json_answer(error.body(), error.status)
+
+
+class AdmittingResource(Resource):
+    """Runs ``DSSRApi.admit`` before Klein sees a request, answering refusals as JSON.
+
+    The HTTP edge (``dssr.edge``) admits requests as soon as their headers are in;
+    this covers the API served any other way (tests, an embedding Site).
     """
 
     isLeaf = True
 
-    def __init__(self, inner):
+    def __init__(self, api: "DSSRApi"):
         super().__init__()
-        self._inner = inner
+        self._api = api
+        self._inner = api.admitted_resource()
 
     def render(self, request):
         try:
-            unquote_to_bytes(request.path).decode("utf-8")
-        except UnicodeDecodeError:
-            request.setResponseCode(400)
-            request.setHeader("Content-Type", "application/json")
-            return json.dumps({"error": "the path is not UTF-8", "field": "path"}).encode()
+            self._api.admit(request.method, request.path, request.requestHeaders)
+        except DSSRError as error:
+            answer = error_answer(error)
+            request.setResponseCode(answer.code)
+            request.setHeader("Content-Type", answer.content_type)
+            for name, value in error.headers().items():
+                request.setHeader(name, value)
+            return answer.body
         return self._inner.render(request)
 
 
-def _endpoint(path: str, public: bool = False):
-    """Register a handler for GET and POST on ``path``, wrapped by ``DSSRApi.serve``."""
+def _endpoint(path: str, methods: tuple[str, ...] = TAKES_ARGS, public: bool = False):
+    """Register a handler for ``methods`` on ``path``, wrapped by ``DSSRApi.serve``."""
 
     def decorate(handler):
         async def route(self, request, **kwargs):
-            return await self.serve(request, handler, public, kwargs)
+            return await self.serve(request, handler, kwargs)
 
-        _app.route(path, methods=["GET", "POST"], endpoint=handler.__name__)(route)
+        _app.route(path, methods=list(methods), endpoint=handler.__name__)(route)
+        if public:
+            _PUBLIC.add(handler.__name__)
         return route
 
     return decorate
@@ -109,30 +150,59 @@ class DSSRApi:
     app = _app
 
     def __init__(self, connector, executor: str = "singularity", server_key: str = "",
-                 open_metrics: bool = True):
+                 open_metrics: bool = False):
         self.connector = connector
         self.executor = executor
         self.metrics = Metrics(connector)
         self._server_key = server_key.encode("utf-8")
-        self._open_metrics = open_metrics
+        self._public = _PUBLIC | ({"metrics_text"} if open_metrics else set())
+        self._routes = self.app.url_map.bind("dssr")
+        self._not_ready: str | None = None  # the last reason /ready failed, for the log
 
     def resource(self):
-        """The twisted.web resource serving this API."""
-        return Utf8PathGuard(self.app.resource())
+        """The twisted.web resource serving this API (``admit`` runs first)."""
+        return AdmittingResource(self)
+
+    def admitted_resource(self):
+        """The resource for a server that calls ``admit`` on every request itself
+        (``dssr.edge``, as soon as the headers are in): routing without a second check."""
+        return self.app.resource()
 
     # -- plumbing -------------------------------------------------------------
 
-    async def serve(self, request, handler, public: bool, kwargs) -> bytes:
-        """Authenticate, run ``handler``, and turn its answer or error into a response."""
+    def admit(self, method: bytes, path: bytes, headers: Headers) -> None:
+        """Refuse a request from its head alone: unknown path (404), method (405),
+        credentials (401). Raises ``DSSRError``; reads no body.
+
+        ``path`` is the raw (%-encoded) path without the query string.
+        """
+        try:
+            endpoint, _ = self._routes.match(request_path(path), method=method.decode("ascii"))
+        except routing.MethodNotAllowed as error:
+            allowed = tuple(sorted(error.valid_methods or ()))
+            raise MethodNotAllowed(f"this endpoint answers {', '.join(allowed)}",
+                                   allowed) from None
+        except routing.HTTPException:
+            raise NotFound(f"no such endpoint: {path.decode('latin-1')[:200]}") from None
+        if endpoint not in self._public:
+            self._authenticate(headers)
+
+    async def serve(self, request, handler, kwargs) -> bytes:
+        """Run ``handler`` and turn its answer or error into a response."""
         started = time.monotonic()
         try:
-            if not public:
-                self._authenticate(request)
             answer = await handler(self, request, **kwargs)
         except DSSRError as error:
-            if isinstance(error, Unauthorized):
-                request.setHeader("WWW-Authenticate", 'Basic realm="dssr"')
-            answer = json_answer(error.body(), error.status)
+            for name, value in error.headers().items():
+                request.setHeader(name, value)
+            answer = error_answer(error)
+        except (RecursionError, UnicodeError) as error:
+            # Request data no validator caught (nesting, text that is not UTF-8):
+            # the client's fault, so a 400 and one log line, not a traceback.
+            _log.warn("{endpoint}: {kind} from request data answered 400",
+                      endpoint=handler.__name__, kind=type(error).__name__)
+            answer = error_answer(BadRequest(
+                "args nest too deeply or hold text that is not UTF-8", field="args"))
         except Exception:
             _log.failure("Bug while serving {path}", path=request.path.decode("latin-1"))
             answer = json_answer({"error": "internal error, see the DSSR log"}, 500)
@@ -150,29 +220,32 @@ class DSSRApi:
         )
         return answer.body
 
-    def _authenticate(self, request) -> None:
-        """Check HTTP Basic credentials against the server key, in constant time."""
+    def _authenticate(self, headers: Headers) -> None:
+        """Check HTTP Basic credentials against the server key, in constant time.
+
+        The header is read as raw bytes: a value that is not UTF-8 is just wrong.
+        """
         if not self._server_key:
             return
-        header = request.getHeader("authorization") or ""
-        scheme, _, encoded = header.partition(" ")
+        header = (headers.getRawHeaders(b"authorization") or [b""])[0]
+        scheme, _, encoded = header.partition(b" ")
         try:
             given = base64.b64decode(encoded.strip(), validate=True)
         except ValueError:
             given = b""
-        if scheme.lower() != "basic" or not hmac.compare_digest(given, self._server_key):
+        if scheme.lower() != b"basic" or not hmac.compare_digest(given, self._server_key):
             raise Unauthorized("valid HTTP Basic credentials required")
 
     @staticmethod
     def _args(request, required: bool = True) -> dict:
-        """The request's ``args``: the ``args`` form/query field, or a JSON body."""
-        content_type = (request.getHeader("content-type") or "").split(";")[0].strip()
-        if content_type.lower() == "application/json":
+        """The request's ``args``, from the body only: the ``args`` field of a
+        url-encoded form, or a JSON body. The query string is never read."""
+        kind = media_type(request.requestHeaders)
+        raw = None
+        if kind in (FORM, b"application/json"):
             request.content.seek(0)
-            raw = request.content.read() or None
-        else:
-            values = request.args.get(b"args")
-            raw = values[0] if values else None
+            body = request.content.read()
+            raw = validate.form_field(body) if kind == FORM else body or None
         if raw is None and not required:
             return {}
         return validate.parse_args(raw)
@@ -184,25 +257,31 @@ class DSSRApi:
 
     # -- probes and legacy constants -----------------------------------------
 
-    @_endpoint("/live", public=True)
+    @_endpoint("/live", READ_ONLY, public=True)
     async def live(self, request):
         return json_answer({"status": "OK"})
 
-    @_endpoint("/ready", public=True)
+    @_endpoint("/ready", READ_ONLY, public=True)
     async def ready(self, request):
+        """Readiness with a generic reason: the details (accounts, addresses, paths)
+        go to the log, once each time they change, not to whoever probes."""
         try:
             await self.connector.ready()
         except Unavailable as error:
-            return json_answer({"status": "BAD", "reason": error.message}, 503)
+            if error.message != self._not_ready:
+                _log.warn("not ready: {reason}", reason=error.message)
+            self._not_ready = error.message
+            return json_answer({"status": "BAD", "reason": NOT_READY}, 503)
+        if self._not_ready is not None:
+            _log.info("ready again")
+        self._not_ready = None
         return json_answer({"status": "OK"})
 
-    @_endpoint("/metrics", public=True)
+    @_endpoint("/metrics", READ_ONLY)
     async def metrics_text(self, request):
-        if not self._open_metrics:
-            self._authenticate(request)
         return Answer(self.metrics.exposition(), CONTENT_TYPE)
 
-    @_endpoint("/gc")
+    @_endpoint("/gc", READ_ONLY)
     async def gc(self, request):
         try:
             await self.connector.gc()
@@ -211,7 +290,7 @@ class DSSRApi:
             return json_answer({"status": "BAD"}, 500)
         return json_answer({"status": "OK"})
 
-    @_endpoint("/nodes")
+    @_endpoint("/nodes", READ_ONLY)
     async def nodes(self, request):
         return text_answer("true")
 
@@ -228,11 +307,11 @@ class DSSRApi:
         submitted = await self.connector.submit(job)
         return json_answer([submitted.jobid, submitted.fscript])
 
-    @_endpoint("/running")
+    @_endpoint("/running", READ_ONLY)
     async def running(self, request):
         return json_answer([[job.name, job.jobid] for job in await self.connector.running()])
 
-    @_endpoint("/queued")
+    @_endpoint("/queued", READ_ONLY)
     async def queued(self, request):
         return json_answer([[job.name, job.jobid] for job in await self.connector.queued()])
 
@@ -296,13 +375,3 @@ class DSSRApi:
                 raise NotFound("no screenshot can be taken of this job")
             return Answer(png, "image/png")
         return EMPTY
-
-    @_app.handle_errors(HTTPException)
-    def http_error(self, request, failure):
-        """Routing errors (unknown path) as JSON rather than werkzeug's HTML."""
-        error = failure.value
-        _log.info("{method} {path} -> {code}", method=request.method.decode("latin-1"),
-                  path=request.path.decode("latin-1"), code=error.code)
-        request.setResponseCode(error.code)
-        request.setHeader("Content-Type", "application/json")
-        return json.dumps({"error": f"{error.name}: {request.path.decode('latin-1')}"}).encode()

@@ -1,7 +1,8 @@
 """Errors DSSR raises on purpose, each carrying the HTTP status it maps to.
 
-Connectors and validators raise these; ``dssr.api`` turns them into JSON answers in
-one place. Anything else that escapes a handler is a bug and becomes a 500.
+Connectors, validators and the HTTP edge raise these; they become JSON answers in
+one place (``DSSRError.body`` and ``DSSRError.headers``). Anything else that escapes
+a handler is a bug and becomes a 500.
 """
 
 
@@ -22,6 +23,10 @@ class DSSRError(Exception):
             answer["field"] = self.field
         return answer
 
+    def headers(self) -> dict[str, str]:
+        """Response headers the status calls for (none by default)."""
+        return {}
+
 
 class BadRequest(DSSRError):
     """The request is malformed; ``field`` names the offending argument."""
@@ -34,9 +39,12 @@ class Unauthorized(DSSRError):
 
     status = 401
 
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Basic realm="dssr"'}
+
 
 class Forbidden(DSSRError):
-    """The caller is known but may not do this (e.g. an unmapped user)."""
+    """The caller is known but may not do this (e.g. an unmapped user, a browser)."""
 
     status = 403
 
@@ -47,10 +55,41 @@ class NotFound(DSSRError):
     status = 404
 
 
+class MethodNotAllowed(DSSRError):
+    """The endpoint exists but does not answer this HTTP method."""
+
+    status = 405
+
+    def __init__(self, message: str, allow: tuple[str, ...]):
+        super().__init__(message)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allow)}
+
+
+class RequestTimeout(DSSRError):
+    """The client took too long to send its request."""
+
+    status = 408
+
+
 class BodyTooLarge(DSSRError):
     """The request body exceeds the configured limit."""
 
     status = 413
+
+
+class TargetTooLong(DSSRError):
+    """The request line is longer than DSSR reads."""
+
+    status = 414
+
+
+class HeadersTooLarge(DSSRError):
+    """The request has more or longer header lines than DSSR reads."""
+
+    status = 431
 
 
 class Unavailable(DSSRError):

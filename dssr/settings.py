@@ -32,6 +32,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(str(text).strip())
+    if not value > 0:
+        raise ValueError("must be more than zero")
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     value = float(str(text).strip())
     if not value >= 0:
@@ -142,11 +149,26 @@ SETTINGS: tuple[Setting, ...] = (
             "Let a real connector serve a non-loopback address without server_key "
             "(anyone who reaches the port can run jobs; warned at every start)",
             env="DSSR_ALLOW_UNAUTHENTICATED"),
-    Setting("max_body", 16 * 1024 * 1024, _positive_int,
-            "Largest request body accepted, in bytes (larger: 413)", env="DSSR_MAX_BODY"),
-    Setting("metrics_open", True, _bool,
-            "/metrics answers without credentials, like /live (false: needs server_key)",
-            env="DSSR_METRICS_OPEN"),
+    Setting("max_body", 1024 * 1024, _positive_int,
+            "Largest request body accepted, in bytes (larger: 413 before it is read)",
+            env="DSSR_MAX_BODY"),
+    Setting("max_connections", 4096, _positive_int,
+            "HTTP connections served at once (kept below the file descriptor limit); "
+            "more are answered 503 and closed", env="DSSR_MAX_CONNECTIONS"),
+    Setting("max_connections_per_peer", 256, _positive_int,
+            "HTTP connections served at once from one client address",
+            env="DSSR_MAX_CONNECTIONS_PER_PEER"),
+    Setting("header_timeout", 10.0, _positive_float,
+            "Seconds a client has to send a request line and headers (408 after)",
+            env="DSSR_HEADER_TIMEOUT"),
+    Setting("request_timeout", 30.0, _positive_float,
+            "Seconds a client has to send a whole request, body included (408 after)",
+            env="DSSR_REQUEST_TIMEOUT"),
+    Setting("http_idle_timeout", 60.0, _positive_float,
+            "Seconds an idle keep-alive connection stays open", env="DSSR_HTTP_IDLE_TIMEOUT"),
+    Setting("metrics_open", False, _bool,
+            "/metrics answers without credentials, like /live (false: it needs server_key "
+            "when one is set)", env="DSSR_METRICS_OPEN"),
     Setting("metrics_user_labels", False, _bool,
             "/metrics labels SSH samples with cluster account names (false: by role, "
             "service or mapped)", env="DSSR_METRICS_USER_LABELS"),

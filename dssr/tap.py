@@ -2,18 +2,16 @@
 
 import os
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService
-from twisted.internet import endpoints
 from twisted.python import usage
 
 from dssr import __version__, exposure
 from dssr import settings as settings_module
 from dssr.api import DSSRApi
 from dssr.connectors.loader import ConnectorError, build, is_embedded, resolve
+from dssr.edge import EdgeLimits, http_service
 from dssr.logs import LoggingMultiService, destination, make_observer
 from dssr.startup import StartupReport
-from dssr.web import make_site
 
 
 class Options(usage.Options):
@@ -85,11 +83,7 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
     if IService.providedBy(service):
         service.setName("connector")
         service.setServiceParent(top)
-    server = StreamServerEndpointService(
-        endpoints.serverFromString(reactor, settings.listen),
-        make_site(api.resource(), settings.max_body),
-    )
-    server.setName("http")
+    server = http_service(reactor, settings.listen, api, EdgeLimits.from_settings(settings))
     server.setServiceParent(top)
     report = StartupReport(settings, connector, reactor,
                            warnings=[w for w in [exposure.warning(settings, real)] if w])

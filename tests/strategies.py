@@ -192,6 +192,7 @@ def upstream_scripts(draw, inert_header: bool = False) -> str:
     that fires prove that DSSR put request text into a shell.
     """
     header = {"JOBOBJ_APPDEFVERSION": "2", "JARVICE_CPU_CORES": "1",
+              "JOBOBJ_REPO": "docker.io/library/ubuntu:24.04",
               "JOBOBJ_DEVICES": '["exclusive=False"]'}
     for key in draw(st.lists(st.sampled_from(HEADER_KEYS), max_size=5, unique=True)):
         header[key] = draw(devices() if key == "JOBOBJ_DEVICES" else header_values())
@@ -215,6 +216,11 @@ def upstream_scripts(draw, inert_header: bool = False) -> str:
         lines.append("{DOWNSTREAM_PARAMETERS}")
     lines.append("echo JARVICE_CMD_SUCCESS")
     return "\n".join(lines) + "\n"
+
+
+def utf8_text(text: str) -> str:
+    """``text`` with lone surrogates replaced: what the API accepts as a string."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def b64(data: bytes) -> str:
@@ -271,7 +277,7 @@ def valid_submits(draw, inert_header: bool = False) -> dict:
         "number": draw(st.integers(1, 2**63 - 1)),
         "nodes": 1,
         "hpc_script": draw(hpc_scripts(inert_header=inert_header)),
-        "bearer": draw(hostile_text()),
+        "bearer": draw(hostile_text().map(utf8_text)),
         "held": False,
     }
 

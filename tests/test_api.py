@@ -2,9 +2,11 @@
 
 import base64
 import json
+from urllib.parse import quote
 
 from prometheus_client.parser import text_string_to_metric_families
 from treq.testing import StubTreq
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from dssr import __version__
@@ -29,19 +31,22 @@ class ApiCase(SynchronousTestCase):
         self.api = DSSRApi(self.connector, server_key=self.server_key)
         self.http = StubTreq(self.api.resource())
 
-    def call(self, path, args=None, method="POST", raw=None, json_body=None, headers=None):
-        """Send one request; return (code, headers, body bytes)."""
+    def call(self, path, args=None, method="POST", raw=None, json_body=None, headers=None,
+             form=None):
+        """Send one request; return (code, headers, body bytes). ``form`` is a raw
+        url-encoded body."""
         kwargs = {"headers": headers or {}}
-        if json_body is not None:
+        if form is not None:
+            kwargs["data"] = form
+            kwargs["headers"] = {"Content-Type": "application/x-www-form-urlencoded",
+                                 **kwargs["headers"]}
+        elif json_body is not None:
             kwargs["data"] = json_body
             kwargs["headers"] = {"Content-Type": "application/json", **kwargs["headers"]}
         elif raw is not None:
             kwargs["data"] = {"args": raw}
         elif args is not None:
             kwargs["data"] = {"args": json.dumps(args)}
-        if method == "GET":
-            params = kwargs.pop("data", None)
-            kwargs["params"] = params
         response = self.successResultOf(
             self.http.request(method, "http://dssr.test" + path, **kwargs))
         body = self.successResultOf(response.content())
@@ -86,10 +91,8 @@ class SuccessShapeTests(ApiCase):
         self.assertEqual(request.script, "JARVICE_CMD=echo hi\n{DOWNSTREAM_PARAMETERS}\n")
         self.assertFalse(request.held)
 
-    def test_submit_as_json_body_and_get(self):
+    def test_submit_as_json_body(self):
         self.assertEqual(self.json("/submit", json_body=json.dumps(SUBMIT)), ["100", "fscript"])
-        other = {**SUBMIT, "name": "job-2"}
-        self.assertEqual(self.json("/submit", other, method="GET"), ["101", "fscript"])
 
     def test_running_and_queued(self):
         jobid = self.submit_job()
@@ -184,10 +187,31 @@ class FailureTests(ApiCase):
         self.connector.failure = Unavailable("no ssh")
         self.assertEqual(self.json("/gc", expect=500), {"status": "BAD"})
 
-    def test_ready_bad_is_503_with_reason(self):
-        self.connector.failure = Unavailable("connecting to login1:22")
-        self.assertEqual(self.json("/ready", expect=503),
-                         {"status": "BAD", "reason": "connecting to login1:22"})
+    def test_ready_bad_is_503_with_a_generic_reason(self):
+        self.connector.failure = Unavailable("SSH connecting: dssr-svc@login1:22 refused")
+        for _ in range(3):
+            self.assertEqual(
+                self.json("/ready", expect=503),
+                {"status": "BAD",
+                 "reason": "the cluster is not reachable or its scheduler is not answering"})
+        self.connector.failure = None
+        self.assertEqual(self.json("/ready"), {"status": "OK"})
+
+    def test_ready_details_are_logged_when_they_change(self):
+        events = []
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        globalLogPublisher.addObserver(events.append)
+        for reason in ("SSH down: refused", "SSH down: refused", "squeue failed"):
+            self.connector.failure = Unavailable(reason)
+            self.json("/ready", expect=503)
+        self.connector.failure = None
+        self.json("/ready")
+        self.json("/ready")
+        logged = [formatEvent(event) for event in events
+                  if event.get("log_namespace") == "dssr.api"
+                  and "ready" in event.get("log_format", "")]
+        self.assertEqual(logged, ["not ready: SSH down: refused", "not ready: squeue failed",
+                                  "ready again"])
 
     def test_connector_refusal_is_its_4xx(self):
         self.connector.failure = BadRequest("unknown pseudo-device foo", field="hpc_script")
@@ -222,10 +246,19 @@ class AuthTests(ApiCase):
     def test_wrong_credentials(self):
         for header in (self.basic(b"upstream:wrong"), self.basic(b"other:s3cret"),
                        self.basic(b"upstream:s3cret "), {"Authorization": "Bearer x"},
-                       {"Authorization": "Basic !!!notbase64"}):
-            code, _, _ = self.call("/submit", SUBMIT, headers=header)
+                       {"Authorization": "Basic !!!notbase64"},
+                       {b"Authorization": b"Basic \xff\xfe"},
+                       {b"Authorization": b"\xc3\xa9 " + base64.b64encode(b"upstream:s3cret")}):
+            code, headers, _ = self.call("/submit", SUBMIT, headers=header)
             self.assertEqual(code, 401, header)
+            self.assertEqual(headers.getRawHeaders("content-type"), ["application/json"])
         self.assertEqual(self.connector.calls, [])
+
+    def test_metrics_need_credentials(self):
+        code, _, _ = self.call("/metrics", method="GET")
+        self.assertEqual(code, 401)
+        code, _, _ = self.call("/metrics", method="GET", headers=self.basic(b"upstream:s3cret"))
+        self.assertEqual(code, 200)
 
     def test_right_credentials(self):
         code, _, body = self.call("/running", headers=self.basic(b"upstream:s3cret"))
@@ -249,6 +282,8 @@ def _ref(**changes):
 
 
 NOT_UTF8 = base64.b64encode(b"\xff\xfe").decode()
+HUGE_CORES = base64.b64encode(
+    b"JARVICE_CPU_CORES=" + b"9" * 4299 + b"\n{DOWNSTREAM_PARAMETERS}\n").decode()
 
 # (path, how the args are sent, expected status, expected field)
 BAD_INPUTS = [
@@ -309,6 +344,22 @@ BAD_INPUTS = [
     ("/request/pvcls", {"args": {"qs": {"path": ["/a/../../etc"]}}}, 400, "qs.path"),
     ("/request/pvcls", {"args": {"qs": {"path": ["a\x00b"]}}}, 400, "qs.path"),
     ("/request/job-1/7/100", {}, 404, None),
+    # bounded before any parsing: digit strings, nesting, value counts, form fields
+    ("/request/job-1/" + "1" * 5000 + "/100/tail", {}, 400, "number"),
+    ("/request/job-1/7/100/tail", {"args": {"qs": {"lines": ["1" * 5000]}}}, 400, "qs.lines"),
+    ("/submit", {"args": _args(nodes=100_001)}, 400, "nodes"),
+    ("/submit", {"args": _args(hpc_script={"singularity": HUGE_CORES})}, 400, "hpc_script"),
+    ("/submit", {"raw": "[" * 33 + "]" * 33}, 400, "args"),
+    ("/submit", {"json_body": '{"a":' * 40 + "1" + "}" * 40}, 400, "args"),
+    ("/submit", {"raw": "[" + "[]," * 5000 + "[]]"}, 400, "args"),
+    ("/submit", {"raw": '{"name": 1' + "0" * 5000 + "}"}, 400, "args"),
+    ("/submit", {"form": "&".join(["x=1"] * 17) + "&args={}"}, 400, "args"),
+    ("/submit", {"form": "args=%7B%7"}, 400, "args"),
+    ("/submit", {"form": "other=1"}, 400, "args"),
+    ("/submit", {"json_body": ""}, 400, "args"),
+    ("/submit", {"raw": '{"name": "job-1", "bearer": "\\ud800"}'}, 400, "args"),
+    ("/request/pvcls", {"raw": '{"qs": {"path": ["/a\\udfff"]}}'}, 400, "args"),
+    ("/%FF", {}, 400, "path"),
 ]
 
 
@@ -329,6 +380,24 @@ class BadInputTests(ApiCase):
                 self.assertEqual(answer.get("field"), field, answer)
                 self.assertIsInstance(answer["error"], str)
                 self.assertEqual(self.connector.calls, [], (path, how))
+
+
+class GuardTests(ApiCase):
+    """What no validator caught is still the client's 400, never a 500."""
+
+    def test_recursion_and_unicode_errors_are_400(self):
+        for error in (RecursionError("maximum recursion depth exceeded"),
+                      UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")):
+            self.connector.failure = error
+            self.assertEqual(self.json("/submit", SUBMIT, expect=400)["field"], "args")
+
+    def test_body_types_other_than_form_and_json_carry_no_args(self):
+        for content_type in ("text/plain", "multipart/form-data; boundary=x", "\xff"):
+            response = self.successResultOf(self.http.request(
+                "POST", "http://dssr.test/runstatus", data=json.dumps(REF).encode(),
+                headers={"Content-Type": content_type}))
+            self.assertEqual(response.code, 400)
+        self.assertEqual(self.connector.calls, [])
 
 
 class MetricsTests(ApiCase):
@@ -366,14 +435,44 @@ class MetricsTests(ApiCase):
         self.assertEqual(samples[("dssr_jobs", (("state", "RUNNING"),))], 2)
 
 
-class ClosedMetricsTests(ApiCase):
+class OpenMetricsTests(ApiCase):
     server_key = "upstream:s3cret"
 
     def setUp(self):
         super().setUp()
-        self.api = DSSRApi(self.connector, server_key=self.server_key, open_metrics=False)
+        self.api = DSSRApi(self.connector, server_key=self.server_key, open_metrics=True)
         self.http = StubTreq(self.api.resource())
 
-    def test_metrics_need_credentials_when_closed(self):
-        code, _, _ = self.call("/metrics")
+    def test_metrics_open_when_asked(self):
+        code, _, _ = self.call("/metrics", method="GET")
+        self.assertEqual(code, 200)
+        code, _, _ = self.call("/running", method="GET")
         self.assertEqual(code, 401)
+
+
+class MethodTests(ApiCase):
+    """Read-only endpoints answer GET and POST; every endpoint taking args only POST."""
+
+    def test_read_only_endpoints_answer_get(self):
+        for path in ("/live", "/ready", "/metrics", "/gc", "/nodes", "/running", "/queued"):
+            code, _, _ = self.call(path, method="GET")
+            self.assertEqual(code, 200, path)
+
+    def test_endpoints_with_args_answer_post_only(self):
+        for path in ("/submit", "/runstatus", "/exitstatus", "/terminate", "/online",
+                     "/release", "/events", "/request/pvcls", "/request/job-1/7/100/tail"):
+            for method in ("GET", "PUT", "DELETE"):
+                code, headers, body = self.call(path, method=method)
+                self.assertEqual((code, headers.getRawHeaders("allow")), (405, ["POST"]),
+                                 (path, method))
+                self.assertIn("error", json.loads(body))
+        self.assertEqual(self.connector.calls, [])
+
+    def test_args_never_come_from_the_query_string(self):
+        query = "?args=" + quote(json.dumps(SUBMIT))
+        self.assertEqual(self.json("/submit" + query, expect=400)["field"], "args")
+        self.assertEqual(self.connector.calls, [])
+
+    def test_other_methods_on_read_only_endpoints(self):
+        code, headers, _ = self.call("/running", method="DELETE")
+        self.assertEqual((code, headers.getRawHeaders("allow")), (405, ["GET, HEAD, POST"]))

@@ -14,7 +14,7 @@ from twisted.web.client import HTTPConnectionPool
 from dssr.api import DSSRApi
 from dssr.connectors.interfaces import IConnector
 from dssr.connectors.loader import build
-from dssr.web import make_site
+from dssr.edge import make_site
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "docs", "example_connector.py")
 
@@ -29,7 +29,7 @@ def load_example():
 class ExampleConnectorTests(TestCase):
     def setUp(self):
         self.connector = build(load_example().make_connector, None, reactor)
-        port = reactor.listenTCP(0, make_site(DSSRApi(self.connector).resource(), 1 << 20),
+        port = reactor.listenTCP(0, make_site(DSSRApi(self.connector)),
                                  interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         self.base = f"http://127.0.0.1:{port.getHost().port}"

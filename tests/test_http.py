@@ -14,7 +14,8 @@ from twisted.web.iweb import UNKNOWN_LENGTH
 
 from dssr.api import DSSRApi
 from dssr.connectors.dummy import DummyConnector
-from dssr.web import make_site
+from dssr.edge import EdgeLimits, make_site
+from tests.upstream import form_body, largest_submit
 
 SCRIPT = base64.b64encode(b"JARVICE_CMD=true\n{DOWNSTREAM_PARAMETERS}\n").decode()
 
@@ -34,7 +35,7 @@ class ServedCase(TestCase):
         self.connector.service.startService()
         self.addCleanup(self.connector.service.stopService)
         api = DSSRApi(self.connector, server_key=self.server_key)
-        port = reactor.listenTCP(0, make_site(api.resource(), self.max_body),
+        port = reactor.listenTCP(0, make_site(api, EdgeLimits(max_body=self.max_body)),
                                  interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         self.base = f"http://127.0.0.1:{port.getHost().port}"
@@ -79,6 +80,15 @@ class SocketTests(ServedCase):
         self.assertEqual(code, 401)
         code, body = await self.post("/live", auth=None)
         self.assertEqual((code, body), (200, b'{"status":"OK"}'))
+
+
+class LargestSubmitTests(ServedCase):
+    max_body = EdgeLimits().max_body
+
+    async def test_the_largest_realistic_submit_is_served(self):
+        code, body = await self.post("/submit", data=form_body(largest_submit()), headers={
+            "Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(code, 200, body)
 
 
 class LifecycleOverHTTPTests(ServedCase):

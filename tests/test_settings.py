@@ -20,7 +20,7 @@ class LoadTests(SynchronousTestCase):
         loaded = settings.load()
         self.assertEqual((loaded.listen, loaded.connector, loaded.state_dir, loaded.max_body),
                          ("tcp:5000:interface=127.0.0.1", "dummy", "./dssr-state",
-                          16 * 1024 * 1024))
+                          1024 * 1024))
         self.assertEqual((loaded.allow_unauthenticated, loaded.trust_unverified_tokens,
                           loaded.metrics_user_labels, loaded.jwt_audience, loaded.jwt_issuer),
                          (False, False, False, "", ""))

@@ -9,12 +9,14 @@ import shlex
 import sys
 
 from twisted.internet import reactor
+from twisted.internet.protocol import Factory
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from dssr import sim
 from dssr.api import DSSRApi
 from dssr.connectors.dummy import DummyConnector
+from dssr.edge import make_site
 from dssr.executors.header import Devices, parse_header
 from dssr.executors.template import fill_template
 from dssr.jobs import JobRef
@@ -31,7 +33,6 @@ from dssr.simulator.job import SimJob, exit_code, overall_exit
 from dssr.simulator.script import JobSpec, hpc_script, job_name, script_text
 from dssr.simulator.tail import SKIPPED, OutputFollower, complete_lines, unseen
 from dssr.validate import NAME
-from dssr.web import make_site
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WHEN = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -226,8 +227,8 @@ class ServedDummyCase(TestCase):
                                    running_time=running_time, failing_percent=failing_percent)
         connector.service.startService()
         self.addCleanup(connector.service.stopService)
-        port = reactor.listenTCP(0, make_site(DSSRApi(connector, server_key=self.server_key)
-                                              .resource(), 1 << 20), interface="127.0.0.1")
+        port = reactor.listenTCP(0, make_site(DSSRApi(connector, server_key=self.server_key)),
+                                 interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         return f"http://127.0.0.1:{port.getHost().port}"
 
@@ -322,7 +323,7 @@ class SimAgainstDummyTests(ServedDummyCase):
         self.assertRegex(err, r"^dssr sim: DSSR error: /submit: DSSR answered 401: ")
 
     async def test_unreachable_dssr_is_a_dssr_error(self):
-        port = reactor.listenTCP(0, make_site(None, 1), interface="127.0.0.1")
+        port = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
         url = f"http://127.0.0.1:{port.getHost().port}"
         await port.stopListening()
         code, _, err = await self.simulate(url)

@@ -22,7 +22,7 @@ from twisted.web.client import HTTPConnectionPool
 from dssr import settings as settings_module
 from dssr.api import DSSRApi
 from dssr.connectors.slurm import make_connector
-from dssr.web import make_site
+from dssr.edge import make_site
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLUSTER = os.path.join(HERE, "..", "cluster")
@@ -89,7 +89,7 @@ class RigCase(TestCase):
         connector = self.connector = make_connector(self.settings, reactor)
         connector.service.startService()
         api = DSSRApi(connector)
-        port = reactor.listenTCP(0, make_site(api.resource(), 16 * 1024 * 1024),
+        port = reactor.listenTCP(0, make_site(api),
                                  interface="127.0.0.1")
         self.base = f"http://127.0.0.1:{port.getHost().port}"
 
