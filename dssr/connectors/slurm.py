@@ -41,6 +41,8 @@ from dssr.remote.ssh import SSHRemote
 from dssr.settings import SettingsError
 from dssr.slurm import commands
 from dssr.slurm.parse import (
+    JOB_PREFIX,
+    AccountingRecord,
     QueueJob,
     SlurmOutputError,
     accounting_disabled,
@@ -283,13 +285,15 @@ class SlurmConnector:
             return ExitStatus(-9, job.elapsed, job.state, "")
         owner = job.owner if job is not None else await self._find_owner(ref)
         user = self._as(owner)
+        if job is None and user is not None:
+            job = await self._seen_by_owner(ref, user)
         files = self._files(ref)
         output, record, marker = await concurrently(
             self._tail(files.output, OUTPUT_LINES, user),
             self._run(["cat", "--", files.end_record], user=user),
             self._run(["test", "-e", cancel_marker(files)], user=user),
         )
-        status = await self._verdict(ref, job, record, marker)
+        status = await self._verdict(ref, job, record, marker, user)
         if status is UNKNOWN_EXIT and not output.ok:
             return status
         text = output.stdout.decode("utf-8", "replace") if output.ok else ""
@@ -297,35 +301,84 @@ class SlurmConnector:
                          files.output, cancel_marker(files)], user=user)
         return ExitStatus(status.rc, status.totaltime, status.state or "UNKNOWN", text)
 
+    async def _seen_by_owner(self, ref: JobRef, user: str) -> QueueJob | None:
+        """The job as its owner's ``squeue`` shows it, when the service account's does
+        not: ended, or else ``Unavailable`` (it must not be called ended).
+
+        With ``PrivateData=jobs`` the service account sees other users' jobs only as a
+        coordinator of their accounts; the owner always sees its own.
+        """
+        result = await self._slurm(commands.squeue_job(ref.jobid), user=user)
+        try:
+            jobs = parse_snapshot(result.stdout.decode("utf-8", "replace")) if result.ok else []
+        except SlurmOutputError as error:
+            raise Unavailable(f"squeue output not understood: {error}") from None
+        job = next((job for job in jobs if job.jobid == ref.jobid and job.name == ref.name),
+                   None)
+        if job is not None and category(job.state) != Category.ENDED:
+            raise Unavailable(
+                f"job {ref.jobid} is {job.state} for {user} but the service account "
+                f"{self._service_user} does not see it: with PrivateData=jobs it must "
+                f"coordinate the job's account (sacctmgr add coordinator account=ACCOUNT "
+                f"names={self._service_user})")
+        return job
+
     async def _verdict(self, ref: JobRef, job: QueueJob | None, record: RemoteResult,
-                       marker: RemoteResult) -> ExitStatus:
+                       marker: RemoteResult, user: str | None) -> ExitStatus:
         """How the job ended: Slurm's queue, else accounting, else the end record, else
         the cancel marker, else unknown (-9)."""
         if job is not None:
             return ExitStatus(exit_code(job.state), job.elapsed, job.state)
-        accounted = await self._accounting_record(ref)
-        if accounted is not None:
+        accounted = await self._accounting_record(ref, user)
+        if accounted is not None and category(accounted.state) == Category.ENDED:
             return ExitStatus(exit_code(accounted.state), accounted.elapsed, accounted.state)
         ended = parse_end_record(record.stdout.decode("utf-8", "replace")) if record.ok else None
         if ended is not None:
             return ExitStatus(exit_code(ended.state), hms(ended.seconds), ended.state)
+        if accounted is not None:
+            # Live in accounting, absent from the queue: the service account cannot
+            # see it (PrivateData=jobs), or accounting lost track of it. Calling it
+            # ended would collect a running job's output.
+            raise Unavailable(
+                f"job {ref.jobid} is {accounted.state} in Slurm's accounting but not in "
+                f"the queue: with PrivateData=jobs the service account must coordinate "
+                f"the job's account (sacctmgr add coordinator account=ACCOUNT "
+                f"names={self._service_user or 'USER'}); else see `sacctmgr show "
+                f"runawayjobs`")
         if marker.ok:
             return ExitStatus(-15, "00:00:00", "CANCELLED")
         return UNKNOWN_EXIT
 
-    async def _accounting_record(self, ref: JobRef):
+    async def _accounting_record(self, ref: JobRef, user: str | None) -> AccountingRecord | None:
+        """The job's record in Slurm's accounting, or None when there is none to be had.
+
+        Asked as the job's owner, who sees its own jobs whatever PrivateData hides. When
+        sacct fails (slurmdbd down) the end record decides, with a warning in the log.
+        """
         if not self._accounting:
             return None
-        result = await self._slurm(commands.sacct_job(ref.jobid))
+        result = await self._run(commands.sacct_job(ref.jobid), user=user)
         if not result.ok:
             if accounting_disabled(result.stderr.decode("utf-8", "replace")):
                 _log.info("sacct: accounting is disabled; using end records from now on")
                 self._accounting = False
+            else:
+                _log.warn("sacct failed for job {jobid} (exit {status}): {error}; its end "
+                          "record decides how it ended", jobid=ref.jobid,
+                          status=result.status, error=first_line(result.stderr))
             return None
         try:
-            return parse_sacct(result.stdout.decode("utf-8", "replace"))
-        except SlurmOutputError:
+            accounted = parse_sacct(result.stdout.decode("utf-8", "replace"))
+        except SlurmOutputError as error:
+            _log.warn("{error}; job {jobid}'s end record decides how it ended",
+                      error=error, jobid=ref.jobid)
             return None
+        if accounted is not None and accounted.name != JOB_PREFIX + ref.name:
+            _log.warn("sacct: job {jobid} is named {other!r} in accounting, not "
+                      "{prefix}{name}: an older job of that id; not using its record",
+                      jobid=ref.jobid, other=accounted.name, prefix=JOB_PREFIX, name=ref.name)
+            return None
+        return accounted
 
     async def _find_owner(self, ref: JobRef) -> str | None:
         """The account whose home holds the job's end record, once Slurm forgot the job."""

@@ -24,6 +24,13 @@ def squeue_snapshot() -> list[str]:
     return ["squeue", "--noheader", "--all", "--states=all", f"--format={SNAPSHOT_FORMAT}"]
 
 
+def squeue_job(jobid: str) -> list[str]:
+    """One job, as the snapshot shows jobs: for a user who sees what the service
+    account may not (``PrivateData=jobs``). Fails once Slurm has forgotten the job."""
+    return ["squeue", "--noheader", "--states=all", f"--jobs={_jobid(jobid)}",
+            f"--format={SNAPSHOT_FORMAT}"]
+
+
 def scontrol_show_job(jobid: str) -> list[str]:
     """The scheduler's full description of one job (what ``/events`` shows)."""
     return ["scontrol", "show", "job", _jobid(jobid)]
@@ -45,10 +52,16 @@ def scontrol_ping() -> list[str]:
 
 
 def sacct_job(jobid: str) -> list[str]:
-    """State, exit code and elapsed time of one ended job, from accounting (if enabled)."""
+    """State, exit code, elapsed time and name of one job and its steps, from accounting
+    (if enabled).
+
+    The steps tell a job killed over its memory (parse.parse_sacct); the name lets the
+    caller check that the record is its job's: job ids come round again (MaxJobId, or a
+    controller that lost its state) while accounting keeps the old.
+    """
     return [
-        "sacct", "--noheader", "--parsable2", "--allocations", f"--jobs={_jobid(jobid)}",
-        "--format=State,ExitCode,Elapsed",
+        "sacct", "--noheader", "--parsable2", f"--jobs={_jobid(jobid)}",
+        "--format=JobID,State,ExitCode,Elapsed,JobName",
     ]
 
 

@@ -6,7 +6,7 @@ queue would make upstream believe jobs ended, so it must never pass silently.
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dssr.slurm.states import long_name
 
@@ -41,6 +41,7 @@ class AccountingRecord:
     exit_code: int
     signal: int
     elapsed: str  # HH:MM:SS
+    name: str  # the Slurm job name, e.g. jarvice_<name>
 
 
 # The start of a snapshot record (commands.SNAPSHOT_FORMAT). A line that is not one
@@ -166,21 +167,39 @@ def expand_hostlist(text: str) -> list[str]:
 
 
 def parse_sacct(text: str) -> AccountingRecord | None:
-    """The first record in the output of commands.sacct_job, or None if it has none."""
+    """The job in the output of commands.sacct_job (its line, then its steps'), or None
+    if there is none.
+
+    A job whose batch script failed after one of its steps ran out of memory ended
+    OUT_OF_MEMORY: Slurm says so of the job only when the batch step itself was killed,
+    and a DSSR job's work runs in an srun step. The job name is the last field: it may
+    hold the separator. An empty ExitCode (a step killed with its node) reads 0:0.
+    """
+    job: AccountingRecord | None = None
+    jobid, step_states = "", set()
     for line in text.splitlines():
         if not line.strip():
             continue
-        fields = line.split("|")
-        match = re.fullmatch(r"([0-9]+):([0-9]+)", fields[1]) if len(fields) == 3 else None
+        fields = line.split("|", 4)
+        match = re.fullmatch(r"(?:([0-9]+):([0-9]+))?", fields[2]) if len(fields) == 5 else None
         if not match:
             raise SlurmOutputError(f"sacct printed an unexpected line: {line!r}")
-        return AccountingRecord(
-            state=long_name(fields[0]),
-            exit_code=int(match[1]),
-            signal=int(match[2]),
-            elapsed=normalise_elapsed(fields[2]),
-        )
-    return None
+        if job is None:
+            if "." in fields[0]:
+                raise SlurmOutputError(f"sacct printed a step before its job: {line!r}")
+            jobid = fields[0]
+            job = AccountingRecord(
+                state=long_name(fields[1]),
+                exit_code=int(match[1] or 0),
+                signal=int(match[2] or 0),
+                elapsed=normalise_elapsed(fields[3]),
+                name=fields[4],
+            )
+        elif fields[0].startswith(jobid + "."):
+            step_states.add(long_name(fields[1]))
+    if job is not None and job.state == "FAILED" and "OUT_OF_MEMORY" in step_states:
+        return replace(job, state="OUT_OF_MEMORY")
+    return job
 
 
 def accounting_disabled(stderr: str) -> bool:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Stop what up.sh started: sshd, slurmd, slurmctld, and munged if up.sh started it.
-# Job state, keys, users and logs stay, so up.sh brings back the same rig. With
-# --purge, also remove the rig directory, the users and the /etc/slurm link.
+# Stop what up.sh started: sshd, slurmd, slurmctld, slurmdbd, MariaDB, and munged if
+# up.sh started it. Job state, the accounting database, keys, users and logs stay, so
+# up.sh brings back the same rig. With --purge, also remove the rig directory (the
+# database with it), the users and the /etc/slurm link.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
@@ -18,6 +19,8 @@ esac
 stop_sshd
 stop_slurmd
 stop_slurmctld
+stop_slurmdbd
+stop_mariadb
 if [[ -f $RIG/run/munged.ours ]]; then
     stop_pidfile munged /run/munge/munged.pid
     rm -f "$RIG/run/munged.ours"

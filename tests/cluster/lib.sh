@@ -6,9 +6,14 @@ RIG=${DSSR_RIG:-/var/tmp/dssr-rig}
 SSH_PORT=${DSSR_RIG_SSH_PORT:-2222}
 SVC_USER=dssr-svc
 MAPPED_USERS=(dssr-alice dssr-bob)
+CLUSTER=dssr-rig
 NODE=$(hostname -s)
 
 SLURM_CONF=$RIG/etc/slurm.conf
+# The rig's modes as up.sh and ctl.sh last set them: ACCOUNTING (slurmdbd), PRIVATE_DATA
+# (PrivateData=jobs,usage), COORDINATOR (the service account coordinates the mapped
+# users' account); each 0 or 1.
+MODE_FILE=$RIG/etc/mode
 SSHD_CONFIG=$RIG/ssh/sshd_config
 KNOWN_HOSTS=$RIG/ssh/known_hosts
 ENV_FILE=$RIG/env
@@ -51,6 +56,22 @@ stop_pidfile() {
     rm -f "$pidfile"
 }
 
+# detached COMMAND...: run COMMAND (a daemon) with none of this script's open files but
+# stdin, stdout and stderr. A daemon that kept one would keep it open for good: the rig
+# lock of a `flock ... up.sh` caller, held by slurmdbd, would never be released. Never
+# call it with `&`: the background shell would keep them (setsid -f backgrounds).
+detached() {
+    (
+        for fd in /proc/"$BASHPID"/fd/*; do
+            fd=${fd##*/}
+            if ((fd > 2)); then
+                eval "exec $fd>&-"
+            fi
+        done
+        exec "$@"
+    )
+}
+
 # wait_for DESCRIPTION SECONDS COMMAND...: retry COMMAND every 0.5 s until it succeeds.
 wait_for() {
     local what=$1 seconds=$2 i
@@ -71,7 +92,7 @@ start_slurmctld() {
         return 0
     fi
     log "starting slurmctld"
-    slurmctld -f "$SLURM_CONF"
+    detached slurmctld -f "$SLURM_CONF"
     wait_for "slurmctld to answer" 60 scontrol ping
 }
 
@@ -82,7 +103,7 @@ start_slurmd() {
         return 0
     fi
     log "starting slurmd"
-    slurmd -f "$SLURM_CONF" -N "$NODE"
+    detached slurmd -f "$SLURM_CONF" -N "$NODE"
 }
 
 stop_slurmd() { stop_pidfile slurmd "$RIG/run/slurmd.pid"; }
@@ -95,7 +116,7 @@ start_sshd() {
     mkdir -p /run/sshd
     chmod 0755 /run/sshd
     /usr/sbin/sshd -t -f "$SSHD_CONFIG"
-    /usr/sbin/sshd -f "$SSHD_CONFIG" -E "$RIG/log/sshd.log"
+    detached /usr/sbin/sshd -f "$SSHD_CONFIG" -E "$RIG/log/sshd.log"
     wait_for "sshd to listen" 20 port_open "$SSH_PORT"
 }
 
@@ -111,3 +132,132 @@ drop_sshd() {
     # shellcheck disable=SC2086
     [[ -z $pids ]] || kill -TERM $pids 2>/dev/null || true
 }
+
+# write_if_changed DEST [MODE]: write stdin to DEST (mode 0644 unless given); succeed only
+# when the content changed.
+write_if_changed() {
+    local dest=$1 mode=${2:-0644} tmp
+    tmp=$(mktemp "$dest.XXXXXX")
+    cat >"$tmp"
+    if [[ -f $dest ]] && cmp -s "$tmp" "$dest"; then
+        rm -f "$tmp"
+        chmod "$mode" "$dest"
+        return 1
+    fi
+    chmod "$mode" "$tmp"
+    mv -f "$tmp" "$dest"
+}
+
+# mode NAME DEFAULT: the value of NAME in the mode file, else DEFAULT.
+mode() {
+    local value=""
+    [[ -f $MODE_FILE ]] && value=$(sed -n "s/^$1=\\([01]\\)\$/\\1/p" "$MODE_FILE")
+    echo "${value:-$2}"
+}
+
+load_modes() {
+    ACCOUNTING=$(mode ACCOUNTING 0)
+    PRIVATE_DATA=$(mode PRIVATE_DATA 0)
+    COORDINATOR=$(mode COORDINATOR 1)
+}
+
+save_modes() {
+    printf 'ACCOUNTING=%s\nPRIVATE_DATA=%s\nCOORDINATOR=%s\n' \
+        "$ACCOUNTING" "$PRIVATE_DATA" "$COORDINATOR" | write_if_changed "$MODE_FILE" || true
+}
+
+real_memory() {
+    local mb
+    mb=$(slurmd -C 2>/dev/null | sed -n 's/.*RealMemory=\([0-9][0-9]*\).*/\1/p' | head -n 1)
+    [[ -n $mb ]] || mb=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024))
+    echo "$mb"
+}
+
+# slurm_conf: the text of slurm.conf for the modes in ACCOUNTING and PRIVATE_DATA.
+slurm_conf() {
+    local storage=accounting_storage/none private=""
+    if ((ACCOUNTING)); then
+        storage="accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=$DBD_PORT"
+    fi
+    ((PRIVATE_DATA)) && private="PrivateData=jobs,usage"
+    # select/cons_tres with CR_Core_Memory: a job's memory is its --mem, else 1 GB a CPU
+    # (without DefMemPerCPU a job would take all the node's memory); task/cgroup holds
+    # each job to it (cgroup.conf), and the kernel's OOM killer ends a job over it,
+    # which Slurm sees and records as OUT_OF_MEMORY.
+    # MinJobAge=10: ended jobs leave squeue within ~10 s plus the purge cycle.
+    cat <<CONF
+# Written by tests/cluster/up.sh: DSSR's one-node test cluster. Do not edit.
+ClusterName=$CLUSTER
+SlurmctldHost=$NODE(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CryptoType=crypto/munge
+MpiDefault=none
+SwitchType=switch/none
+ProctrackType=proctrack/cgroup
+TaskPlugin=task/cgroup
+JobAcctGatherType=jobacct_gather/cgroup
+AccountingStorageType=$storage
+JobCompType=jobcomp/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1024
+ReturnToService=2
+MinJobAge=10
+$private
+StateSaveLocation=$RIG/slurm/state
+SlurmdSpoolDir=$RIG/slurm/spool
+SlurmctldPidFile=$RIG/run/slurmctld.pid
+SlurmdPidFile=$RIG/run/slurmd.pid
+SlurmctldLogFile=$RIG/log/slurmctld.log
+SlurmdLogFile=$RIG/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$(real_memory) State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+CONF
+}
+
+# write_slurm_conf: slurm_conf into $SLURM_CONF; succeeds only when the file changed.
+write_slurm_conf() { slurm_conf | write_if_changed "$SLURM_CONF"; }
+
+# write_cgroup_conf: cgroup.conf (next to slurm.conf) for task/cgroup on the host's
+# cgroup v1 hierarchy: memory held to the job's allocation, nothing else constrained.
+# Succeeds only when the file changed.
+write_cgroup_conf() {
+    write_if_changed "$RIG/etc/cgroup.conf" <<CONF
+# Written by tests/cluster/up.sh: DSSR's one-node test cluster. Do not edit.
+CgroupPlugin=cgroup/v1
+CgroupMountpoint=/sys/fs/cgroup
+ConstrainRAMSpace=yes
+ConstrainSwapSpace=no
+ConstrainCores=no
+ConstrainDevices=no
+CONF
+}
+
+node_state() { sinfo --noheader --nodes="$NODE" --format=%T 2>/dev/null; }
+
+# node_usable: the node takes jobs (idle, or busy with jobs left from a previous run).
+node_usable() { [[ $(node_state) =~ ^(idle|mixed|allocated|completing)$ ]]; }
+
+wait_node() {
+    local i state
+    for ((i = 0; i < 120; i++)); do
+        node_usable && return 0
+        state=$(node_state || true)
+        if [[ $state =~ ^(down|drain|drained|draining|fail) ]]; then
+            log "node $NODE is $state; resuming it"
+            scontrol update NodeName="$NODE" State=RESUME || true
+        fi
+        sleep 0.5
+    done
+    die "node $NODE is not usable (state: $(node_state || echo unknown)); see $RIG/log/"
+}
+
+# shellcheck source=accounting.sh
+source "$(dirname "${BASH_SOURCE[0]}")/accounting.sh"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Bring up DSSR's test cluster on this Debian 12 host (as root): a one-node Slurm
-# (slurmctld + slurmd, no accounting), munge, and a private OpenSSH sshd on
-# 127.0.0.1 with a service account and two mapped users. Idempotent: a second run
+# (slurmctld + slurmd), munge, and a private OpenSSH sshd on 127.0.0.1 with a service
+# account and two mapped users. With --accounting, also MariaDB and slurmdbd, with the
+# cluster, accounts and users registered (the service account coordinates the mapped
+# users' account); without it, Slurm keeps no accounting. Idempotent: a second run
 # keeps the running daemons (restarting one only if its config changed).
 #
 # Settings for DSSR go to $DSSR_RIG/env (default /var/tmp/dssr-rig/env); source it.
@@ -12,6 +14,13 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib.sh"
 
 [[ $(id -u) -eq 0 ]] || die "run as root (slurmd, munged and useradd need it)"
+case ${1:-} in
+    "") ACCOUNTING=0 ;;
+    --accounting) ACCOUNTING=1 ;;
+    *) die "usage: up.sh [--accounting]" ;;
+esac
+PRIVATE_DATA=0
+COORDINATOR=1
 
 install_packages() {
     local cmd missing=0
@@ -19,73 +28,22 @@ install_packages() {
         command -v "$cmd" >/dev/null || missing=1
     done
     [[ -x /usr/sbin/sshd ]] || missing=1
+    local packages=(slurm-wlm munge openssh-server)
+    if ((ACCOUNTING)); then
+        accounting_installed || missing=1
+        packages+=(slurmdbd mariadb-server)
+    fi
     if ((missing)); then
-        log "installing slurm-wlm munge openssh-server"
+        log "installing ${packages[*]}"
         apt-get update
-        DEBIAN_FRONTEND=noninteractive apt-get install -y slurm-wlm munge openssh-server
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}"
     fi
-}
-
-# write_if_changed DEST: write stdin to DEST; succeed only when the content changed.
-write_if_changed() {
-    local dest=$1 tmp
-    tmp=$(mktemp "$dest.XXXXXX")
-    cat >"$tmp"
-    if [[ -f $dest ]] && cmp -s "$tmp" "$dest"; then
-        rm -f "$tmp"
-        return 1
-    fi
-    chmod 0644 "$tmp"
-    mv -f "$tmp" "$dest"
 }
 
 make_dirs() {
     mkdir -p "$RIG"/{etc,slurm/state,slurm/spool,run,log,ssh,keys}
     chmod 0755 "$RIG" "$RIG/etc"
     chmod 0700 "$RIG/keys" "$RIG/slurm/state"
-}
-
-real_memory() {
-    local mb
-    mb=$(slurmd -C 2>/dev/null | sed -n 's/.*RealMemory=\([0-9][0-9]*\).*/\1/p' | head -n 1)
-    [[ -n $mb ]] || mb=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024))
-    echo "$mb"
-}
-
-write_slurm_conf() {
-    # select/cons_tres with CR_Core: memory is not consumable, so jobs need no --mem.
-    # MinJobAge=10: ended jobs leave squeue within ~10 s plus the purge cycle.
-    write_if_changed "$SLURM_CONF" <<CONF
-# Written by tests/cluster/up.sh: DSSR's one-node test cluster. Do not edit.
-ClusterName=dssr-rig
-SlurmctldHost=$NODE(127.0.0.1)
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CryptoType=crypto/munge
-MpiDefault=none
-SwitchType=switch/none
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-MinJobAge=10
-StateSaveLocation=$RIG/slurm/state
-SlurmdSpoolDir=$RIG/slurm/spool
-SlurmctldPidFile=$RIG/run/slurmctld.pid
-SlurmdPidFile=$RIG/run/slurmd.pid
-SlurmctldLogFile=$RIG/log/slurmctld.log
-SlurmdLogFile=$RIG/log/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$(real_memory) State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
-CONF
 }
 
 # Plain `sinfo` (no SLURM_CONF) should find the rig too, but never clobber a real config.
@@ -114,35 +72,22 @@ start_munge() {
     log "starting munged"
     install -d -o munge -g munge -m 0755 /run/munge
     install -d -o munge -g munge -m 0700 /var/log/munge /var/lib/munge
-    runuser -u munge -- /usr/sbin/munged
+    detached runuser -u munge -- /usr/sbin/munged
     touch "$RIG/run/munged.ours"
     wait_for "munged" 20 munge_works
 }
 
-node_state() { sinfo --noheader --nodes="$NODE" --format=%T 2>/dev/null; }
-
-# node_usable: the node takes jobs (idle, or busy with jobs left from a previous run).
-node_usable() { [[ $(node_state) =~ ^(idle|mixed|allocated|completing)$ ]]; }
-
-wait_node() {
-    local i state
-    for ((i = 0; i < 120; i++)); do
-        node_usable && return 0
-        state=$(node_state || true)
-        if [[ $state =~ ^(down|drain|drained|draining|fail) ]]; then
-            log "node $NODE is $state; resuming it"
-            scontrol update NodeName="$NODE" State=RESUME || true
-        fi
-        sleep 0.5
-    done
-    die "node $NODE is not usable (state: $(node_state || echo unknown)); see $RIG/log/"
-}
-
 start_slurm() {
-    if write_slurm_conf; then
-        log "slurm.conf written; (re)starting Slurm daemons"
+    local changed=0
+    write_cgroup_conf && changed=1
+    write_slurm_conf && changed=1
+    if ((changed)); then
+        log "slurm.conf or cgroup.conf written; (re)starting Slurm daemons"
         stop_slurmd
         stop_slurmctld
+    fi
+    if ((ACCOUNTING)); then
+        start_accounting
     fi
     link_default_conf
     start_slurmctld
@@ -231,6 +176,8 @@ write_env() {
         env_line DSSR_RIG_BOB "${MAPPED_USERS[1]}"
         env_line DSSR_RIG_BOB_KEY "$RIG/keys/${MAPPED_USERS[1]}"
         env_line DSSR_RIG_NODE "$NODE"
+        env_line DSSR_RIG_CLUSTER "$CLUSTER"
+        env_line DSSR_RIG_USERS_ACCOUNT "$USERS_ACCOUNT"
     } >"$tmp"
     chmod 0600 "$tmp"
     mv -f "$tmp" "$ENV_FILE"
@@ -244,6 +191,7 @@ show_env() {
 
 install_packages
 make_dirs
+save_modes
 start_munge
 start_slurm
 make_user "$SVC_USER"

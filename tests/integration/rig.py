@@ -9,8 +9,10 @@ import base64
 import json
 import os
 import shlex
+import tempfile
 from unittest import SkipTest
 
+import jwt
 import treq
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
@@ -59,12 +61,48 @@ def job_script(body: str, *header: str, cores: int = 1) -> str:
     return base64.b64encode("\n".join(lines).encode() + b"\n").decode()
 
 
-async def rig_control(action: str, daemon: str) -> None:
-    """Stop or start one rig daemon with tests/cluster/ctl.sh."""
+async def ctl(*argv: str) -> tuple[int, str]:
+    """Run tests/cluster/ctl.sh; its exit status and what it said on stderr."""
     _, err, code = await getProcessOutputAndValue(
-        "/bin/bash", [os.path.join(CLUSTER, "ctl.sh"), action, daemon], env=os.environ)
+        "/bin/bash", [os.path.join(CLUSTER, "ctl.sh"), *argv], env=os.environ)
+    return code, err.decode("utf-8", "replace")
+
+
+async def rig_control(action: str, daemon: str) -> None:
+    """Stop or start one rig daemon (or switch a mode on or off) with ctl.sh."""
+    code, err = await ctl(action, daemon)
     if code != 0:
-        raise RuntimeError(f"ctl.sh {action} {daemon} failed: {err.decode()}")
+        raise RuntimeError(f"ctl.sh {action} {daemon} failed: {err}")
+
+
+async def rig_mode(mode: str) -> bool:
+    """Whether a mode of the rig (accounting, privatedata, coordinator) is on."""
+    code, _ = await ctl(mode, "status")
+    return code == 0
+
+
+def id_mapping_file(case, environment: dict[str, str]) -> str:
+    """An ID mapping file for the rig's two mapped users (alice@ and bob@example.org),
+    removed when ``case`` ends."""
+    lines = ["users_id_mapping:"]
+    for who in ("ALICE", "BOB"):
+        with open(environment[f"DSSR_RIG_{who}_KEY"], "rb") as handle:
+            key = base64.b64encode(handle.read()).decode()
+        lines += [f"  - user: {who.lower()}", f"    jarvice_user: {who.lower()}",
+                  f"    mail: {who.lower()}@example.org",
+                  f"    mapped_user: {environment[f'DSSR_RIG_{who}']}",
+                  f"    ssh_private_key_b64: {key}"]
+    handle, path = tempfile.mkstemp(suffix=".yaml")
+    os.write(handle, "\n".join(lines).encode() + b"\n")
+    os.close(handle)
+    case.addCleanup(os.unlink, path)
+    return path
+
+
+def bearer(email: str) -> str:
+    """A JWT as upstream sends it (DSSR without a public key only decodes it)."""
+    return jwt.encode({"email": email}, "tokens-are-not-verified-in-this-test",
+                      algorithm="HS256")
 
 
 class RigCase(TestCase):
@@ -72,12 +110,24 @@ class RigCase(TestCase):
 
     timeout = 180
     overrides: dict = {}
+    # Rig modes (ctl.sh: accounting, privatedata, coordinator) the tests need, switched
+    # in this order before each test and back to what they were after it.
+    modes: dict[str, bool] = {}
 
     def setUp(self):
         self.environment = rig_environment()
         self.counter = 0
         self.submitted: list[dict] = []
-        return ensureDeferred(self.start_dssr())
+        return ensureDeferred(self.start(self.modes))
+
+    async def start(self, modes: dict[str, bool]):
+        for mode, wanted in modes.items():
+            was = await rig_mode(mode)
+            if was != wanted:
+                await rig_control(mode, "on" if wanted else "off")
+                self.addCleanup(lambda mode=mode, was=was: ensureDeferred(
+                    rig_control(mode, "on" if was else "off")))
+        await self.start_dssr()
 
     async def start_dssr(self, **overrides):
         """(Re)start DSSR against the rig; a second call replaces the first DSSR."""
@@ -152,6 +202,25 @@ class RigCase(TestCase):
                 return
             await self.sleep(0.25)
         self.fail(f"job {ref} never reached {wanted}")
+
+    async def wait_purged(self, ref: dict, limit: float = 60) -> None:
+        """Wait until Slurm forgot the job (MinJobAge=10 plus its purge cycle)."""
+        for _ in range(int(limit / 0.25)):
+            jobs = await self.connector.snapshot.get(max_age=0)
+            if all(job.jobid != ref["jobid"] for job in jobs):
+                return
+            await self.sleep(0.25)
+        self.fail(f"Slurm never purged job {ref}")
+
+    async def wait_for_output(self, ref: dict, line: str, limit: float = 90) -> None:
+        """Poll the job's output (``/request/.../tail``) until it holds ``line``."""
+        path = f"/request/{ref['name']}/{ref['number']}/{ref['jobid']}/tail"
+        for _ in range(int(limit / 0.25)):
+            code, tail = await self.call(path, {"qs": {"lines": ["100"]}})
+            if code == 200 and line in tail.decode("utf-8", "replace").splitlines():
+                return
+            await self.sleep(0.25)
+        self.fail(f"job {ref} never printed {line!r}")
 
     async def run_to_end(self, ref: dict) -> list:
         await self.wait_for(ref, None)

@@ -6,10 +6,16 @@ import os
 import shutil
 import tempfile
 
-import jwt
 from twisted.internet.defer import ensureDeferred
 
-from tests.integration.rig import RigCase, job_script, rig_control, rig_environment
+from tests.integration.rig import (
+    RigCase,
+    bearer,
+    id_mapping_file,
+    job_script,
+    rig_control,
+    rig_environment,
+)
 
 HAZARDS = r"""it's "quoted" $HOME `date` \back\slash {{braces}} ${{HOME}} EOF 'single'"""
 
@@ -96,13 +102,7 @@ class PurgeAndRestartTests(RigCase):
         ref = await self.submit(self.name("purge"),
                                 "echo purged-but-known; echo JARVICE_CMD_SUCCESS")
         await self.wait_for(ref, None)
-        for _ in range(240):  # MinJobAge=10 plus the purge cycle
-            jobs = await self.connector.snapshot.get(max_age=0)
-            if all(job.jobid != ref["jobid"] for job in jobs):
-                break
-            await self.sleep(0.25)
-        else:
-            self.fail("Slurm never purged the job")
+        await self.wait_purged(ref)
         rc, _, (stdout, verdict) = await self.answer("/exitstatus", ref)
         self.assertEqual(rc, 0)
         self.assertIn("purged-but-known", stdout)
@@ -125,32 +125,16 @@ class PurgeAndRestartTests(RigCase):
 
 class MappedUserTests(RigCase):
     def setUp(self):
-        environment = rig_environment()
-        lines = ["users_id_mapping:"]
-        for who in ("ALICE", "BOB"):
-            with open(environment[f"DSSR_RIG_{who}_KEY"], "rb") as handle:
-                key = base64.b64encode(handle.read()).decode()
-            lines += [f"  - user: {who.lower()}", f"    jarvice_user: {who.lower()}",
-                      f"    mail: {who.lower()}@example.org",
-                      f"    mapped_user: {environment[f'DSSR_RIG_{who}']}",
-                      f"    ssh_private_key_b64: {key}"]
-        handle, path = tempfile.mkstemp(suffix=".yaml")
-        os.write(handle, "\n".join(lines).encode() + b"\n")
-        os.close(handle)
-        self.addCleanup(os.unlink, path)
         # Unsigned test tokens: believed only because this DSSR is told to.
-        self.overrides = {"id_mapping_file": path, "trust_unverified_tokens": True}
+        self.overrides = {"id_mapping_file": id_mapping_file(self, rig_environment()),
+                          "trust_unverified_tokens": True}
         return super().setUp()
-
-    def bearer(self, email):
-        return jwt.encode({"email": email}, "tokens-are-not-verified-in-this-test",
-                          algorithm="HS256")
 
     async def test_jobs_run_as_their_mapped_users(self):
         alice = await self.submit(self.name("alice"), "id -un; echo JARVICE_CMD_SUCCESS",
-                                  bearer=self.bearer("alice@example.org"))
+                                  bearer=bearer("alice@example.org"))
         bob = await self.submit(self.name("bob"), "id -un; sleep 60",
-                                bearer=self.bearer("bob@example.org"))
+                                bearer=bearer("bob@example.org"))
         owners = {job.jobid: job.owner for job in await self.connector.snapshot.get(max_age=0)}
         self.assertEqual((owners[alice["jobid"]], owners[bob["jobid"]]),
                          (self.environment["DSSR_RIG_ALICE"], self.environment["DSSR_RIG_BOB"]))
@@ -165,7 +149,7 @@ class MappedUserTests(RigCase):
 
     async def test_unknown_email_is_refused(self):
         args = {"name": self.name("mallory"), "number": 1, "nodes": 1,
-                "bearer": self.bearer("mallory@example.org"),
+                "bearer": bearer("mallory@example.org"),
                 "hpc_script": {"singularity": base64.b64encode(b"x").decode()}}
         body = await self.answer("/submit", args, expect=403)
         self.assertEqual(body["field"], "bearer")

@@ -14,8 +14,9 @@ FIXTURES = FilePath(__file__).parent().parent().child("fixtures").child("slurm")
 
 
 def fixture_text(stem: str, stream: str = "out") -> bytes:
-    """The captured ``STEM.out`` or ``STEM.err`` (empty when the capture left none)."""
-    path = FIXTURES.child(f"{stem}.{stream}")
+    """The captured ``STEM.out`` or ``STEM.err`` (empty when the capture left none);
+    ``STEM`` may name a subfolder (``accounting/sacct_timeout``)."""
+    path = FIXTURES.descendant(f"{stem}.{stream}".split("/"))
     return path.getContent() if path.exists() else b""
 
 

@@ -32,8 +32,8 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(commands.scancel("42"), ["scancel", "42"])
         self.assertEqual(
             commands.sacct_job("42"),
-            ["sacct", "--noheader", "--parsable2", "--allocations", "--jobs=42",
-             "--format=State,ExitCode,Elapsed"],
+            ["sacct", "--noheader", "--parsable2", "--jobs=42",
+             "--format=JobID,State,ExitCode,Elapsed,JobName"],
         )
 
     def test_bad_jobids(self) -> None:

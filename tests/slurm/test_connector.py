@@ -42,6 +42,7 @@ SBATCH = captured("sbatch_parsable", 0)
 PING_UP = captured("scontrol_ping_up", 0)
 PING_DOWN = captured("scontrol_ping_down", 1)
 SACCT_DISABLED = captured("sacct_job", 1)
+SACCT_DBD_DOWN = captured("accounting/sacct_dbd_down", 1)
 SCANCEL_DENIED = captured("scancel_permission_denied", 210)
 SCANCEL_UNKNOWN = captured("scancel_unknown", 0)
 RELEASE_HELD = captured("scontrol_release_held", 0)
@@ -486,8 +487,8 @@ class ExitStatusTests(ConnectorTestCase):
         self.assertEqual(self.result("exitstatus", GONE),
                          ExitStatus(1, "00:00:30", "FAILED", OUTPUT.decode()))
         [sacct] = self.remote.of("sacct")
-        self.assertEqual(sacct.argv, ("sacct", "--noheader", "--parsable2", "--allocations",
-                                      "--jobs=5", "--format=State,ExitCode,Elapsed"))
+        self.assertEqual(sacct.argv, ("sacct", "--noheader", "--parsable2", "--jobs=5",
+                                      "--format=JobID,State,ExitCode,Elapsed,JobName"))
         self.assert_collected(GONE)
         # Accounting stays off: the next job goes straight to its end record.
         self.remote.answer("cat", ok(END_RECORD_FAILED.replace(b"FAILED", b"COMPLETED")
@@ -499,13 +500,65 @@ class ExitStatusTests(ConnectorTestCase):
         self.assertEqual(len(self.remote.of("sacct")), 1)
 
     def test_accounting_record_wins_over_end_record(self):
-        # No captured sacct success (the rig has no slurmdbd): a line in the format of
-        # commands.sacct_job, State|ExitCode|Elapsed.
-        self.remote.answer("sacct", ok(b"CANCELLED by 1001|0:15|00:07:01\n"))
+        self.remote.answer("sacct", ok(f"5|CANCELLED by 1001|0:15|00:07:01|jarvice_{GONE.name}\n"
+                                       .encode()))
         self.remote.answer("cat", ok(END_RECORD_FAILED))
         self.assertEqual(self.result("exitstatus", GONE),
                          ExitStatus(-15, "00:07:01", "CANCELLED", OUTPUT.decode()))
         self.assertEqual(len(self.remote.of("sacct")), 1)
+
+    def test_every_end_accounting_reports(self):
+        """Captured sacct records (two written by hand, see their README) give the rc of
+        PROTOCOL.md's table, whatever the end record says."""
+        self.remote.answer("cat", ok(END_RECORD_FAILED))
+        for stem, rc, elapsed in [
+            ("completed", 0, "00:00:00"), ("failed", 1, "00:00:00"),
+            ("cancelled", -15, "00:00:01"), ("timeout", -9, "00:01:24"),
+            ("out_of_memory", 1, "00:00:00"), ("node_fail", 1, "00:00:03"),
+            ("preempted", -15, "00:04:10"),
+        ]:
+            text = fixture_text(f"accounting/sacct_{stem}")
+            name = text.decode().splitlines()[0].split("|", 4)[4].removeprefix("jarvice_")
+            ref = JobRef(name, 1, "5")
+            self.remote.answer("sacct", ok(text))
+            status = self.result("exitstatus", ref)
+            self.assertEqual((status.rc, status.state, status.totaltime),
+                             (rc, stem.upper(), elapsed), stem)
+
+    def test_slurmdbd_down_leaves_the_end_record_and_a_warning(self):
+        self.remote.answer("sacct", SACCT_DBD_DOWN)
+        self.remote.answer("cat", ok(END_RECORD_FAILED))
+        with capturedLogs() as events:
+            self.assertEqual(self.result("exitstatus", GONE),
+                             ExitStatus(1, "00:00:30", "FAILED", OUTPUT.decode()))
+        [warning] = [formatEvent(event) for event in events
+                     if event["log_level"] == LogLevel.warn]
+        self.assertIn("sacct failed for job 5 (exit 1): sacct: error: ", warning)
+        self.assertIn("end record decides", warning)
+        # Accounting is down, not off: the next job asks again.
+        self.result("exitstatus", GONE)
+        self.assertEqual(len(self.remote.of("sacct")), 2)
+
+    def test_accounting_record_of_another_job_is_not_used(self):
+        # Job ids come round again; accounting keeps the older job of the same id.
+        self.remote.answer("sacct", ok(b"5|COMPLETED|0:0|00:00:01|jarvice_someone-else\n"))
+        self.remote.answer("cat", ok(END_RECORD_FAILED))
+        with capturedLogs() as events:
+            self.assertEqual(self.result("exitstatus", GONE).state, "FAILED")
+        [warning] = [formatEvent(event) for event in events
+                     if event["log_level"] == LogLevel.warn]
+        self.assertIn("'jarvice_someone-else'", warning)
+
+    def test_live_in_accounting_but_not_in_the_queue_is_never_ended(self):
+        # PrivateData=jobs hides the job from the service account's squeue.
+        self.remote.answer("sacct", ok(f"5|RUNNING|0:0|00:01:00|jarvice_{GONE.name}\n".encode()))
+        error = self.error(Unavailable, "exitstatus", GONE)
+        self.assertIn("RUNNING in Slurm's accounting", error.message)
+        self.assertIn("sacctmgr add coordinator account=ACCOUNT names=dssr-svc", error.message)
+        self.assertEqual(self.remote.of("forget"), [])
+        # Its end record, once written, says it ended.
+        self.remote.answer("cat", ok(END_RECORD_FAILED))
+        self.assertEqual(self.result("exitstatus", GONE).state, "FAILED")
 
     def test_cancel_marker_without_end_record(self):
         self.remote.answer("test", ok())
@@ -774,8 +827,34 @@ class IdentityTests(ConnectorTestCase):
         self.assertEqual({call.key: call.user for call in self.remote.calls
                           if call.key in ("tail", "cat", "forget")},
                          {"tail": "dssr-bob", "cat": "dssr-bob", "forget": "dssr-bob"})
-        # Accounting is asked by the service account.
-        self.assertIsNone(self.remote.of("sacct")[0].user)
+        # Accounting is asked by the owner, who sees its own jobs whatever PrivateData hides.
+        self.assertEqual(self.remote.of("sacct")[0].user, "dssr-bob")
+
+
+    def test_exitstatus_of_a_job_the_service_account_cannot_see(self):
+        # PrivateData=jobs without coordinator rights: Alice's job 10 is missing from the
+        # service account's squeue, not from hers.
+        [line] = [line for line in SQUEUE.stdout.split(b"\n") if line.startswith(b"10|")]
+        hidden = snapshot((line + b"\n", b""))
+        mine = snapshot()
+        self.remote.answer("squeue", lambda call: mine if call.user == "dssr-alice" else hidden)
+        self.remote.answer("test", lambda call: ok() if call.user == "dssr-alice" else exited(1))
+        self.remote.answer("tail", ok(OUTPUT))
+        self.remote.answer("cat", NO_FILE)
+        self.remote.answer("forget", ok())
+        error = self.error(Unavailable, "exitstatus", ALICE)
+        self.assertIn("job 10 is RUNNING for dssr-alice but the service account dssr-svc "
+                      "does not see it", error.message)
+        self.assertIn("sacctmgr add coordinator account=ACCOUNT names=dssr-svc", error.message)
+        [asked] = [call for call in self.remote.of("squeue") if call.user == "dssr-alice"]
+        self.assertEqual(asked.argv, ("squeue", "--noheader", "--states=all", "--jobs=10",
+                                      "--format=%i|%T|%M|%N|%u|%r|%j"))
+        self.assertEqual(self.remote.of("forget"), [])
+        # Once it ended, her view of the queue gives the verdict.
+        mine = snapshot((b"10|RUNNING|0:04|", b"10|COMPLETED|0:09|"))
+        self.clock.advance(AGE)
+        self.assertEqual(self.result("exitstatus", ALICE),
+                         ExitStatus(0, "00:00:09", "COMPLETED", OUTPUT.decode()))
 
 
 class RegressionTests(ConnectorTestCase):

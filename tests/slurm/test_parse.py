@@ -217,24 +217,59 @@ class SacctTests(SynchronousTestCase):
         self.assertFalse(accounting_disabled(fixture("scontrol_show_job_unknown.err")))
 
     def test_records(self) -> None:
-        """State (decorations dropped), exit code and signal, elapsed."""
+        """State (decorations dropped), exit code and signal, elapsed, name."""
         self.assertEqual(
-            parse_sacct("COMPLETED|0:0|00:00:05\n"),
-            AccountingRecord("COMPLETED", 0, 0, "00:00:05"),
+            parse_sacct("5|COMPLETED|0:0|00:00:05|jarvice_a\n5.batch|COMPLETED|0:0|00:00:05|batch\n"),
+            AccountingRecord("COMPLETED", 0, 0, "00:00:05", "jarvice_a"),
         )
         self.assertEqual(
-            parse_sacct("CANCELLED by 1001|0:15|1-00:00:01\n"),
-            AccountingRecord("CANCELLED", 0, 15, "24:00:01"),
+            parse_sacct("6|CANCELLED by 1001|0:15|1-00:00:01|jarvice_b\n"),
+            AccountingRecord("CANCELLED", 0, 15, "24:00:01", "jarvice_b"),
         )
-        self.assertEqual(
-            parse_sacct("\nFAILED|1:0|00:01:00\nCOMPLETED|0:0|00:00:01\n"),
-            AccountingRecord("FAILED", 1, 0, "00:01:00"),
-        )
+        self.assertEqual(parse_sacct("\n7|FAILED|1:0|00:01:00|x\n").state, "FAILED")
+        self.assertEqual(parse_sacct("8|COMPLETED|0:0|00:00:05|odd|name\n").name, "odd|name")
+        self.assertEqual(parse_sacct("9|NODE_FAIL||00:00:03|x\n").exit_code, 0)
+
+    def test_a_step_out_of_memory(self) -> None:
+        """A job whose batch script failed after a step ran out of memory ended so; one
+        that succeeded all the same did not."""
+        failed = "9|FAILED|1:0|00:00:03|j\n9.batch|FAILED|1:0|00:00:03|batch\n"
+        oom = "9.0|OUT_OF_MEMORY|0:125|00:00:03|bash\n"
+        self.assertEqual(parse_sacct(failed + oom).state, "OUT_OF_MEMORY")
+        self.assertEqual(parse_sacct(failed).state, "FAILED")
+        completed = "9|COMPLETED|0:0|00:00:03|j\n" + oom
+        self.assertEqual(parse_sacct(completed).state, "COMPLETED")
+        # A step of another job (an id sacct also matched) decides nothing.
+        self.assertEqual(parse_sacct(failed + "19.0|OUT_OF_MEMORY|0:125|00:00:03|x\n").state,
+                         "FAILED")
+
+    def test_captured(self) -> None:
+        """Every end the accounting rig can cause, and one written by hand (README.rst)."""
+        for stem, state, exit_code, signal in [
+            ("completed", "COMPLETED", 0, 0), ("failed", "FAILED", 1, 0),
+            ("cancelled", "CANCELLED", 0, 0), ("timeout", "TIMEOUT", 0, 0),
+            ("out_of_memory", "OUT_OF_MEMORY", 1, 0), ("node_fail", "NODE_FAIL", 0, 0),
+            ("preempted", "PREEMPTED", 0, 0),
+        ]:
+            with self.subTest(stem=stem):
+                record = parse_sacct(fixture(f"accounting/sacct_{stem}.out"))
+                self.assertEqual((record.state, record.exit_code, record.signal),
+                                 (state, exit_code, signal))
+                self.assertTrue(record.name.startswith("jarvice_"), record.name)
+        self.assertIsNone(parse_sacct(fixture("accounting/sacct_unknown.out")))
+        self.assertEqual(parse_sacct(fixture("accounting/sacct_running.out")).state, "RUNNING")
+
+    def test_slurmdbd_down(self) -> None:
+        """sacct without slurmdbd fails, and not as "accounting is disabled"."""
+        self.assertEqual(fixture("accounting/sacct_dbd_down.out"), "")
+        self.assertFalse(accounting_disabled(fixture("accounting/sacct_dbd_down.err")))
 
     def test_bad(self) -> None:
         """Lines of another shape are errors."""
-        for text in ["COMPLETED 0:0 00:00:05\n", "COMPLETED|0|00:00:05\n", "A|0:0|x\n",
-                     "COMPLETED|0:0|00:00:05|extra\n"]:
+        for text in ["5 COMPLETED 0:0 00:00:05 x\n", "5|COMPLETED|0|00:00:05|x\n",
+                     "5|COMPLETED|:|00:00:05|x\n",
+                     "5|A|0:0|x|y\n", "COMPLETED|0:0|00:00:05|x\n",
+                     "5.batch|COMPLETED|0:0|00:00:05|batch\n"]:
             with self.subTest(text=text):
                 self.assertRaises(SlurmOutputError, parse_sacct, text)
 
