@@ -11,6 +11,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from dssr import __version__
+from dssr.connectors.loader import is_embedded, resolve
 from dssr.errors import Unavailable
 
 _log = Logger(namespace="dssr")
@@ -24,11 +25,16 @@ def report_lines(settings) -> list[str]:
         + ("required (HTTP Basic)" if settings.server_key else "NOT required "
            "(set JARVICE_SCHED_SERVER_KEY)"),
     ]
-    if settings.connector == "dummy":
+    factory = resolve(settings.connector)
+    if is_embedded(factory):
         lines.append(
             f"dummy cluster: jobs queue {settings.dummy_queued_time:g}s, run "
             f"{settings.dummy_running_time:g}s, {settings.dummy_failing_percent}% fail; "
             f"state in {settings.state_dir}")
+        return lines
+    if factory is not resolve("slurm"):
+        lines.append(f"{settings.connector}: a third-party connector; it reports its own "
+                     "setup (DSSR's cluster settings are the slurm connector's)")
         return lines
     if settings.remote == "local":
         lines.append("cluster: commands run on this host (remote=local)")

@@ -9,6 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from dssr import check
 from dssr.checks import config, login, slurm
+from dssr.checks.cluster import STEPS, Cluster
 from dssr.checks.report import (
     ASCII,
     UNICODE,
@@ -333,6 +334,25 @@ class CommandTests(SynchronousTestCase):
             "✓ settings: connector dummy: DSSR checks no cluster behind it, so only the "
             "settings checks apply",
             "all 2 checks passed"])
+
+    def test_unset_slurm_lists_the_cluster_checks_as_skipped(self):
+        out = io.StringIO()
+        argv = ["--connector", "slurm", "--submit-test"]
+        code = done(check.check(MemoryReactorClock(), check.parse(argv), {}, out))
+        self.assertEqual(code, 1)
+        lines = out.getvalue().splitlines()
+        skipped_names = [line[2:].split(":")[0] for line in lines
+                         if line.endswith("skipped: needs settings")]
+        self.assertEqual(skipped_names, [*STEPS, "submit test"])
+        self.assertEqual(lines[-1], "1 of 10 checks failed, 8 skipped")
+
+    def test_steps_are_the_checks_cluster_runs(self):
+        settings = load(environ={"JARVICE_BAREMETAL_CONNECTOR": "slurm",
+                                 "JARVICE_SLURM_CLUSTER_ADDR": "login1",
+                                 "JARVICE_SLURM_SSH_USER": "svc",
+                                 "JARVICE_SLURM_SSH_PKEY": generate_key()[0].decode()})
+        names = [c.name for c in Cluster(MemoryReactorClock(), settings, 1, 1).checks(True)]
+        self.assertEqual(names, [*STEPS, "submit test"])
 
     def test_a_typo_fails_the_run(self):
         out = io.StringIO()

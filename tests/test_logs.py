@@ -133,6 +133,14 @@ class StartupReportTests(SynchronousTestCase):
         self.assertIn("dummy cluster", text)
         self.assertTrue(text.startswith(f"DSSR {__version__} serving"), text)
 
+    def test_third_party_report_has_no_cluster_lines(self):
+        settings = settings_module.load(environ={
+            "JARVICE_BAREMETAL_CONNECTOR": "tests.test_tap.make_fake"})
+        lines = report_lines(settings)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertTrue(lines[1].startswith("tests.test_tap.make_fake: a third-party"), lines)
+        self.assertNotIn("ssh_user", "\n".join(lines))
+
     def run_report(self, failures):
         clock = Clock()
         with capturedLogs() as events:

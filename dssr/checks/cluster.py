@@ -13,6 +13,11 @@ from dssr.remote.link import Policy
 from dssr.remote.local import LocalRemote
 from dssr.remote.ssh import SSHRemote
 
+# The checks of an SSH setup, in order, without the per-mapped-user ones and the
+# optional submit test: what ``dssr check`` lists as skipped when the settings fail.
+STEPS = ("private key", "login node", "host key", "authentication", "slurm commands",
+         "slurm controller", "scratch dir")
+
 
 class Cluster:
     """Checks the login node and Slurm behind ``settings`` as the slurm connector reaches them.

@@ -7,6 +7,7 @@ import difflib
 import re
 from collections.abc import Mapping
 
+import yaml
 from twisted.internet import endpoints
 
 from dssr import exposure
@@ -149,6 +150,27 @@ def check_settings(cli: Mapping, config_path: str | None, environ: Mapping[str, 
         return passed(f"connector {settings.connector}: DSSR checks no cluster behind it, so "
                       f"only the settings checks apply"), None
     return passed(describe_slurm(settings)), settings
+
+
+def slurm_named(cli: Mapping, config_path: str | None, environ: Mapping[str, str]) -> bool:
+    """Whether the connector the operator named is the slurm connector, even when the
+    settings as a whole do not load."""
+    named = (cli.get("connector") or _yaml_values(config_path).get("connector")
+             or environ.get(BY_KEY["connector"].env))
+    try:
+        return bool(named) and resolve(str(named)) is slurm.make_connector
+    except ConnectorError:
+        return False
+
+
+def _yaml_values(config_path: str | None) -> Mapping:
+    """The raw mapping of a YAML settings file, or nothing when it cannot be read."""
+    try:
+        with open(config_path or "", encoding="utf-8") as handle:
+            values = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError):
+        return {}
+    return values if isinstance(values, dict) else {}
 
 
 def slurm_problems(settings: Settings) -> list[tuple[str, str]]:
