@@ -156,11 +156,14 @@ class SSHServer:
         pid = process.transport.pid
         doomed = {*_descendants(pid), pid} if pid else set()
         doomed |= _marked(f"DSSR_TEST_SSHD={self._marker}".encode())
-        for victim in doomed:
-            try:
-                os.kill(victim, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # All frozen first, then all killed: otherwise a session process could still
+        # report its command's death (exit-signal) before its own, which no crash does.
+        for how in (signal.SIGSTOP, signal.SIGKILL):
+            for victim in doomed:
+                try:
+                    os.kill(victim, how)
+                except ProcessLookupError:
+                    pass
         await process.ended
 
 
