@@ -18,14 +18,10 @@ import time
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred, gatherResults
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.task import react
 
-from dssr.remote.conch import Target, dial
-from dssr.remote.hostkeys import KnownHosts
-from dssr.remote.keys import load_private_key
-from dssr.remote.ssh import SSHRemote
-from dssr.settings import Settings, decode_key_text, load
+from dssr import compose
+from dssr.settings import Settings, load
 from tests.integration.sshd import SSHServer, generate_key
 
 COMMANDS = {
@@ -62,14 +58,12 @@ async def measure(run: Callable[[], Deferred], count: int, concurrency: int) -> 
 
 def fresh_connection_runner(reactor, settings: Settings, argv: list[str]):
     """``run()`` that logs in anew for every command and logs out after it."""
-    key = load_private_key(decode_key_text(settings.ssh_pkey), settings.ssh_pkey_passphrase)
-    target = Target(settings.cluster_addr, settings.cluster_port, settings.ssh_user, key,
-                    KnownHosts(settings.ssh_known_hosts))
+    key = compose.private_key(settings)
+    login = compose.ssh_login(settings, reactor, compose.known_hosts(settings), 30)
     command = shlex.join(argv).encode()
 
     async def run():
-        endpoint = HostnameEndpoint(reactor, target.host, target.port)
-        conn = await dial(endpoint, target, reactor, 30)
+        conn = await login(settings.ssh_user, key)
         try:
             return await conn.execute(command, None, 1 << 20).result
         finally:
@@ -80,7 +74,7 @@ def fresh_connection_runner(reactor, settings: Settings, argv: list[str]):
 
 async def bench(reactor, settings: Settings, argv: list[str], count: int,
                 concurrencies: list[int]) -> None:
-    remote = SSHRemote.from_settings(settings, reactor)
+    remote = compose.ssh_remote(settings, reactor)
     remote.startService()
     fresh = fresh_connection_runner(reactor, settings, argv)
     await remote.run(argv)  # connect first: the persistent figures exclude the one login

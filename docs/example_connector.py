@@ -72,6 +72,8 @@ RC = {"COMPLETED": 0, "FAILED": 1, "CANCELLED": -15}
 class LocalProcessConnector:
     """Each job is ``bash -c <its script>`` on this host; nothing is ever queued."""
 
+    service = None  # no connection or file to open and close with the process
+
     def __init__(self, reactor):
         self.reactor = reactor
         self.jobs: dict[str, Job] = {}
@@ -150,6 +152,9 @@ class LocalProcessConnector:
 
     async def ready(self):
         return None
+
+    def metrics(self):
+        return ()  # nothing beyond the API's own figures
 
 
 def make_connector(settings, reactor):

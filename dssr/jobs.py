@@ -1,6 +1,13 @@
-"""Value types passed between the API and connectors."""
+"""Value types passed between the API and connectors, and the job id syntax they share.
 
+No dependencies: the API edge, the connectors and the Slurm commands all import it.
+"""
+
+import re
 from dataclasses import dataclass, field
+
+# A Slurm job id: ``123``, an array job's ``123_4``, a heterogeneous job's ``123+1``.
+JOBID = re.compile(r"[0-9]{1,19}(?:[_+][0-9]{1,10})?")
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,12 @@
 """``/metrics``: what DSSR does, in Prometheus text format.
 
 The API counts its own calls here; everything else is read at scrape time from the
-connector's ``metrics()`` (if it has one), so components keep plain counters and
-know nothing of Prometheus.
+connector's ``metrics()`` (declared by ``IConnector``), so components keep plain
+counters and know nothing of Prometheus.
 """
 
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -17,20 +16,10 @@ from prometheus_client.core import (
 )
 
 from dssr import __version__
+from dssr.samples import Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One value a component reports: ``kind`` is ``counter`` or ``gauge``."""
-
-    name: str
-    kind: str
-    help: str
-    value: float
-    labels: dict = field(default_factory=dict)
 
 
 class RequestMetrics:
@@ -93,9 +82,7 @@ class Metrics:
         build.add_metric([__version__], 1)
         yield build
         yield from self.requests.families()
-        report = getattr(self._connector, "metrics", None)
-        if report is not None:
-            yield from families_of(report())
+        yield from families_of(self._connector.metrics())
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every metric now."""

@@ -105,17 +105,6 @@ def _base64_text(text: Any) -> str:
         raise ValueError("must be base64 of UTF-8 text") from None
 
 
-def decode_key_text(text: str) -> bytes:
-    """A private key given raw (PEM/OpenSSH text) or as base64 of that text."""
-    text = str(text).strip()
-    if text.startswith("-----BEGIN"):
-        return text.encode() + b"\n"
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("is neither a PEM/OpenSSH key nor base64 of one") from None
-
-
 @dataclass(frozen=True)
 class Setting:
     """One row of the settings table."""
@@ -293,6 +282,11 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 BY_KEY = {setting.key: setting for setting in SETTINGS}
+
+
+def default(key: str) -> Any:
+    """The default of setting ``key``: what objects built without settings start from."""
+    return BY_KEY[key].default
 
 
 class Settings:

@@ -2,13 +2,12 @@
 
 import os
 
-from twisted.application.service import IService
 from twisted.python import usage
 
-from dssr import __version__, exposure
+from dssr import __version__, compose, exposure
 from dssr import settings as settings_module
 from dssr.api import DSSRApi
-from dssr.connectors.loader import ConnectorError, build, is_embedded, resolve
+from dssr.connectors.loader import ConnectorError, is_embedded, resolve
 from dssr.edge import EdgeLimits, http_service
 from dssr.logs import LoggingMultiService, destination, make_observer
 from dssr.startup import StartupReport
@@ -18,14 +17,15 @@ class Options(usage.Options):
     """``twistd dssr`` options; anything not given comes from YAML, environment, defaults."""
 
     optParameters = [
-        ["listen", None, None,
-         "Twisted endpoint string to serve the API on "
-         "[default: tcp:5000:interface=127.0.0.1]"],
-        ["connector", None, None,
-         "dummy, slurm, or a dotted path to a third-party connector [default: dummy]"],
+        ["listen", None, None, "Twisted endpoint string to serve the API on "
+         f"[default: {settings_module.default('listen')}]"],
+        ["connector", None, None, "dummy, slurm, or a dotted path to a third-party connector "
+         f"[default: {settings_module.default('connector')}]"],
         ["config", None, None, "YAML file of settings (keys as in the README's table)"],
-        ["state-dir", None, None, "Directory for local state [default: ./dssr-state]"],
-        ["log-format", None, None, "text or json (one JSON object a line) [default: text]"],
+        ["state-dir", None, None, "Directory for local state "
+         f"[default: {settings_module.default('state_dir')}]"],
+        ["log-format", None, None, "text or json (one JSON object a line) "
+         f"[default: {settings_module.default('log_format')}]"],
     ]
 
     def __init__(self, environ=None):
@@ -56,7 +56,7 @@ class Options(usage.Options):
 
 
 def makeService(options: Options, reactor=None) -> LoggingMultiService:
-    """The whole process: the connector (if it is a service) and the HTTP server."""
+    """The whole process: the connector's service (if any), the HTTP server, the report."""
     if reactor is None:
         from twisted.internet import reactor
     settings = options.settings
@@ -65,7 +65,7 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
     if refusal is not None:
         raise SystemExit(f"dssr: {refusal}")
     try:
-        connector = build(options.connector_factory, settings, reactor)
+        connector = compose.connector(settings, reactor, options.connector_factory)
     except (settings_module.SettingsError, ConnectorError) as error:
         raise SystemExit(
             f"dssr: cannot start the {settings.connector} connector: {error}") from None
@@ -79,10 +79,9 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
         return make_observer(output, settings.loglevel, settings.log_format == "json")
 
     top = LoggingMultiService(observer)
-    service = getattr(connector, "service", None)
-    if IService.providedBy(service):
-        service.setName("connector")
-        service.setServiceParent(top)
+    if connector.service is not None:
+        connector.service.setName("connector")
+        connector.service.setServiceParent(top)
     server = http_service(reactor, settings.listen, api, EdgeLimits.from_settings(settings))
     server.setServiceParent(top)
     report = StartupReport(settings, connector, reactor,

@@ -1,11 +1,46 @@
 """Test doubles shared by the unit tests."""
 
+import sqlite3
+
+from treq.testing import RequestTraversalAgent
 from twisted.internet.defer import fail, succeed
 from zope.interface import implementer
 
 from dssr.connectors.interfaces import IConnector
+from dssr.edge import make_site
 from dssr.errors import NotFound
 from dssr.jobs import DirEntry, ExitStatus, JobInfo, ListedJob, RunStatus, Submitted
+
+
+def served(api) -> RequestTraversalAgent:
+    """An in-memory ``IAgent`` for ``api`` (a ``DSSRApi``), served through DSSR's own
+    Site as in production (the HTTP edge decides on heads and frames every answer;
+    treq builds a plain Site). Call ``flush()`` to move bytes."""
+    agent = RequestTraversalAgent(api.resource())
+    agent._serverFactory = make_site(api, reactor=agent._serverFactory.reactor)
+    return agent
+
+
+class MemoryPool:
+    """``adbapi.ConnectionPool``'s calls on an in-memory SQLite, answered at once: the
+    dummy connector's database without threads, for tests driven by a ``Clock``."""
+
+    def __init__(self, schema: str):
+        self._db = sqlite3.connect(":memory:")
+        self._db.execute(schema)
+
+    def runQuery(self, sql, params=()):
+        return succeed(self._db.execute(sql, params).fetchall())
+
+    def runOperation(self, sql, params=()):
+        with self._db:
+            self._db.execute(sql, params)
+        return succeed(None)
+
+    def runInteraction(self, work):
+        with self._db:
+            result = work(self._db.cursor())
+        return succeed(result)
 
 
 @implementer(IConnector)
@@ -14,6 +49,8 @@ class FakeConnector:
 
     Set ``failure`` to an exception to make every call fail with it.
     """
+
+    service = None
 
     def __init__(self):
         self.calls = []
@@ -89,3 +126,6 @@ class FakeConnector:
 
     def ready(self):
         return self._answer("ready", None)
+
+    def metrics(self):
+        return ()

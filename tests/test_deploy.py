@@ -22,8 +22,8 @@ from dssr import exposure
 from dssr.api import DSSRApi
 from dssr.checks.config import check_settings, unknown_names
 from dssr.checks.report import Status
+from dssr.compose import slurm_over
 from dssr.connectors.loader import is_embedded
-from dssr.connectors.slurm import SlurmConnector
 from dssr.executors.config import ExecutorSettings
 from dssr.tap import Options
 from tests.integration.sshd import generate_key
@@ -172,7 +172,7 @@ def exported_metrics() -> set[str]:
     ssh.startService()
     remote = FakeRemote(squeue=[captured("squeue_snapshot", 0)])
     remote.metrics = ssh.metrics
-    connector = SlurmConnector(remote, Clock(), ExecutorSettings())
+    connector = slurm_over(remote, Clock(), ExecutorSettings())
     api = DSSRApi(connector)
     api.metrics.requests.observe("running", 200, 0.01)
     ensureDeferred(connector.running())

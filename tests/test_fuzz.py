@@ -1,10 +1,10 @@
 """Hypothesis fuzzing of every endpoint: no 5xx, no traceback or HTML, no shell ever runs
 request text, and the service still answers ``/live`` afterwards.
 
-Three runs: the dummy connector on a real port (requests from a client thread while
-the reactor serves), the Slurm connector over a scripted remote in memory (its job
-scripts are executed with bash to prove nothing in them fires a canary), and the
-Slurm connector on the rig (tests/cluster), whose jobs really run.
+Two runs here: the dummy connector on a real port (requests from a client thread while
+the reactor serves), and the Slurm connector over a scripted remote in memory (its job
+scripts are executed with bash to prove nothing in them fires a canary). The third, the
+Slurm connector on the rig, is in tests/integration/test_fuzz.py.
 """
 
 import base64
@@ -15,30 +15,25 @@ import re
 import shutil
 import subprocess
 import tempfile
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from treq.testing import RequestTraversalAgent
 from twisted.internet import reactor
-from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import PartialDownloadError, readBody
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer
-from zope.interface import implementer
 
 from dssr.api import DSSRApi
+from dssr.compose import slurm_over
 from dssr.connectors.dummy import DummyConnector
-from dssr.connectors.slurm import SlurmConnector
 from dssr.edge import EdgeLimits, make_site
 from dssr.executors.config import ExecutorSettings
-from tests.integration.rig import RigCase
+from dssr.simulator.client import BytesProducer
+from tests.fakes import served
 from tests.slurm.fakes import FakeRemote, captured, exited, ok
 from tests.strategies import (
-    ENDPOINTS,
     FuzzRequest,
     api_requests,
     canary_hits,
@@ -147,28 +142,6 @@ class DummyOverSocketTests(DummyServedCase):
 
 # -- 2: the Slurm connector over a scripted remote, in memory --------------------------
 
-@implementer(IBodyProducer)
-class BytesProducer:
-    """A request body written at once, so the in-memory exchange completes synchronously."""
-
-    def __init__(self, data: bytes):
-        self.data = data
-        self.length = len(data)
-
-    def startProducing(self, consumer):
-        consumer.write(self.data)
-        return succeed(None)
-
-    def pauseProducing(self):
-        pass
-
-    def resumeProducing(self):
-        pass
-
-    def stopProducing(self):
-        pass
-
-
 SCRATCH = "/home/dssr-svc"
 
 
@@ -204,15 +177,11 @@ class SlurmInMemoryTests(SynchronousTestCase):
 
     def setUp(self):
         self.remote = scripted_cluster()
-        connector = SlurmConnector(
+        connector = slurm_over(
             self.remote, Clock(),
             ExecutorSettings(job_scratch_dir=SCRATCH, init_docker_password="aW5pdC1wdw=="),
             listing_root="/data", service_user="dssr-svc")
-        api = DSSRApi(connector)
-        self.agent = RequestTraversalAgent(api.resource())
-        # Serve through DSSR's own Site, as in production (the HTTP edge decides on
-        # heads and frames every answer); treq builds a plain one.
-        self.agent._serverFactory = make_site(api, reactor=self.agent._serverFactory.reactor)
+        self.agent = served(DSSRApi(connector))
 
     def send(self, request: FuzzRequest) -> tuple[int, bytes]:
         headers = Headers({name: [value] for name, value in request.headers.items()})
@@ -262,79 +231,6 @@ class SlurmInMemoryTests(SynchronousTestCase):
 
         run()
         self.assertGreater(len(self.remote.of("submit")), 0)
-
-
-# -- 3: the Slurm connector on the rig --------------------------------------------------
-
-def rig_paths() -> st.SearchStrategy[str]:
-    """Mostly endpoints that reach the cluster; ``/submit`` most of all."""
-    return st.one_of(st.just("/submit"), st.just("/submit"), st.sampled_from(ENDPOINTS),
-                     request_paths())
-
-
-def submitted_name(request: FuzzRequest) -> str | None:
-    """The job name a request's ``args`` carried, wherever it was sent."""
-    query = urlsplit(request.target).query
-    texts = [request.body.decode("utf-8", "replace")]
-    texts += parse_qs(texts[0]).get("args", []) + parse_qs(query).get("args", [])
-    for text in texts:
-        try:
-            args = json.loads(text)
-        except ValueError:
-            continue
-        if isinstance(args, dict) and isinstance(args.get("name"), str):
-            return args["name"]
-    return None
-
-
-class RigFuzzTests(RigCase):
-    """Hostile requests to a DSSR on the real Slurm rig; the jobs it accepts run, and
-    none may execute a canary."""
-
-    timeout = 240
-    examples = 250
-
-    async def test_hostile_requests_on_the_rig(self):
-        accepted: list[dict] = []
-
-        @fuzz_settings(self.examples)
-        @given(request=api_requests(paths=rig_paths(), inert_header=True))
-        def run(request):
-            code, body = wire_assertions(self, self.base, request)
-            if code == 200 and urlsplit(request.target).path == "/submit":
-                self.note_submitted(request, body, accepted)
-
-        await deferToThread(run)
-        # Hostile submits are mostly refused at the edge; whatever was accepted runs
-        # to its end before the canaries are checked (tests/integration/test_slurm.py
-        # submits accepted jobs carrying canaries on purpose).
-        await self.settle(accepted)
-        self.assertEqual(canary_hits(), [])
-        self.assertEqual(await self.answer("/live"), {"status": "OK"})
-        self.assertEqual(await self.answer("/ready"), {"status": "OK"})
-
-    def note_submitted(self, request: FuzzRequest, body: bytes, accepted: list) -> None:
-        """Remember an accepted job so it is waited for, collected and cleaned up."""
-        jobid, _ = json.loads(body)
-        ref = {"name": submitted_name(request), "number": 1, "jobid": jobid}
-        accepted.append(ref)
-        self.submitted.append(ref)
-
-    async def settle(self, accepted: list[dict]) -> None:
-        """Let the accepted jobs run (that is when a canary would fire), then cancel
-        what is left and collect every one with /exitstatus."""
-        pending = [ref for ref in accepted if ref["name"] is not None]
-        for _ in range(240):
-            live = {(name, jobid) for which in ("/running", "/queued")
-                    for name, jobid in await self.answer(which)}
-            pending = [ref for ref in pending if (ref["name"], ref["jobid"]) in live]
-            if not pending:
-                break
-            await self.sleep(0.25)
-        for ref in accepted:
-            if ref["name"] is not None:
-                self.assertIs(await self.answer("/terminate", ref), True)
-                await self.answer("/exitstatus", ref)
 
 
 class FoundByFuzzingTests(DummyServedCase):

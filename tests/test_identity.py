@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from dssr.connectors import slurm
+from dssr import compose
 from dssr.errors import BadRequest, Forbidden
 from dssr.identity import (
     IdentityMap,
@@ -213,14 +213,14 @@ class FromSettingsTests(SynchronousTestCase):
         public = private.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         base = load().replace(id_mapping_file=self.write(MAPPING.encode()))
-        error = self.assertRaises(SettingsError, slurm.identities, base)
+        error = self.assertRaises(SettingsError, compose.identities, base)
         self.assertIn("trust_unverified_tokens", str(error))
         unsigned = jwt.encode({"email": "bob@example.org"}, None, algorithm="none")
         for trusted in (base.replace(server_key="u:p"),
                         base.replace(trust_unverified_tokens="true")):
-            user = slurm.identities(trusted).for_bearer(unsigned)
+            user = compose.identities(trusted).for_bearer(unsigned)
             self.assertEqual(user.cluster_user, "dssr-bob")
-        verified = slurm.identities(base.replace(jwt_public_key_file=self.write(public),
+        verified = compose.identities(base.replace(jwt_public_key_file=self.write(public),
                                                  jwt_audience="site", jwt_issuer="idp"))
         claims = {"email": "bob@example.org", "exp": int(time.time()) + 60, "aud": "site"}
         for iss, works in (("idp", True), ("other", False)):

@@ -1,12 +1,11 @@
 """Settings: parsing, precedence (command line > YAML > environment > default), secrets."""
 
-import base64
 import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from dssr import settings
-from dssr.settings import SettingsError, decode_key_text
+from dssr.settings import SettingsError
 
 
 class LoadTests(SynchronousTestCase):
@@ -80,18 +79,6 @@ class LoadTests(SynchronousTestCase):
 
     def test_replace(self):
         self.assertEqual(settings.load().replace(cluster_port="23").cluster_port, 23)
-
-
-class KeyTextTests(SynchronousTestCase):
-    PEM = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----"
-
-    def test_raw_and_base64(self):
-        self.assertEqual(decode_key_text(self.PEM), self.PEM.encode() + b"\n")
-        encoded = base64.b64encode(self.PEM.encode()).decode()
-        self.assertEqual(decode_key_text(encoded), self.PEM.encode())
-
-    def test_garbage(self):
-        self.assertRaises(ValueError, decode_key_text, "not a key!")
 
 
 class ReadmeTests(SynchronousTestCase):

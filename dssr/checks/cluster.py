@@ -1,17 +1,14 @@
-"""The checks of a Slurm cluster, in order, sharing one login attempt and one remote."""
+"""The checks of a Slurm cluster, in order, sharing one login attempt and one remote.
 
-from twisted.internet.endpoints import HostnameEndpoint
+The login and the remote are the service's own, built by ``dssr.compose``; only what
+a check must not do is changed (see ``login.ObservedKnownHosts``).
+"""
 
+from dssr import compose
 from dssr.checks import login, slurm
 from dssr.checks.report import Outcome, failed
 from dssr.checks.runner import Check
-from dssr.connectors.slurm import identities
-from dssr.remote.conch import Connection, Target, dial
-from dssr.remote.hostkeys import host_token
 from dssr.remote.interfaces import RemoteError
-from dssr.remote.link import Policy
-from dssr.remote.local import LocalRemote
-from dssr.remote.ssh import SSHRemote
 
 # The checks of an SSH setup, in order, without the per-mapped-user ones and the
 # optional submit test: what ``dssr check`` lists as skipped when the settings fail.
@@ -32,9 +29,9 @@ class Cluster:
         self._submit_timeout = submit_timeout
         self._host, self._port = settings.cluster_addr, settings.cluster_port
         self._user = settings.ssh_user
-        self._known_hosts = login.ObservedKnownHosts(
-            settings.ssh_known_hosts, accept_new=settings.ssh_host_key_policy == "accept-new")
-        self._mapping = identities(settings)
+        self._known_hosts = compose.known_hosts(settings, login.ObservedKnownHosts)
+        self._log_in = compose.ssh_login(settings, reactor, self._known_hosts, timeout)
+        self._mapping = compose.identities(settings)
         self._key = None
         self._login = None
         self._remote = None
@@ -42,7 +39,7 @@ class Cluster:
     def checks(self, submit_test: bool) -> list[Check]:
         """Every check that applies, each after the ones it needs."""
         if self._settings.remote == "local":
-            self._remote = LocalRemote.from_settings(self._settings, self._reactor)
+            self._remote = compose.local_remote(self._settings, self._reactor)
             where, logged_in, checks = "this host", (), []
         else:
             where, logged_in = self._host, ("authentication",)
@@ -75,10 +72,11 @@ class Cluster:
 
     async def close(self) -> None:
         """Log out everywhere (the reactor may stop once this fires)."""
-        if isinstance(self._login, Connection) and self._login.alive:
+        if self._login is not None and not isinstance(self._login, RemoteError) and (
+                self._login.alive):
             await self._login.close("dssr check is done")
-        if isinstance(self._remote, SSHRemote):
-            await self._remote.stopService()
+        if self._remote is not None and self._remote.service is not None:
+            await self._remote.service.stopService()
 
     # -- the way in ----------------------------------------------------------------
 
@@ -91,33 +89,23 @@ class Cluster:
 
     async def _host_key(self) -> Outcome:
         # Without a usable key of our own, a throwaway one still reaches the key exchange.
-        self._login = await login.log_in(
-            self._reactor, self._host, self._port, self._user,
-            self._key or login.throwaway_key(), self._known_hosts, self._timeout)
+        self._login = await login.log_in(self._log_in, self._user,
+                                         self._key or login.throwaway_key())
         return login.host_key_outcome(self._login, self._known_hosts, self._host, self._port)
 
     async def _authentication(self) -> Outcome:
         self._ssh_remote()  # what the checks after this one run their commands through
         return login.login_outcome(self._login, self._user, self._key, self._host, self._port)
 
-    def _ssh_remote(self) -> SSHRemote:
+    def _ssh_remote(self):
         """The service's SSH transport, logging in through the observed known_hosts."""
         if self._remote is None:
-            policy = Policy(max_channels=self._settings.ssh_max_channels,
-                            max_output=self._settings.ssh_max_output,
-                            command_timeout=self._timeout, queue_timeout=2 * self._timeout,
-                            connect_timeout=self._timeout, keepalive=0)
-            self._remote = SSHRemote(
-                self._connect, self._reactor, host_token(self._host, self._port), self._user,
-                self._key or login.throwaway_key(),
-                {u.cluster_user: u.private_key for u in self._mapping.users.values()}
-                if self._mapping else None, policy)
+            self._remote = compose.ssh_remote(
+                self._settings, self._reactor, compose.mapped_keys(self._mapping),
+                key=self._key or login.throwaway_key(), trusted=self._known_hosts,
+                command_timeout=self._timeout, queue_timeout=2 * self._timeout,
+                connect_timeout=self._timeout, keepalive=0)
         return self._remote
-
-    def _connect(self, user: str, key):
-        endpoint = HostnameEndpoint(self._reactor, self._host, self._port, timeout=self._timeout)
-        target = Target(self._host, self._port, user, key, self._known_hosts)
-        return dial(endpoint, target, self._reactor, self._timeout)
 
     async def _submit_test(self) -> Outcome:
         return await slurm.SubmitTest(self._remote, self._reactor, self._settings.job_scratch_dir,

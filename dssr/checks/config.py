@@ -10,9 +10,8 @@ from collections.abc import Mapping
 import yaml
 from twisted.internet import endpoints
 
-from dssr import exposure
+from dssr import compose, exposure
 from dssr.checks.report import Outcome, failed, passed
-from dssr.connectors import slurm
 from dssr.connectors.loader import ConnectorError, is_embedded, resolve
 from dssr.identity import unverified_tokens_refusal
 from dssr.remote.hostkeys import host_token
@@ -100,7 +99,7 @@ def settings_fix(message: str) -> str:
 
 def missing_ssh_settings(settings: Settings) -> list[str]:
     """The settings the SSH transport cannot do without that are empty."""
-    return [key for key in ("cluster_addr", "ssh_user", "ssh_pkey") if not getattr(settings, key)]
+    return [key for key in compose.SSH_REQUIRED if not getattr(settings, key)]
 
 
 def missing_fix(key: str) -> str:
@@ -140,13 +139,13 @@ def check_settings(cli: Mapping, config_path: str | None, environ: Mapping[str, 
         problems.append(refusal)
         fixes.append(f"set {env_label('server_key')} to user:password (upstream's "
                      f"scheduler server key), or serve loopback only")
-    if factory is slurm.make_connector:
+    if factory is compose.slurm_connector:
         for problem, fix in slurm_problems(settings):
             problems.append(problem)
             fixes.append(fix)
     if problems:
         return failed("; ".join(problems), *fixes), None
-    if factory is not slurm.make_connector:
+    if factory is not compose.slurm_connector:
         return passed(f"connector {settings.connector}: DSSR checks no cluster behind it, so "
                       f"only the settings checks apply"), None
     return passed(describe_slurm(settings)), settings
@@ -158,7 +157,7 @@ def slurm_named(cli: Mapping, config_path: str | None, environ: Mapping[str, str
     named = (cli.get("connector") or _yaml_values(config_path).get("connector")
              or environ.get(BY_KEY["connector"].env))
     try:
-        return bool(named) and resolve(str(named)) is slurm.make_connector
+        return bool(named) and resolve(str(named)) is compose.slurm_connector
     except ConnectorError:
         return False
 
@@ -189,7 +188,7 @@ def slurm_problems(settings: Settings) -> list[tuple[str, str]]:
                                   f"{env_label('server_key')}"))
         return problems
     try:
-        slurm.identities(settings)
+        compose.identities(settings)
     except SettingsError as error:
         problems.append((str(error), f"fix {env_label('id_mapping_file')} or "
                                      f"{env_label('jwt_public_key_file')} (readable YAML: "

@@ -1,7 +1,7 @@
 """Checks of the way in: the private key, TCP to the login node, its host key, our login.
 
-The login goes through the service's own ``dial`` with its own known_hosts logic;
-only what a check must not do is changed: ``accept-new`` does not write the file.
+The login is the service's own (``dssr.compose.ssh_login``) with its own known_hosts
+logic; only what a check must not do is changed: ``accept-new`` does not write the file.
 """
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -11,13 +11,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 
+from dssr import compose
 from dssr.checks.config import env_label
 from dssr.checks.report import Outcome, failed, passed
-from dssr.remote.conch import Target, dial
 from dssr.remote.hostkeys import KnownHosts, host_token
 from dssr.remote.interfaces import AuthenticationFailed, HostKeyError, RemoteError
-from dssr.remote.keys import describe, load_private_key
-from dssr.settings import decode_key_text
+from dssr.remote.keys import describe
 
 # ssh-keyscan -t and /etc/ssh/ssh_host_<kind>_key.pub, by Conch's key type.
 _KINDS = {"Ed25519": "ed25519", "RSA": "rsa", "EC": "ecdsa"}
@@ -44,7 +43,7 @@ class ObservedKnownHosts(KnownHosts):
 def check_private_key(settings) -> tuple[Outcome, Key | None]:
     """Whether the service account's key parses (and decrypts); never shows key material."""
     try:
-        key = load_private_key(decode_key_text(settings.ssh_pkey), settings.ssh_pkey_passphrase)
+        key = compose.private_key(settings)
     except ValueError as error:
         fixes = [f"set {env_label('ssh_pkey')} to the private key file's text, or its "
                  f"base64 (base64 -w0 ~/.ssh/id_ed25519)"]
@@ -96,12 +95,11 @@ async def check_tcp(reactor, host: str, port: int, timeout: float) -> Outcome:
     return passed(f"{shown} port {port} accepts TCP connections")
 
 
-async def log_in(reactor, host: str, port: int, user: str, key: Key,
-                 known_hosts: ObservedKnownHosts, timeout: float):
-    """Log in as the service would: the ``Connection``, or the ``RemoteError`` it failed with."""
-    endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
+async def log_in(login, user: str, key: Key):
+    """Log in with ``login`` (``dssr.compose.ssh_login``): the connection, or the
+    ``RemoteError`` it failed with."""
     try:
-        return await dial(endpoint, Target(host, port, user, key, known_hosts), reactor, timeout)
+        return await login(user, key)
     except RemoteError as error:
         return error
 

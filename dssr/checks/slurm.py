@@ -8,14 +8,14 @@ import secrets
 
 from twisted.internet.task import deferLater
 
+from dssr import jobfiles
 from dssr.checks.config import env_label
 from dssr.checks.login import authorized_keys_fixes
 from dssr.checks.report import Outcome, Status, failed, passed
-from dssr.connectors.slurm import first_line
-from dssr.executors.config import dir_prefix
 from dssr.identity import MappedUser
 from dssr.remote.interfaces import AuthenticationFailed, RemoteError
 from dssr.remote.keys import describe, load_private_key
+from dssr.remote.output import first_line
 from dssr.slurm.parse import SlurmOutputError, parse_ping, parse_sbatch
 from dssr.slurm.states import Category, category
 
@@ -35,11 +35,6 @@ cd -- "$2" && pwd -P
 """
 MKDIR_THEN = 'mkdir -p -- "$1" && shift && exec "$@"'
 SUBMIT_MARK = "DSSR_CHECK_OK"
-
-
-def jarvice_dir(scratch: str) -> str:
-    """``<scratch>.jarvice``, where job output goes (relative: below the user's home)."""
-    return dir_prefix(scratch) + ".jarvice"
 
 
 def parse_found(text: str) -> dict[str, str | None]:
@@ -85,7 +80,7 @@ async def check_controller(remote) -> Outcome:
 async def scratch_outcome(remote, scratch: str, user: str, host: str,
                           as_user: str | None = None) -> Outcome:
     """Whether ``user`` can create and remove a file in ``<scratch>.jarvice``."""
-    directory = jarvice_dir(scratch)
+    directory = jobfiles.directory(scratch)
     result = await remote.run(["sh", "-c", SCRATCH, "sh", scratch, directory], user=as_user)
     shown = directory if scratch else f"~{user}/{directory}"
     if result.ok:
@@ -147,10 +142,10 @@ class SubmitTest:
         self._timeout = timeout
         self._poll = poll
         self.name = f"dssr-check-{secrets.token_hex(4)}"
-        self.output = f"{jarvice_dir(scratch)}/{self.name}.out"
+        self.output = jobfiles.job_paths(scratch, self.name).output
 
     async def run(self) -> Outcome:
-        argv = ["sh", "-c", MKDIR_THEN, "sh", jarvice_dir(self._scratch), "sbatch",
+        argv = ["sh", "-c", MKDIR_THEN, "sh", jobfiles.directory(self._scratch), "sbatch",
                 "--parsable", f"--job-name={self.name}", f"--output={self.output}",
                 "--nodes=1", "--ntasks=1", "--time=5",
                 "--wrap", f'echo {SUBMIT_MARK} on "$(hostname)"']

@@ -298,6 +298,9 @@ class DummyConnector:
     async def ready(self) -> None:
         await self._all()
 
+    def metrics(self):
+        return ()  # the API's own figures say all there is
+
 
 def list_directory(root: str, path: str) -> list[DirEntry]:
     """Entries of ``root + path``, refusing anything that resolves outside ``root``."""

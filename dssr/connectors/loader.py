@@ -4,9 +4,14 @@ import importlib
 import re
 from collections.abc import Callable
 
+from zope.interface.exceptions import Invalid
+from zope.interface.verify import verifyObject
+
 from dssr.connectors.interfaces import IConnector
 
-BUILTIN = {"dummy": "dssr.connectors.dummy", "slurm": "dssr.connectors.slurm"}
+# The builtin connectors' factories: the dummy's own module, the Slurm connector's
+# assembly in the composition root.
+BUILTIN = {"dummy": "dssr.connectors.dummy", "slurm": "dssr.compose.slurm_connector"}
 # The reference downstream names its connectors by module path; accept those too.
 REFERENCE_NAME = re.compile(r"connectors\.(\w+)\.connector")
 
@@ -52,4 +57,9 @@ def build(factory: Callable, settings, reactor):
     connector = factory(settings, reactor)
     if not IConnector.providedBy(connector):
         raise ConnectorError(f"{factory!r} made {connector!r}, which does not provide IConnector")
+    try:
+        verifyObject(IConnector, connector)
+    except Invalid as error:
+        raise ConnectorError(f"{factory!r} made {connector!r}, which does not provide "
+                             f"IConnector: {error}") from None
     return connector

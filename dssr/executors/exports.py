@@ -8,9 +8,10 @@ upstream's own shell text and is written back exactly as upstream wrote it.
 import base64
 import shlex
 
-from dssr.executors.config import ExecutorSettings, dir_prefix
+from dssr.executors.config import ExecutorSettings
 from dssr.executors.header import JobParameters
 from dssr.executors.registry import Credentials, Images, in_global_registries
+from dssr.jobfiles import dir_prefix
 
 
 def _b64(text: str) -> str:

@@ -1,9 +1,8 @@
-"""The singularity executor: an upstream job script in, an sbatch submission out.
+"""The singularity executor: an upstream job script in, a Slurm batch job out.
 
 Pure text work, no I/O: ``prepare`` parses the script's header, checks the job is one
 this cluster can run, fills ``{DOWNSTREAM_PARAMETERS}``, and wraps the result for
-Slurm. The connector runs ``argv`` with ``batch_script`` on stdin (after creating the
-output directory) and hands ``fscript`` back to upstream.
+Slurm. The connector submits ``batch`` and hands ``fscript`` back to upstream.
 """
 
 from collections.abc import Iterable
@@ -15,8 +14,10 @@ from dssr.executors.exports import export_block
 from dssr.executors.header import JobParameters, parse_header
 from dssr.executors.registry import images, registry_credentials
 from dssr.executors.scrub import scrub_fscript, secret_values, shown_settings
-from dssr.executors.slurm_batch import JobFiles, job_files, sbatch_argv, slurm_batch_script
+from dssr.executors.slurm_batch import batch_job
 from dssr.executors.template import fill_template
+from dssr.jobfiles import JobPaths, job_paths
+from dssr.slurm.interfaces import BatchJob
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,9 @@ class SingularityJob:
     """Everything needed to submit one job and to report on it."""
 
     params: JobParameters
-    argv: tuple[str, ...]
-    batch_script: str = field(repr=False)  # holds credentials: never log it
+    batch: BatchJob  # its script holds credentials: never log it
     fscript: str = field(repr=False)  # the filled script, credential lines removed
-    files: JobFiles
+    files: JobPaths
 
 
 def check_supported(params: JobParameters, settings: ExecutorSettings) -> None:
@@ -61,12 +61,11 @@ def prepare(
     filled = fill_template(script, export_block(params, settings, found, app_login))
     shown = fill_template(script, export_block(params, shown_settings(settings), found,
                                                app_login))
-    files = job_files(settings.job_scratch_dir, name)
+    files = job_paths(settings.job_scratch_dir, name)
     known = secret_values(params, settings, [app_login.password, *secrets])
     return SingularityJob(
         params=params,
-        argv=tuple(sbatch_argv(name, nodes, params, settings.job_scratch_dir, held)),
-        batch_script=slurm_batch_script(filled, files.end_record),
+        batch=batch_job(name, nodes, params, files, held, filled),
         fscript=scrub_fscript(shown, known),
         files=files,
     )

@@ -1,4 +1,4 @@
-"""The filled job script wrapped for Slurm: the sbatch command line and the batch script.
+"""The filled job script wrapped for Slurm: the batch job and its batch script.
 
 The batch script runs the filled script once per node with one ``srun`` step, gives it
 scheduler-neutral ``JOB_*``/``PROCESS_*`` variables, decides the job's verdict from rank
@@ -18,28 +18,13 @@ then falls back to what the scheduler (squeue/sacct) says.
 
 import base64
 import shlex
-from dataclasses import dataclass
 
-from dssr.executors.config import dir_prefix
 from dssr.executors.header import JobParameters
+from dssr.jobfiles import JobPaths
+from dssr.slurm.interfaces import JOB_PREFIX, BatchJob
 
 CHUNK = 65536
 SUCCESS_MARK = "JARVICE_CMD_SUCCESS"
-END_STATES = ("COMPLETED", "FAILED", "CANCELLED")
-
-
-@dataclass(frozen=True)
-class JobFiles:
-    """Where a job's files live on the cluster (relative paths: below the submit dir)."""
-
-    output: str
-    end_record: str
-
-
-def job_files(scratch: str, name: str) -> JobFiles:
-    """``<scratch>.jarvice/<name>.out`` and, next to it, ``<name>.end``."""
-    base = f"{dir_prefix(scratch)}.jarvice/{name}"
-    return JobFiles(output=base + ".out", end_record=base + ".end")
 
 
 def exclusive(params: JobParameters) -> bool:
@@ -47,38 +32,28 @@ def exclusive(params: JobParameters) -> bool:
     return params.devices.exclusive or params.interactive or params.gpus > 0
 
 
-def sbatch_argv(
-    name: str, nodes: int, params: JobParameters, scratch: str, held: bool
-) -> list[str]:
-    """The ``sbatch`` command (the batch script goes on its stdin).
+def batch_job(name: str, nodes: int, params: JobParameters, paths: JobPaths, held: bool,
+              filled_script: str) -> BatchJob:
+    """The Slurm job running ``filled_script`` for the Jarvice job ``name`` (validated).
 
-    ``name`` is a validated Jarvice job name. Slurm gets ``cores * nodes`` tasks on
-    ``nodes`` nodes; the batch script then starts one task per node.
+    Slurm gets ``cores * nodes`` tasks on ``nodes`` nodes; the batch script then
+    starts one task per node.
     """
-    argv = [
-        "sbatch", "--parsable",
-        "-J", f"jarvice_{name}",
-        "-o", job_files(scratch, name).output,
-        "-n", str(params.cores * nodes),
-        "-N", str(nodes),
-    ]
-    if params.devices.partition:
-        argv += ["-p", params.devices.partition]
-    if params.ram:
-        argv.append(f"--mem={params.ram}G")
-    if params.gpus:
-        argv.append(f"--gpus-per-node={params.gpus}")
-    if exclusive(params):
-        argv.append("--exclusive")
-    if params.walltime:
-        argv.append(f"--time={params.walltime}")
-    if params.licenses:
-        argv += ["-L", params.licenses]
-    if held:
-        argv.append("-H")
-    argv += [f"--{option}={value}" if value else f"--{option}"
-             for option, value in params.devices.sbatch]
-    return argv
+    return BatchJob(
+        name=JOB_PREFIX + name,
+        script=slurm_batch_script(filled_script, paths.end_record),
+        output=paths.output,
+        nodes=nodes,
+        tasks=params.cores * nodes,
+        partition=params.devices.partition,
+        memory_gb=params.ram,
+        gpus_per_node=params.gpus,
+        exclusive=exclusive(params),
+        walltime=params.walltime,
+        licenses=params.licenses,
+        held=held,
+        extra=params.devices.sbatch,
+    )
 
 
 def _node_command(chunks: int) -> str:
@@ -170,7 +145,7 @@ exit "$DSSR_EXIT_CODE"
 def slurm_batch_script(filled_script: str, end_record: str) -> str:
     """The ``#!/bin/bash`` batch script that runs ``filled_script`` on every node.
 
-    ``end_record`` is the path of the end record (see ``job_files``); rank 0's output is
+    ``end_record`` is the path of the end record (``dssr.jobfiles``); rank 0's output is
     kept beside it, as ``<end_record>.rank0``, until the verdict is taken.
     """
     payload = base64.b64encode(filled_script.encode()).decode()
@@ -180,33 +155,3 @@ def slurm_batch_script(filled_script: str, end_record: str) -> str:
     return (_HEAD.format(end_record=shlex.quote(end_record))
             + exports
             + _TAIL.format(node_command=_node_command(len(chunks)), mark=SUCCESS_MARK))
-
-
-@dataclass(frozen=True)
-class EndRecord:
-    """How a job ended, as its batch script recorded it (times in epoch seconds)."""
-
-    state: str
-    exit_code: int
-    start: int
-    end: int
-
-    @property
-    def seconds(self) -> int:
-        """How long the batch script ran."""
-        return max(0, self.end - self.start)
-
-
-def parse_end_record(text: str) -> EndRecord | None:
-    """The ``EndRecord`` in an end record file, or None if it is incomplete or garbled."""
-    values = {}
-    for line in text.splitlines():
-        key, equals, value = line.partition("=")
-        if equals:
-            values[key.strip()] = value.strip()
-    try:
-        record = EndRecord(values["STATE"], int(values["EXIT_CODE"]),
-                           int(values["START"]), int(values["END"]))
-    except (KeyError, ValueError):
-        return None
-    return record if record.state in END_STATES else None

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from zope.interface import Interface
+from zope.interface import Attribute, Interface
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,10 @@ class AuthenticationFailed(RemoteError):
 class IRemote(Interface):
     """Runs argv lists on the login node, as the service account or a mapped user."""
 
+    service = Attribute(
+        "An IService that opens and closes the transport's connections with the "
+        "process, or None when there is nothing to open.")
+
     def run(argv, stdin=None, user=None, timeout=None):
         """Run ``argv`` (a list of str, joined with ``shlex.join``), feeding ``stdin`` bytes.
 
@@ -68,3 +72,6 @@ class IRemote(Interface):
     def state():
         """Describe the transport now: a ``(state, last_error)`` pair, ``state`` one of
         ``"connected"``, ``"connecting"``, ``"failed"``, ``last_error`` a str or None."""
+
+    def metrics():
+        """``dssr.samples.Sample`` values for ``/metrics`` (an iterable, maybe empty)."""

@@ -5,6 +5,7 @@ derived from the key text can leak into a log line or an exception.
 """
 
 import base64
+import binascii
 import hashlib
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -20,6 +21,17 @@ _SUPPORTED = (ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey, ec.EllipticCurvePriv
 
 class PrivateKeyError(ValueError):
     """A private key cannot be used; the message never contains key material."""
+
+
+def decode_key_text(text: str) -> bytes:
+    """A private key given raw (PEM/OpenSSH text) or as base64 of that text."""
+    text = str(text).strip()
+    if text.startswith("-----BEGIN"):
+        return text.encode() + b"\n"
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is neither a PEM/OpenSSH key nor base64 of one") from None
 
 
 def load_private_key(data: bytes, passphrase: str | bytes | None = None) -> Key:

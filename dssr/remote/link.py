@@ -26,6 +26,7 @@ from dssr.remote.interfaces import (
     RemoteError,
     RemoteResult,
 )
+from dssr.settings import default
 
 _log = Logger()
 
@@ -36,19 +37,22 @@ _FATAL = (HostKeyError, AuthenticationFailed)
 
 @dataclass(frozen=True)
 class Policy:
-    """Limits and timings shared by every link (seconds; 0 disables a timeout)."""
+    """Limits and timings shared by every link (seconds; 0 disables a timeout).
 
-    max_channels: int = 8
-    max_output: int = 64 * 1024 * 1024
-    command_timeout: float = 60.0
+    Those that are settings default to the settings table's ``ssh_*`` defaults.
+    """
+
+    max_channels: int = default("ssh_max_channels")
+    max_output: int = default("ssh_max_output")
+    command_timeout: float = default("ssh_command_timeout")
     queue_timeout: float = 30.0
     # How long a command waits while the connection is down: a longer outage fails
     # commands (a 503 upstream retries) instead of holding every caller.
-    connect_wait: float = 5.0
+    connect_wait: float = default("ssh_connect_wait")
     connect_timeout: float = 15.0
-    keepalive: float = 30.0
+    keepalive: float = default("ssh_keepalive")
     keepalive_misses: int = 3
-    idle_timeout: float = 300.0
+    idle_timeout: float = default("ssh_idle_timeout")
     backoff_base: float = 0.5
     backoff_cap: float = 60.0
     refused_retry: float = 0.5

@@ -39,22 +39,19 @@ class LocalRemote:
     """Runs argv with ``spawnProcess`` in a minimal environment (``command_environment``
     of ``environ``); a mapped ``user`` needs DSSR to run as root."""
 
+    service = None  # nothing to open or close
+
     def __init__(
         self,
         reactor: IReactorProcess,
-        command_timeout: float = 60.0,
-        max_output: int = 64 * 1024 * 1024,
+        command_timeout: float,
+        max_output: int,
         environ: Mapping[str, str] = os.environ,
     ):
         self._reactor = reactor
         self._command_timeout = command_timeout
         self._max_output = max_output
         self._environ = dict(environ)
-
-    @classmethod
-    def from_settings(cls, settings, reactor) -> "LocalRemote":
-        """Build from ``dssr.settings.Settings`` (the command timeout and output cap)."""
-        return cls(reactor, settings.ssh_command_timeout, settings.ssh_max_output)
 
     def run(self, argv, stdin=None, user=None, timeout=None) -> Deferred:
         if isinstance(argv, str | bytes) or not argv or not all(
@@ -81,6 +78,9 @@ class LocalRemote:
 
     def state(self) -> tuple[str, str | None]:
         return "connected", None
+
+    def metrics(self):
+        return ()
 
 
 def _account(user: str | None) -> pwd.struct_passwd:

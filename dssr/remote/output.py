@@ -24,3 +24,11 @@ class OutputBuffer:
     def value(self) -> bytes:
         """Everything kept so far."""
         return b"".join(self._chunks)
+
+
+def first_line(data: bytes) -> str:
+    """The first non-empty line of a command's output, for error messages."""
+    for line in data.decode("utf-8", "replace").splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return "(no output)"

@@ -8,17 +8,13 @@ from collections.abc import Callable, Mapping
 from twisted.application.service import IService, Service
 from twisted.conch.ssh.keys import Key
 from twisted.internet.defer import Deferred, fail, gatherResults
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from dssr.metrics import Sample
-from dssr.remote.conch import Target, dial
-from dssr.remote.hostkeys import KnownHosts, host_token
 from dssr.remote.interfaces import IRemote, RemoteError
-from dssr.remote.keys import load_private_key
+from dssr.remote.keys import decode_key_text, load_private_key
 from dssr.remote.link import Link, Policy
-from dssr.settings import SettingsError, decode_key_text
+from dssr.samples import Sample
 
 # Mapped cluster user -> private key: bytes, or text as in settings (PEM/OpenSSH or base64).
 UserKeys = Mapping[str, bytes | str] | Callable[[str], bytes | str | None]
@@ -28,9 +24,11 @@ UserKeys = Mapping[str, bytes | str] | Callable[[str], bytes | str | None]
 class SSHRemote(Service):
     """Runs commands on the login node over SSH, never more than one login per user.
 
-    ``connect(user, key)`` logs in and fires with a connection (see ``dssr.remote.link``).
-    ``user_keys`` gives a mapped cluster user's private key (see ``UserKeys``).
-    ``user_labels``: ``metrics`` names each account instead of only its role.
+    ``connect(user, key)`` logs in and fires with a connection (see ``dssr.remote.link``;
+    ``dssr.compose`` builds it from the settings). ``user_keys`` gives a mapped cluster
+    user's private key (see ``UserKeys``). ``user_labels``: ``metrics`` names each
+    account instead of only its role. It is its own ``service``: starting it connects
+    the service account, stopping it closes every connection.
     """
 
     def __init__(
@@ -56,42 +54,6 @@ class SSHRemote(Service):
         self._links: dict[str, Link] = {}
         self._main = self._new_link(service_user, service_key, persistent=True)
 
-    @classmethod
-    def from_settings(cls, settings, reactor, user_keys: UserKeys | None = None,
-                      **policy) -> "SSHRemote":
-        """Build from ``dssr.settings.Settings``; ``policy`` overrides ``Policy`` fields.
-
-        Raises ``SettingsError`` when the login node or the key is not usable.
-        """
-        for key in ("cluster_addr", "ssh_user", "ssh_pkey"):
-            if not getattr(settings, key):
-                raise SettingsError(f"{key} must be set to use the SSH transport")
-        try:
-            key = load_private_key(
-                decode_key_text(settings.ssh_pkey), settings.ssh_pkey_passphrase)
-        except ValueError as error:  # PrivateKeyError, or neither key text nor base64
-            raise SettingsError(f"ssh_pkey: {error}") from None
-        host, port = settings.cluster_addr, settings.cluster_port
-        known_hosts = KnownHosts(
-            settings.ssh_known_hosts, accept_new=settings.ssh_host_key_policy == "accept-new")
-        policy = Policy(**{
-            "max_channels": settings.ssh_max_channels,
-            "max_output": settings.ssh_max_output,
-            "command_timeout": settings.ssh_command_timeout,
-            "keepalive": settings.ssh_keepalive,
-            "idle_timeout": settings.ssh_idle_timeout,
-            "connect_wait": settings.ssh_connect_wait,
-            **policy,
-        })
-
-        def connect(user: str, user_key: Key) -> Deferred:
-            endpoint = HostnameEndpoint(reactor, host, port, timeout=policy.connect_timeout)
-            target = Target(host, port, user, user_key, known_hosts)
-            return dial(endpoint, target, reactor, policy.connect_timeout)
-
-        return cls(connect, reactor, host_token(host, port), settings.ssh_user, key,
-                   user_keys, policy, user_labels=settings.metrics_user_labels)
-
     def run(self, argv, stdin=None, user=None, timeout=None) -> Deferred:
         if isinstance(argv, str | bytes) or not argv or not all(
                 isinstance(arg, str) for arg in argv):
@@ -101,6 +63,10 @@ class SSHRemote(Service):
         except RemoteError as error:
             return fail(error)
         return link.run(shlex.join(argv).encode("utf-8"), stdin, timeout)
+
+    @property
+    def service(self) -> "SSHRemote":
+        return self
 
     def state(self) -> tuple[str, str | None]:
         return self._main.state()

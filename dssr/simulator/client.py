@@ -8,13 +8,14 @@ answering 200 — is a ``DSSRError`` whose message names the call and the reason
 import base64
 import json
 from dataclasses import dataclass
-from io import BytesIO
 from urllib.parse import quote, urlencode
 
-from twisted.internet.defer import TimeoutError, ensureDeferred
+from twisted.internet.defer import TimeoutError, ensureDeferred, succeed
 from twisted.internet.error import ConnectError
-from twisted.web.client import FileBodyProducer, ResponseFailed, readBody
+from twisted.web.client import ResponseFailed, readBody
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import IBodyProducer
+from zope.interface import implementer
 
 from dssr.jobs import JobRef
 
@@ -43,6 +44,28 @@ class ExitStatus:
     totaltime: str
     stdout: str
     termination: str
+
+
+@implementer(IBodyProducer)
+class BytesProducer:
+    """A request body written at once: no cooperator, so any clock drives the exchange."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.length = len(data)
+
+    def startProducing(self, consumer):
+        consumer.write(self.data)
+        return succeed(None)
+
+    def pauseProducing(self):
+        pass
+
+    def resumeProducing(self):
+        pass
+
+    def stopProducing(self):
+        pass
 
 
 def basic_auth(credentials: str) -> bytes:
@@ -99,7 +122,7 @@ class DSSRClient:
     async def _exchange(self, path: str, body: bytes) -> tuple[int, bytes]:
         response = await self._agent.request(
             b"POST", (self._url + path).encode(), Headers(self._headers),
-            FileBodyProducer(BytesIO(body)))
+            BytesProducer(body))
         return response.code, await readBody(response)
 
     async def answer(self, path: str, args: dict | None = None):

@@ -4,12 +4,14 @@ Job ids are checked here as well as at the API edge, so nothing but digits ever
 reaches a Slurm command line.
 """
 
-from dssr.validate import JOBID
+from dssr.jobs import JOBID
+from dssr.slurm.interfaces import BatchJob
 
 # squeue fields for the one snapshot of all jobs, in the order parse.parse_snapshot
 # reads them: id, long state, time used, node list, owner, reason, name. The name is
 # last because it is the only field that may hold the separator (or even a newline).
 SNAPSHOT_FORMAT = "%i|%T|%M|%N|%u|%r|%j"
+
 
 def _jobid(jobid: str) -> str:
     """``jobid`` if it is a Slurm job id (``123``, array ``123_4``, het ``123+1``); else
@@ -17,6 +19,28 @@ def _jobid(jobid: str) -> str:
     if not JOBID.fullmatch(jobid):
         raise ValueError(f"not a Slurm job id: {jobid!r}")
     return jobid
+
+
+def sbatch(job: BatchJob) -> list[str]:
+    """The ``sbatch`` command submitting ``job`` (its batch script goes on stdin)."""
+    argv = ["sbatch", "--parsable", "-J", job.name, "-o", job.output,
+            "-n", str(job.tasks), "-N", str(job.nodes)]
+    if job.partition:
+        argv += ["-p", job.partition]
+    if job.memory_gb:
+        argv.append(f"--mem={job.memory_gb}G")
+    if job.gpus_per_node:
+        argv.append(f"--gpus-per-node={job.gpus_per_node}")
+    if job.exclusive:
+        argv.append("--exclusive")
+    if job.walltime:
+        argv.append(f"--time={job.walltime}")
+    if job.licenses:
+        argv += ["-L", job.licenses]
+    if job.held:
+        argv.append("-H")
+    argv += [f"--{option}={value}" if value else f"--{option}" for option, value in job.extra]
+    return argv
 
 
 def squeue_snapshot() -> list[str]:
@@ -63,15 +87,3 @@ def sacct_job(jobid: str) -> list[str]:
         "sacct", "--noheader", "--parsable2", f"--jobs={_jobid(jobid)}",
         "--format=JobID,State,ExitCode,Elapsed,JobName",
     ]
-
-
-# The last $1 lines of file $2, at most $3 bytes of them (one huge line must not
-# exhaust the transport's output cap); exit 1 when there is no such file.
-TAIL = '[ -f "$2" ] || exit 1; tail -n "$1" -- "$2" | tail -c "$3"'
-
-
-def tail(path: str, lines: int, max_bytes: int) -> list[str]:
-    """The last ``lines`` lines of the file at ``path``, capped at ``max_bytes``."""
-    if lines < 0 or max_bytes < 0:
-        raise ValueError(f"negative count: {lines} lines, {max_bytes} bytes")
-    return ["sh", "-c", TAIL, "sh", str(lines), path, str(max_bytes)]

@@ -6,11 +6,10 @@ queue would make upstream believe jobs ended, so it must never pass silently.
 
 import itertools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from dssr.slurm.interfaces import JOB_PREFIX, AccountingRecord, QueueJob
 from dssr.slurm.states import long_name
-
-JOB_PREFIX = "jarvice_"
 
 # Slurm's own hostlist limit; also keeps a hostile expression from eating memory.
 MAX_HOSTS = 65536
@@ -18,30 +17,6 @@ MAX_HOSTS = 65536
 
 class SlurmOutputError(ValueError):
     """Slurm printed something these parsers do not understand."""
-
-
-@dataclass(frozen=True)
-class QueueJob:
-    """One Jarvice job in the squeue snapshot."""
-
-    jobid: str
-    state: str  # long name, e.g. PENDING
-    elapsed: str  # HH:MM:SS, hours may exceed 24
-    nodes: tuple[str, ...]  # expanded host names; empty while pending
-    owner: str  # the cluster user the job runs as
-    reason: str  # why it is pending, e.g. JobHeldUser; "None" otherwise
-    name: str  # the Jarvice job name, without the jarvice_ prefix
-
-
-@dataclass(frozen=True)
-class AccountingRecord:
-    """One job as sacct reports it."""
-
-    state: str  # long name, e.g. CANCELLED (sacct's "by UID" dropped)
-    exit_code: int
-    signal: int
-    elapsed: str  # HH:MM:SS
-    name: str  # the Slurm job name, e.g. jarvice_<name>
 
 
 # The start of a snapshot record (commands.SNAPSHOT_FORMAT). A line that is not one
@@ -213,6 +188,17 @@ def parse_sbatch(text: str) -> str:
     if not match:
         raise SlurmOutputError(f"sbatch printed no job id: {text!r}")
     return match[1]
+
+
+# What Slurm commands print when slurmctld does not answer (lower case).
+CONTROLLER_DOWN = ("unable to contact slurm controller", "socket timed out",
+                   "slurm_load_jobs error: unable to contact", "connection refused")
+
+
+def controller_down(stderr: str) -> bool:
+    """Whether a failed Slurm command's ``stderr`` says slurmctld did not answer."""
+    text = stderr.lower()
+    return any(sign in text for sign in CONTROLLER_DOWN)
 
 
 def parse_ping(text: str) -> bool:

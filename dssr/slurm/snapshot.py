@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 class Snapshot:
     """A cached, shared result of ``fetch()`` (a function returning a Deferred)."""
 
-    def __init__(self, fetch: Callable[[], Deferred], clock, ttl: float = 2.0):
+    def __init__(self, fetch: Callable[[], Deferred], clock, ttl: float):
         self._fetch = fetch
         self._clock = clock
         self.ttl = ttl

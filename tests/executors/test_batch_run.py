@@ -13,7 +13,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from dssr.executors.slurm_batch import CHUNK, EndRecord, parse_end_record, slurm_batch_script
+from dssr.executors.slurm_batch import CHUNK, slurm_batch_script
+from dssr.jobfiles import EndRecord, parse_end_record
 
 FAKE_SRUN = """\
 #!/bin/bash

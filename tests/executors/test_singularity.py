@@ -1,4 +1,4 @@
-"""The whole executor: upstream script in, sbatch submission out."""
+"""The whole executor: upstream script in, Slurm batch job out."""
 
 import base64
 import json
@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from dssr.errors import BadRequest
 from dssr.executors import ExecutorSettings, prepare
 from dssr.executors.scrub import REMOVED
-from dssr.executors.slurm_batch import JobFiles
+from dssr.slurm.commands import sbatch
 from tests.executors.sample import (
     APP_PASSWORD,
     APP_USER,
@@ -36,11 +36,12 @@ def payload(batch_script: str) -> str:
 class PrepareTests(SynchronousTestCase):
     def test_submission(self):
         job = prepare(template(JOBOBJ_ARCH="arm64"), NAME, 2, False, SETTINGS)
-        self.assertEqual(job.argv[:4], ("sbatch", "--parsable", "-J", f"jarvice_{NAME}"))
-        self.assertIn(f"/jxe_scratch/users/kirby/.jarvice/{NAME}.out", job.argv)
-        self.assertEqual(job.files, JobFiles(f"/jxe_scratch/users/kirby/.jarvice/{NAME}.out",
-                                             f"/jxe_scratch/users/kirby/.jarvice/{NAME}.end"))
-        filled = payload(job.batch_script)
+        self.assertEqual(sbatch(job.batch)[:4], ["sbatch", "--parsable", "-J", f"jarvice_{NAME}"])
+        self.assertIn(f"/jxe_scratch/users/kirby/.jarvice/{NAME}.out", sbatch(job.batch))
+        self.assertEqual((job.files.output, job.files.end_record),
+                         (f"/jxe_scratch/users/kirby/.jarvice/{NAME}.out",
+                          f"/jxe_scratch/users/kirby/.jarvice/{NAME}.end"))
+        filled = payload(job.batch.script)
         self.assertIn("export JARVICE_INIT_IMAGE=docker://us-docker.pkg.dev/jarvice-system/"
                       "images/initv2:jarvice-3.24.5-arm64\n", filled)
         self.assertIn("export JARVICE_APP_IMAGE=docker://us-docker.pkg.dev/jarvice/images/"
@@ -52,8 +53,8 @@ class PrepareTests(SynchronousTestCase):
         self.assertNotIn("{DOWNSTREAM_PARAMETERS}", filled)
 
     def test_held(self):
-        self.assertIn("-H", prepare(template(), NAME, 1, True, SETTINGS).argv)
-        self.assertNotIn("-H", prepare(template(), NAME, 1, False, SETTINGS).argv)
+        self.assertIn("-H", sbatch(prepare(template(), NAME, 1, True, SETTINGS).batch))
+        self.assertNotIn("-H", sbatch(prepare(template(), NAME, 1, False, SETTINGS).batch))
 
     def test_no_secret_survives_in_fscript(self):
         docker_secret = json.dumps({"server": "us-docker.pkg.dev", "username": "owner",
@@ -63,7 +64,7 @@ class PrepareTests(SynchronousTestCase):
         self.assertIn(REMOVED, job.fscript)
         self.assertIn("export JARVICE_CMD='/usr/bin/env'", job.fscript)
         self.assertIn("JOBOBJ_USER=kirby", job.fscript)
-        filled = payload(job.batch_script)
+        filled = payload(job.batch.script)
         self.assertIn(base64.b64encode(OWNER_PASSWORD.encode()).decode(), filled)
         for secret in (APP_PASSWORD, OTHER_PASSWORD, OWNER_PASSWORD, INIT_PASSWORD,
                        "eyJhbGciOiJSUzI1NiJ9.bearer.token"):
@@ -78,7 +79,7 @@ class PrepareTests(SynchronousTestCase):
                                     https_proxy="https://puser:Pr0xy-pw@proxy.example.org:3129",
                                     no_proxy="localhost,.example.org")
         job = prepare(template(), NAME, 1, False, settings)
-        filled = payload(job.batch_script)
+        filled = payload(job.batch.script)
         self.assertIn("export SCHTTP_PROXY=http://puser:Pr0xy-pw@proxy.example.org:3128\n",
                       filled)
         self.assertIn("export SCHTTPS_PROXY=https://puser:Pr0xy-pw@proxy.example.org:3129\n",
@@ -108,7 +109,7 @@ class PrepareTests(SynchronousTestCase):
         settings = ExecutorSettings(interactive=True)
         job = prepare(template(JOBOBJ_INTERACTIVE="True", JOBOBJ_DEVICES='["exclusive=False"]'),
                       NAME, 1, False, settings)
-        self.assertIn("--exclusive", job.argv)
+        self.assertIn("--exclusive", sbatch(job.batch))
 
     def test_refusals_are_bad_requests_on_hpc_script(self):
         for script in (template(JOBOBJ_APPDEFVERSION="1"), template(body="{HOME}"),

@@ -1,34 +1,22 @@
-"""The sbatch command line, the batch script text, and the end record parser."""
+"""The batch job (as the sbatch command line it makes) and the batch script text."""
 
 import shlex
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from dssr.executors.header import parse_header
-from dssr.executors.slurm_batch import (
-    CHUNK,
-    EndRecord,
-    JobFiles,
-    job_files,
-    parse_end_record,
-    sbatch_argv,
-    slurm_batch_script,
-)
+from dssr.executors.slurm_batch import CHUNK, batch_job, slurm_batch_script
+from dssr.jobfiles import job_paths
+from dssr.slurm.commands import sbatch
 from tests.executors.sample import template
 
 NAME = "20261124140000-A1B2C-jarvice-ubuntu-kirby_s1"
 
 
 def argv_for(held=False, nodes=2, scratch="/scratch/", **header):
-    return sbatch_argv(NAME, nodes, parse_header(template(**header)), scratch, held)
-
-
-class JobFilesTests(SynchronousTestCase):
-    def test_paths(self):
-        self.assertEqual(job_files("/scratch", "n"),
-                         JobFiles("/scratch/.jarvice/n.out", "/scratch/.jarvice/n.end"))
-        self.assertEqual(job_files("/scratch/", "n").output, "/scratch/.jarvice/n.out")
-        self.assertEqual(job_files("", "n").output, ".jarvice/n.out")
+    job = batch_job(NAME, nodes, parse_header(template(**header)), job_paths(scratch, NAME),
+                    held, "echo hi\n")
+    return sbatch(job)
 
 
 class SbatchArgvTests(SynchronousTestCase):
@@ -81,22 +69,3 @@ class BatchScriptTextTests(SynchronousTestCase):
         self.assertNotIn("DSSR_PAYLOAD_3", text)
         for line in text.splitlines():
             self.assertLessEqual(len(line), CHUNK + 40)
-
-
-class EndRecordTests(SynchronousTestCase):
-    def test_parse(self):
-        record = parse_end_record(
-            "STATE=COMPLETED\nEXIT_CODE=0\nSTEP_EXIT_CODE=0\nSTART=100\nEND=160\n")
-        self.assertEqual(record, EndRecord("COMPLETED", 0, 100, 160))
-        self.assertEqual(record.seconds, 60)
-
-    def test_cancelled(self):
-        record = parse_end_record("STATE=CANCELLED\nEXIT_CODE=143\nSTART=5\nEND=4\n")
-        self.assertEqual((record.state, record.exit_code, record.seconds),
-                         ("CANCELLED", 143, 0))
-
-    def test_incomplete_or_garbled(self):
-        for text in ("", "STATE=COMPLETED\nEXIT_CODE=0\nSTART=1\n",
-                     "STATE=COMPLETED\nEXIT_CODE=x\nSTART=1\nEND=2\n",
-                     "STATE=RUNNING\nEXIT_CODE=0\nSTART=1\nEND=2\n", "garbage"):
-            self.assertIsNone(parse_end_record(text))

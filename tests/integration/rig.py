@@ -23,7 +23,7 @@ from twisted.web.client import HTTPConnectionPool
 
 from dssr import settings as settings_module
 from dssr.api import DSSRApi
-from dssr.connectors.slurm import make_connector
+from dssr.compose import slurm_connector
 from dssr.edge import make_site
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -136,7 +136,7 @@ class RigCase(TestCase):
         values.update(overrides)
         values["snapshot_ttl"] = values.get("snapshot_ttl", 0.5)
         self.settings = settings_module.load().replace(**values)
-        connector = self.connector = make_connector(self.settings, reactor)
+        connector = self.connector = slurm_connector(self.settings, reactor)
         connector.service.startService()
         api = DSSRApi(connector)
         port = reactor.listenTCP(0, make_site(api),

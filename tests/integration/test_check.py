@@ -12,8 +12,7 @@ from twisted.trial.unittest import TestCase
 
 from dssr import check
 from dssr.remote.hostkeys import KnownHosts
-from dssr.remote.keys import fingerprint, load_private_key
-from dssr.settings import decode_key_text
+from dssr.remote.keys import decode_key_text, fingerprint, load_private_key
 from tests.integration.rig import rig_environment
 from tests.integration.sshd import free_port, generate_key
 

@@ -51,7 +51,7 @@ class LocalRemoteTests(TestCase):
 
     def test_stdin_round_trip(self):
         data = os.urandom(10 * 1024 * 1024)
-        remote = LocalRemote(reactor, max_output=len(data))
+        remote = LocalRemote(reactor, command_timeout=10, max_output=len(data))
         return remote.run(["cat"], stdin=data).addCallback(
             lambda result: self.assertTrue(result.stdout == data))
 
@@ -86,7 +86,7 @@ class LocalRemoteTests(TestCase):
     def test_commands_do_not_inherit_dssrs_environment(self):
         environ = {**os.environ, "JARVICE_SCHED_SERVER_KEY": "u:canary-server-key",
                    "DSSR_SSH_PKEY_PASSPHRASE": "canary-passphrase", "SLURM_CONF": "/x.conf"}
-        remote = LocalRemote(reactor, command_timeout=10, environ=environ)
+        remote = LocalRemote(reactor, command_timeout=10, max_output=1 << 20, environ=environ)
 
         def check(result):
             names = {line.split("=", 1)[0] for line in result.stdout.decode().splitlines()}

@@ -10,6 +10,7 @@ from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, TestCase
 
+from dssr import compose
 from dssr import settings as dssr_settings
 from dssr.remote.interfaces import (
     AuthenticationFailed,
@@ -20,7 +21,6 @@ from dssr.remote.interfaces import (
     RemoteResult,
 )
 from dssr.remote.keys import fingerprint, load_private_key
-from dssr.remote.ssh import SSHRemote
 from tests.integration.sshd import SSHServer, generate_key, require_sshd
 
 ME = pwd.getpwuid(os.geteuid()).pw_name
@@ -53,13 +53,13 @@ class SSHRemoteTests(TestCase):
         with open(self.known_hosts, "wb") as known:
             known.write(data)
 
-    def remote(self, user_keys=None, **values) -> SSHRemote:
+    def remote(self, user_keys=None, **values):
         """An SSHRemote for the test server, stopped at cleanup."""
         settings = dssr_settings.load(cli={
             "cluster_addr": self.server.host, "cluster_port": self.server.port,
             "ssh_user": ME, "ssh_pkey": self.client_key.decode(),
             "ssh_known_hosts": self.known_hosts, **values})
-        remote = SSHRemote.from_settings(settings, reactor, user_keys, backoff_base=0.1)
+        remote = compose.ssh_remote(settings, reactor, user_keys, backoff_base=0.1)
         remote.startService()
         self.addCleanup(remote.stopService)
         return remote

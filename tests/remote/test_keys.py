@@ -7,8 +7,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from twisted.trial.unittest import SynchronousTestCase
 
-from dssr.remote.keys import PrivateKeyError, describe, fingerprint, load_private_key
-from dssr.settings import decode_key_text
+from dssr.remote.keys import (
+    PrivateKeyError,
+    decode_key_text,
+    describe,
+    fingerprint,
+    load_private_key,
+)
 
 _MAKERS = {
     "ed25519": ed25519.Ed25519PrivateKey.generate,
@@ -83,3 +88,15 @@ class FingerprintTests(SynchronousTestCase):
         expected = "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
         self.assertEqual(fingerprint(key), expected)
         self.assertEqual(describe(key), "ssh-ed25519 " + expected)
+
+
+class KeyTextTests(SynchronousTestCase):
+    PEM = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----"
+
+    def test_raw_and_base64(self):
+        self.assertEqual(decode_key_text(self.PEM), self.PEM.encode() + b"\n")
+        encoded = base64.b64encode(self.PEM.encode()).decode()
+        self.assertEqual(decode_key_text(encoded), self.PEM.encode())
+
+    def test_garbage(self):
+        self.assertRaises(ValueError, decode_key_text, "not a key!")

@@ -10,12 +10,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from dssr import settings as dssr_settings
 from dssr.remote.interfaces import ConnectionLost, IRemote, NotConnected, RemoteError
 from dssr.remote.keys import load_private_key
 from dssr.remote.link import Policy
 from dssr.remote.ssh import SSHRemote
-from dssr.settings import SettingsError
 from tests.remote.fakes import FakeConnection
 
 
@@ -154,37 +152,3 @@ class MetricsTests(SynchronousTestCase):
         self.assertEqual(samples[("dssr_remote_commands", (("role", "service"),
                                                            ("user", "svc")))], 2)
         self.assertEqual(len(samples), 12)
-
-
-def settings(**values):
-    base = dict(cluster_addr="login", cluster_port=2222, ssh_user="svc",
-                ssh_pkey=key_text().decode(), ssh_known_hosts="/nonexistent/known_hosts")
-    return dssr_settings.load(cli={**base, **values})
-
-
-class FromSettingsTests(SynchronousTestCase):
-    def test_builds_from_settings(self):
-        remote = SSHRemote.from_settings(settings(ssh_max_channels=3), Clock(), queue_timeout=5)
-        verifyObject(IRemote, remote)
-        self.assertEqual(remote._policy.max_channels, 3)
-        self.assertFalse(remote._user_labels)
-        labelled = SSHRemote.from_settings(settings(metrics_user_labels="true"), Clock())
-        self.assertTrue(labelled._user_labels)
-        self.assertEqual(remote._policy.queue_timeout, 5)
-
-    def test_encrypted_key_with_passphrase(self):
-        text = key_text(b"pw").decode()
-        SSHRemote.from_settings(settings(ssh_pkey=text, ssh_pkey_passphrase="pw"), Clock())
-
-    def test_missing_settings_are_named(self):
-        for name in ("cluster_addr", "ssh_user", "ssh_pkey"):
-            error = self.assertRaises(SettingsError, SSHRemote.from_settings,
-                                      settings(**{name: ""}), Clock())
-            self.assertIn(name, str(error))
-
-    def test_bad_key_is_a_settings_error_without_the_key(self):
-        text = key_text(b"pw").decode()
-        error = self.assertRaises(SettingsError, SSHRemote.from_settings,
-                                  settings(ssh_pkey=text, ssh_pkey_passphrase="nope"), Clock())
-        self.assertIn("ssh_pkey", str(error))
-        self.assertNotIn(text.splitlines()[1], str(error))

@@ -6,9 +6,10 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
-from dssr.connectors.slurm import FORGET, LIST_DIRECTORY, SUBMIT
+from dssr.jobfiles import FORGET, LIST_DIRECTORY, PREPARE, TAIL
 from dssr.remote.interfaces import IRemote, RemoteResult
-from dssr.slurm.commands import TAIL
+from dssr.slurm.cli import with_setup
+from dssr.slurm.interfaces import Setup
 
 FIXTURES = FilePath(__file__).parent().parent().child("fixtures").child("slurm")
 
@@ -46,6 +47,8 @@ class Call:
         return command_key(self.argv)
 
 
+# The program a submit runs: the job files' setup, then sbatch (its argv follows).
+SUBMIT = with_setup(Setup(PREPARE, ("directory", "end record", "cancel marker")), [])[2]
 _SCRIPTS = {SUBMIT: "submit", FORGET: "forget", LIST_DIRECTORY: "list", TAIL: "tail"}
 
 
@@ -68,6 +71,8 @@ class FakeRemote:
     a ``Deferred`` (fired by the test), or a function of the ``Call`` returning one of
     these. A command with no scripted answer fails the test.
     """
+
+    service = None
 
     def __init__(self, **script):
         self.script = {key.replace("_", " "): list(answers) for key, answers in script.items()}
@@ -95,6 +100,9 @@ class FakeRemote:
 
     def state(self):
         return self.connection
+
+    def metrics(self):
+        return ()
 
     def keys(self) -> list[str]:
         return [call.key for call in self.calls]

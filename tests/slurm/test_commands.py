@@ -1,10 +1,12 @@
 """Tests for dssr.slurm.commands: argv lists, and job ids refused when not digits."""
 
+from dataclasses import replace
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from dssr.slurm import commands
+from dssr.slurm.interfaces import BatchJob
 
 README = Path(__file__).parents[1] / "fixtures" / "slurm" / "README.rst"
 BAD_JOBIDS = ["", "12a", "-1", "1 2", "1;true", "$(id)", "\uff11\uff12", "12\n"]
@@ -51,9 +53,11 @@ class CommandTests(SynchronousTestCase):
         """scontrol ping."""
         self.assertEqual(commands.scontrol_ping(), ["scontrol", "ping"])
 
-    def test_tail(self) -> None:
-        """tail ends its options before the path, so a path cannot become an option."""
-        self.assertEqual(commands.tail("-x y", 100, 5),
-                         ["sh", "-c", commands.TAIL, "sh", "100", "-x y", "5"])
-        self.assertIn('tail -n "$1" -- "$2" | tail -c "$3"', commands.TAIL)
-        self.assertRaises(ValueError, commands.tail, "/a", -1, 5)
+    def test_sbatch(self) -> None:
+        """Only the options a job sets, in a fixed order; extra options last."""
+        job = BatchJob(name="jarvice_n", script="#!/bin/bash\n", output="o", nodes=2, tasks=8)
+        self.assertEqual(commands.sbatch(job), ["sbatch", "--parsable", "-J", "jarvice_n",
+                                                "-o", "o", "-n", "8", "-N", "2", "--exclusive"])
+        job = replace(job, exclusive=False, extra=(("requeue", ""), ("comment", "a b")))
+        self.assertEqual(commands.sbatch(job)[-2:], ["--requeue", "--comment=a b"])
+        self.assertNotIn("--exclusive", commands.sbatch(job))

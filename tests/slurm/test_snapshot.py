@@ -81,7 +81,7 @@ class SnapshotTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(retry), "ok")
 
     def test_synchronous_fetch(self):
-        snapshot = Snapshot(lambda: succeed("now"), self.clock)
+        snapshot = Snapshot(lambda: succeed("now"), self.clock, ttl=2.0)
         self.assertEqual(self.successResultOf(snapshot.get()), "now")
         self.assertEqual(self.successResultOf(snapshot.get()), "now")
         self.assertEqual(snapshot.fetches, 1)
@@ -90,4 +90,4 @@ class SnapshotTests(SynchronousTestCase):
         def broken():
             raise ValueError("bad output")
 
-        self.failureResultOf(Snapshot(broken, self.clock).get(), ValueError)
+        self.failureResultOf(Snapshot(broken, self.clock, ttl=2.0).get(), ValueError)

@@ -1,0 +1,172 @@
+"""The composition root: settings in, the objects DSSR runs with out.
+
+``twistd dssr`` (``dssr.tap``) and ``dssr check`` build through here, so the service
+and its checks reach the cluster through the same code. Nothing below this module
+reads settings: the transport, the Slurm client, the job files, the ID mapping and
+the executor each take plain values.
+"""
+
+import os
+from dataclasses import fields
+
+from twisted.conch.ssh.keys import Key
+from twisted.internet.endpoints import HostnameEndpoint
+
+from dssr.connectors.loader import build, resolve
+from dssr.connectors.slurm import SlurmConnector
+from dssr.executors.config import ExecutorSettings
+from dssr.identity import IdentityMap, MappingError, parse_mapping, unverified_tokens_refusal
+from dssr.jobfiles import JobFiles
+from dssr.remote.conch import Target, dial
+from dssr.remote.hostkeys import KnownHosts, host_token
+from dssr.remote.keys import decode_key_text, load_private_key
+from dssr.remote.link import Policy
+from dssr.remote.local import LocalRemote
+from dssr.remote.logged import LoggedRemote
+from dssr.remote.ssh import SSHRemote
+from dssr.settings import BY_KEY, Settings, SettingsError, default
+from dssr.slurm.cli import CLISlurm
+
+# The settings the SSH transport cannot do without.
+SSH_REQUIRED = ("cluster_addr", "ssh_user", "ssh_pkey")
+
+
+def connector(settings: Settings, reactor, factory=None):
+    """The connector the ``connector`` setting names (or ``factory``, already resolved).
+
+    ``ConnectorError`` or ``SettingsError`` when it cannot be built.
+    """
+    return build(factory or resolve(settings.connector), settings, reactor)
+
+
+# -- the pieces -------------------------------------------------------------------
+
+
+def executor_settings(settings: Settings) -> ExecutorSettings:
+    """The executor's slice of the settings (its fields are setting keys)."""
+    values = {field.name: getattr(settings, field.name) for field in fields(ExecutorSettings)
+              if field.name in BY_KEY}
+    return ExecutorSettings(**values, interactive=bool(settings.jobs_domain))
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(os.path.expanduser(path), "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise SettingsError(f"{what} {path}: {error.strerror}") from None
+
+
+def identities(settings: Settings) -> IdentityMap | None:
+    """The ID mapping the settings name, or None when every job runs as the service account."""
+    if not settings.id_mapping_file:
+        return None
+    refusal = unverified_tokens_refusal(settings)
+    if refusal:
+        raise SettingsError(refusal)
+    text = _read(settings.id_mapping_file, "id_mapping_file").decode("utf-8", "replace")
+    try:
+        users = parse_mapping(text, settings.id_mapping_file)
+    except MappingError as error:
+        raise SettingsError(str(error)) from None
+    public_key = None
+    if settings.jwt_public_key_file:
+        public_key = _read(settings.jwt_public_key_file, "jwt_public_key_file")
+    return IdentityMap(users, public_key, settings.jwt_audience, settings.jwt_issuer,
+                       trusted_upstream=bool(settings.server_key))
+
+
+def mapped_keys(mapping: IdentityMap | None) -> dict[str, bytes]:
+    """Each mapped cluster user's private key, for the SSH transport."""
+    return {user.cluster_user: user.private_key for user in (mapping.users.values()
+                                                             if mapping else ())}
+
+
+def policy(settings: Settings, **overrides) -> Policy:
+    """The SSH links' limits: each ``ssh_<field>`` setting, then ``overrides``."""
+    values = {field.name: getattr(settings, "ssh_" + field.name) for field in fields(Policy)
+              if "ssh_" + field.name in BY_KEY}
+    return Policy(**{**values, **overrides})
+
+
+def private_key(settings: Settings) -> Key:
+    """The service account's key; ``ValueError`` (never showing key material) if unusable."""
+    return load_private_key(decode_key_text(settings.ssh_pkey), settings.ssh_pkey_passphrase)
+
+
+def known_hosts(settings: Settings, kind: type[KnownHosts] = KnownHosts) -> KnownHosts:
+    """The host keys the login node is checked against, as ``ssh_host_key_policy`` says."""
+    return kind(settings.ssh_known_hosts,
+                accept_new=settings.ssh_host_key_policy == "accept-new")
+
+
+def ssh_login(settings: Settings, reactor, trusted: KnownHosts, timeout: float):
+    """``login(user, key)``: one SSH login to the login node, firing with a connection
+    (``dssr.remote.conch.dial``) within ``timeout`` seconds."""
+    host, port = settings.cluster_addr, settings.cluster_port
+
+    def login(user: str, key: Key):
+        endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
+        return dial(endpoint, Target(host, port, user, key, trusted), reactor, timeout)
+
+    return login
+
+
+def ssh_remote(settings: Settings, reactor, user_keys=None, key: Key | None = None,
+               trusted: KnownHosts | None = None, **overrides) -> SSHRemote:
+    """The persistent SSH transport to the login node.
+
+    ``key`` replaces the configured service account key, ``trusted`` the known_hosts
+    check, ``overrides`` some ``Policy`` fields. ``SettingsError`` when the login node
+    or the key is not usable.
+    """
+    for name in SSH_REQUIRED[:2] + (() if key else SSH_REQUIRED[2:]):
+        if not getattr(settings, name):
+            raise SettingsError(f"{name} must be set to use the SSH transport")
+    if key is None:
+        try:
+            key = private_key(settings)
+        except ValueError as error:  # PrivateKeyError, or neither key text nor base64
+            raise SettingsError(f"ssh_pkey: {error}") from None
+    limits = policy(settings, **overrides)
+    login = ssh_login(settings, reactor, trusted or known_hosts(settings),
+                      limits.connect_timeout)
+    return SSHRemote(login, reactor, host_token(settings.cluster_addr, settings.cluster_port),
+                     settings.ssh_user, key, user_keys, limits,
+                     user_labels=settings.metrics_user_labels)
+
+
+def local_remote(settings: Settings, reactor) -> LocalRemote:
+    """The transport for a DSSR on the login node itself: processes on this host."""
+    return LocalRemote(reactor, settings.ssh_command_timeout, settings.ssh_max_output)
+
+
+def remote(settings: Settings, reactor, mapping: IdentityMap | None):
+    """The ``IRemote`` the ``remote`` setting names, able to act as ``mapping``'s users."""
+    if settings.remote == "local":
+        if mapping is not None:
+            raise SettingsError("id_mapping_file needs remote=ssh: a local transport "
+                                "cannot act as other users")
+        return local_remote(settings, reactor)
+    return ssh_remote(settings, reactor, user_keys=mapped_keys(mapping))
+
+
+# -- the Slurm connector -----------------------------------------------------------
+
+
+def slurm_over(remote, clock, executor: ExecutorSettings,
+               identities: IdentityMap | None = None,
+               snapshot_ttl: float = default("snapshot_ttl"), listing_root: str = "",
+               service_user: str = "") -> SlurmConnector:
+    """The Slurm connector on Slurm's commands and the job files, both over ``remote``."""
+    commands = LoggedRemote(remote, clock, service_user)
+    files = JobFiles(commands, executor.job_scratch_dir, listing_root)
+    return SlurmConnector(CLISlurm(commands), files, clock, executor, identities,
+                          snapshot_ttl, service_user)
+
+
+def slurm_connector(settings: Settings, reactor) -> SlurmConnector:
+    """The ``slurm`` connector as the settings describe it (``slurm_interface`` cli)."""
+    mapping = identities(settings)
+    return slurm_over(remote(settings, reactor, mapping), reactor, executor_settings(settings),
+                      mapping, settings.snapshot_ttl, settings.pvcls_root, settings.ssh_user)

@@ -1,0 +1,113 @@
+"""The composition root: settings become the transport, the connector and their parts."""
+
+from dataclasses import fields
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from dssr import compose
+from dssr import settings as dssr_settings
+from dssr.connectors.interfaces import IConnector
+from dssr.connectors.slurm import SlurmConnector
+from dssr.executors.config import ExecutorSettings
+from dssr.remote.interfaces import IRemote
+from dssr.remote.link import Policy
+from dssr.remote.local import LocalRemote
+from dssr.remote.ssh import SSHRemote
+from dssr.settings import SettingsError
+from dssr.slurm.interfaces import ISlurm
+
+
+def key_text(passphrase=None):
+    encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
+                  else serialization.NoEncryption())
+    return ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption)
+
+
+def settings(**values):
+    base = dict(cluster_addr="login", cluster_port=2222, ssh_user="svc",
+                ssh_pkey=key_text().decode(), ssh_known_hosts="/nonexistent/known_hosts")
+    return dssr_settings.load(cli={**base, **values})
+
+
+class SSHRemoteTests(SynchronousTestCase):
+    def test_builds_from_settings(self):
+        remote = compose.ssh_remote(settings(ssh_max_channels=3), Clock(), queue_timeout=5)
+        verifyObject(IRemote, remote)
+        self.assertEqual(remote._policy.max_channels, 3)
+        self.assertFalse(remote._user_labels)
+        labelled = compose.ssh_remote(settings(metrics_user_labels="true"), Clock())
+        self.assertTrue(labelled._user_labels)
+        self.assertEqual(remote._policy.queue_timeout, 5)
+
+    def test_encrypted_key_with_passphrase(self):
+        text = key_text(b"pw").decode()
+        compose.ssh_remote(settings(ssh_pkey=text, ssh_pkey_passphrase="pw"), Clock())
+
+    def test_missing_settings_are_named(self):
+        for name in ("cluster_addr", "ssh_user", "ssh_pkey"):
+            error = self.assertRaises(SettingsError, compose.ssh_remote,
+                                      settings(**{name: ""}), Clock())
+            self.assertIn(name, str(error))
+
+    def test_bad_key_is_a_settings_error_without_the_key(self):
+        text = key_text(b"pw").decode()
+        error = self.assertRaises(SettingsError, compose.ssh_remote,
+                                  settings(ssh_pkey=text, ssh_pkey_passphrase="nope"), Clock())
+        self.assertIn("ssh_pkey", str(error))
+        self.assertNotIn(text.splitlines()[1], str(error))
+
+
+class DefaultsTests(SynchronousTestCase):
+    """Objects built without settings start where the settings table does."""
+
+    def test_policy(self):
+        self.assertEqual(compose.policy(dssr_settings.load()), Policy())
+        changed = compose.policy(settings(ssh_keepalive="7", ssh_idle_timeout="9"),
+                                 keepalive=0)
+        self.assertEqual((changed.keepalive, changed.idle_timeout), (0, 9))
+
+    def test_executor_settings(self):
+        self.assertEqual(compose.executor_settings(dssr_settings.load()), ExecutorSettings())
+        every = {field.name for field in fields(ExecutorSettings)}
+        self.assertEqual(every - set(dssr_settings.BY_KEY),
+                         {"service_port", "ssh_port", "interactive"})
+        made = compose.executor_settings(dssr_settings.load(
+            {"job_scratch_dir": "/s", "jobs_domain": "jobs.example.org"}))
+        self.assertEqual((made.job_scratch_dir, made.interactive), ("/s", True))
+
+
+class ConnectorTests(SynchronousTestCase):
+    def test_slurm_over_ssh(self):
+        connector = compose.connector(settings(connector="slurm"), MemoryReactorClock())
+        verifyObject(IConnector, connector)
+        self.assertIsInstance(connector.service, SSHRemote)
+        verifyObject(ISlurm, connector.slurm)
+
+    def test_slurm_on_this_host(self):
+        connector = compose.slurm_connector(dssr_settings.load({"remote": "local"}),
+                                            MemoryReactorClock())
+        self.assertIsInstance(connector, SlurmConnector)
+        self.assertIsNone(connector.service)
+        self.assertIsInstance(connector.slurm._commands.remote, LocalRemote)
+
+    def test_local_remote_cannot_map_users(self):
+        path = self.mktemp()
+        with open(path, "w") as mapping:
+            mapping.write("users_id_mapping: []\n")
+        error = self.assertRaises(
+            SettingsError, compose.slurm_connector,
+            dssr_settings.load({"remote": "local", "id_mapping_file": path,
+                                "server_key": "upstream:pw"}), Clock())
+        self.assertIn("remote=ssh", str(error))
+
+    def test_unreadable_mapping_file(self):
+        error = self.assertRaises(SettingsError, compose.identities,
+                                  settings(id_mapping_file="/nonexistent/mapping.yaml",
+                                           server_key="upstream:pw"))
+        self.assertIn("id_mapping_file /nonexistent/mapping.yaml", str(error))
