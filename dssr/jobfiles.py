@@ -39,11 +39,13 @@ TAIL = '[ -f "$2" ] || exit 1; tail -n "$1" -- "$2" | tail -c "$3"'
 FORGET = ('rm -f -- "$2"; find "$1" -maxdepth 1 -type f '
           '\\( -name "*.end" -o -name "*.cancelled" \\) -mtime +7 -delete')
 # List directory $2 below root $1 as NUL-separated "mtime\tsize\ttype\tname" records.
-# Exit 3: no root; 4: no such directory; 5: it resolves outside the root.
+# Exit 3: no root; 4: no such directory; 5: it resolves outside the root. (The root's
+# trailing "/" goes before the case: bash does not match "${root%/}"/* when root is /.)
 LIST_DIRECTORY = """\
 root=$(realpath -e -- "$1") || exit 3
 dir=$(realpath -e -- "$1/$2") || exit 4
-case "$dir/" in "${root%/}"/*) ;; *) exit 5 ;; esac
+root=${root%/}
+case "$dir/" in "$root"/*) ;; *) exit 5 ;; esac
 [ -d "$dir" ] || exit 4
 cd -- "$dir" && find . -mindepth 1 -maxdepth 1 -printf '%T@\\t%s\\t%y\\t%P\\0'
 """

@@ -188,6 +188,12 @@ class ListProgramTests(ProgramCase):
                                   ("proj/results", True)])
                 self.assertEqual(entries[1].size, 12)
 
+    def test_the_root_itself(self):
+        for shell in SHELLS:
+            done = self.listing(shell, "/", self.path("root").lstrip("/"))
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual(parse_listing(done.stdout, "/")[0].path, "proj")
+
     def test_refusals(self):
         for shell in SHELLS:
             self.assertEqual(self.listing(shell, self.path("nope"), ".").returncode, 3)
