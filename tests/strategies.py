@@ -406,3 +406,69 @@ def api_requests(draw, paths=None, inert_header: bool = False) -> FuzzRequest:
                                      hostile_text(10)), max_size=2))
     target = path + ("?" + _query(query) if query else "")
     return FuzzRequest(method, target, headers, body)
+
+
+# -- Slurm's and upstream's own text, for property tests of the pure parsers ---------
+
+_HOST_TEXT = st.text(string.ascii_lowercase + "-.", min_size=1, max_size=6)
+
+
+@st.composite
+def _bracket_group(draw) -> tuple[str, list[str]]:
+    """One ``[...]`` group of numbers and ranges, and the numbers it stands for, in order."""
+    width = draw(st.integers(1, 4))
+    items, numbers = [], []
+    for low, span in draw(st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 5)),
+                                   min_size=1, max_size=4)):
+        low_text = f"{low:0{width}d}"
+        items.append(low_text if span == 0 else f"{low_text}-{low + span:0{width}d}")
+        # Every number of an item is zero-padded like its lower bound.
+        numbers += [f"{n:0{len(low_text)}d}" for n in range(low, low + span + 1)]
+    return "[" + ",".join(items) + "]", numbers
+
+
+@st.composite
+def hostlists(draw) -> tuple[str, list[str]]:
+    """A Slurm host list (``node[01-03,7],gpu1``, ``rack[1-2]-n[1-2]``) and the host names
+    ``scontrol show hostnames`` gives for it, in order."""
+    names, hosts = [], []
+    for _ in range(draw(st.integers(1, 4))):
+        name = draw(_HOST_TEXT)
+        expansions = [name]
+        for _ in range(draw(st.integers(0, 2))):  # groups, each followed by literal text
+            group, numbers = draw(_bracket_group())
+            after = draw(st.sampled_from(["", "-ib", "x", "-n"]))
+            name += group + after
+            # The first group varies slowest.
+            expansions = [done + number + after for done in expansions for number in numbers]
+        names.append(name)
+        hosts += expansions
+    return ",".join(names), hosts
+
+
+@st.composite
+def elapsed_times(draw) -> tuple[str, int]:
+    """An elapsed time as squeue prints it (``M:SS``, ``H:MM:SS``, ``D-HH:MM:SS``) and
+    how many seconds it is."""
+    seconds = draw(st.integers(0, 1000 * 86400))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}", seconds
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}", seconds
+    return f"{minutes}:{secs:02d}", seconds
+
+
+def doubled(text: str) -> str:
+    """``text`` as upstream writes literal text in a template: braces doubled."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+@st.composite
+def templates(draw) -> tuple[str, list[str]]:
+    """An upstream job script template with one or more ``{DOWNSTREAM_PARAMETERS}`` and
+    the literal text around each field (braces as the job will see them)."""
+    pieces = draw(st.lists(st.text(max_size=40), min_size=2, max_size=4))
+    return "{DOWNSTREAM_PARAMETERS}".join(doubled(piece) for piece in pieces), pieces

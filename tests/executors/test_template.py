@@ -1,9 +1,14 @@
 """Filling the one template field without str.format."""
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from dssr.errors import BadRequest
 from dssr.executors.template import fill_template, literal_text, split_template
+from tests.strategies import doubled, templates
+
+PROPERTIES = settings(derandomize=True, database=None, max_examples=300, deadline=None)
 
 
 class FillTemplateTests(SynchronousTestCase):
@@ -52,3 +57,28 @@ class FillTemplateTests(SynchronousTestCase):
     def test_literal_text(self):
         self.assertEqual(literal_text('A={{"a": 1}}\n{DOWNSTREAM_PARAMETERS}\nB'),
                          'A={"a": 1}\n\nB')
+
+
+class TemplatePropertyTests(SynchronousTestCase):
+    """Any template upstream can write reads back as the text it stands for."""
+
+    @PROPERTIES
+    @given(templates(), st.text(max_size=40))
+    def test_fields_filled_text_as_written(self, template, block):
+        script, pieces = template
+        self.assertEqual(split_template(script), tuple(pieces))
+        self.assertEqual(fill_template(script, block), block.join(pieces))
+        self.assertEqual(literal_text(script), "".join(pieces))
+
+    @PROPERTIES
+    @given(templates(), st.text(min_size=1, max_size=20).filter(
+        lambda name: "{" not in name and "}" not in name and name != "DOWNSTREAM_PARAMETERS"))
+    def test_any_other_field_is_refused(self, template, name):
+        script, _ = template
+        self.assertRaises(BadRequest, split_template, script + "{" + name + "}")
+
+    @PROPERTIES
+    @given(templates(), st.sampled_from(["{", "}"]), st.text(max_size=10))
+    def test_a_lone_brace_is_refused(self, template, brace, after):
+        script, _ = template
+        self.assertRaises(BadRequest, split_template, script + brace + doubled(after))

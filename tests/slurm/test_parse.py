@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+from hypothesis import given, settings
 from twisted.trial.unittest import SynchronousTestCase
 
+from dssr.jobs import hms
 from dssr.slurm.parse import (
     AccountingRecord,
     QueueJob,
@@ -17,6 +19,10 @@ from dssr.slurm.parse import (
     parse_snapshot,
 )
 from dssr.slurm.states import Category, category
+from tests.strategies import elapsed_times, hostlists
+
+# Property tests: the same examples on every run (CI must not be lucky).
+PROPERTIES = settings(derandomize=True, database=None, max_examples=300, deadline=None)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "slurm"
 
@@ -163,6 +169,14 @@ class ElapsedTests(SynchronousTestCase):
             with self.subTest(text=text):
                 self.assertEqual(normalise_elapsed(text), expected)
 
+    @PROPERTIES
+    @given(elapsed_times())
+    def test_every_form_is_its_seconds(self, elapsed) -> None:
+        """Whatever squeue prints is the same time as HH:MM:SS, and normal already."""
+        text, seconds = elapsed
+        self.assertEqual(normalise_elapsed(text), hms(seconds))
+        self.assertEqual(normalise_elapsed(normalise_elapsed(text)), hms(seconds))
+
     def test_bad(self) -> None:
         """Anything else is an error."""
         for text in ["", "5", "1-", "a:bc", "1:2:3:4", "-1:00", "UNLIMITED", " 0:00"]:
@@ -192,6 +206,13 @@ class HostlistTests(SynchronousTestCase):
         self.assertEqual(expand_hostlist("n[098-100]"), ["n098", "n099", "n100"])
         self.assertEqual(expand_hostlist("gpu[1-2]-ib"), ["gpu1-ib", "gpu2-ib"])
         self.assertEqual(expand_hostlist("[1-2]"), ["1", "2"])
+
+    @PROPERTIES
+    @given(hostlists())
+    def test_any_list_expands_to_its_hosts(self, hostlist) -> None:
+        """Names, ranges, padding and several groups, in the order scontrol gives them."""
+        expression, hosts = hostlist
+        self.assertEqual(expand_hostlist(expression), hosts)
 
     def test_bad(self) -> None:
         """Malformed lists are errors, not guesses."""
