@@ -91,9 +91,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 async def simulate(reactor, args: argparse.Namespace, out, err, tty: bool,
-                   width: int = 80) -> int:
-    """Run ``dssr sim`` with parsed ``args`` on ``reactor``, printing to ``out``/``err``."""
-    agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+                   width: int = 80, agent=None) -> int:
+    """Run ``dssr sim`` with parsed ``args`` on ``reactor``, printing to ``out``/``err``.
+
+    ``agent`` (an ``IAgent``; default: the reactor's own HTTP client) carries the calls.
+    """
+    if agent is None:
+        agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
     client = DSSRClient(agent, args.url, args.auth, reactor)
     display = Display(out, tty, width)
     follower = Follower(client, reactor, display, args.interval, args.timeout)

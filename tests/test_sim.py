@@ -9,13 +9,15 @@ import shlex
 import sys
 
 from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred
 from twisted.internet.protocol import Factory
+from twisted.internet.task import Clock
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from dssr import sim
 from dssr.api import DSSRApi
-from dssr.connectors.dummy import DummyConnector
+from dssr.connectors.dummy import SCHEMA, DummyConnector
 from dssr.edge import make_site
 from dssr.executors.header import Devices, parse_header
 from dssr.executors.template import fill_template
@@ -33,6 +35,7 @@ from dssr.simulator.job import SimJob, exit_code, overall_exit
 from dssr.simulator.script import JobSpec, hpc_script, job_name, script_text
 from dssr.simulator.tail import SKIPPED, OutputFollower, complete_lines, unseen
 from dssr.validate import NAME
+from tests.fakes import MemoryPool, served
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WHEN = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -215,25 +218,23 @@ class DisplayTests(SynchronousTestCase):
         self.assertEqual(out.getvalue(), f"a\n{CLEAR}{shown}{CLEAR}b\n{shown}{CLEAR}")
 
 
-class ServedDummyCase(TestCase):
-    """A DSSR with the dummy connector on a real port, in real (short) time."""
+class SimulatedCase(SynchronousTestCase):
+    """``dssr sim`` against a DSSR with the dummy connector, in memory, on a ``Clock``."""
 
     server_key = "upstream:pw"
+    STEP = 0.05  # seconds of simulated time between rounds of in-memory exchanges
 
     def serve(self, queued_time=0.2, running_time=1.2, failing_percent=0) -> str:
-        state = self.mktemp()
-        connector = DummyConnector(os.path.join(state, "db.sqlite"), reactor,
-                                   os.path.join(state, "data"), queued_time=queued_time,
-                                   running_time=running_time, failing_percent=failing_percent)
-        connector.service.startService()
-        self.addCleanup(connector.service.stopService)
-        port = reactor.listenTCP(0, make_site(DSSRApi(connector, server_key=self.server_key)),
-                                 interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        return f"http://127.0.0.1:{port.getHost().port}"
+        self.clock = Clock()
+        connector = DummyConnector(":memory:", self.clock, self.mktemp(),
+                                   queued_time=queued_time, running_time=running_time,
+                                   failing_percent=failing_percent)
+        connector.service.pool = MemoryPool(SCHEMA)
+        self.agent = served(DSSRApi(connector, server_key=self.server_key))
+        return "http://dssr.test"
 
-    async def simulate(self, url: str, *argv: str, tty: bool = False):
-        """Run ``dssr sim`` in this reactor: (exit code, stdout lines, stderr).
+    def simulate(self, url: str, *argv: str, tty: bool = False):
+        """Run ``dssr sim`` to its end: (exit code, stdout lines, stderr).
 
         The lines are split at newlines only (a terminal's ``\\r`` stays in them); the
         whole text is kept as ``self.stdout``.
@@ -241,15 +242,23 @@ class ServedDummyCase(TestCase):
         args = parse("--url", url, "--auth", self.server_key, "--interval", "0.1",
                      "--name", "t", *argv)
         out, err = io.StringIO(), io.StringIO()
-        code = await sim.simulate(reactor, args, out, err, tty, width=200)
+        done = ensureDeferred(sim.simulate(self.clock, args, out, err, tty, width=200,
+                                           agent=self.agent))
+        for _ in range(int(600 / self.STEP)):
+            for _ in range(20):  # each call of a poll waits for the one before
+                self.agent.flush()
+            if done.called:
+                break
+            self.clock.advance(self.STEP)
+        code = self.successResultOf(done)
         self.stdout = out.getvalue()
         lines = self.stdout.removesuffix("\n").split("\n") if self.stdout else []
         return code, lines, err.getvalue()
 
 
-class SimAgainstDummyTests(ServedDummyCase):
-    async def test_job_that_completes_exits_0(self):
-        code, lines, err = await self.simulate(self.serve(), "--command", "echo hi")
+class SimAgainstDummyTests(SimulatedCase):
+    def test_job_that_completes_exits_0(self):
+        code, lines, err = self.simulate(self.serve(), "--command", "echo hi")
         self.assertEqual((code, err), (0, ""))
         name = lines[0].split(":")[0]
         self.assertRegex(name, r"^t-\d{14}-[0-9a-f]{6}$")
@@ -263,15 +272,15 @@ class SimAgainstDummyTests(ServedDummyCase):
             "<< termination state: COMPLETED -- see STDOUT for job errors >>"])
         self.assertEqual(len(lines), 7)  # every output line exactly once
 
-    async def test_job_that_fails_exits_1(self):
-        code, lines, _ = await self.simulate(self.serve(failing_percent=100), "--nodes", "2")
+    def test_job_that_fails_exits_1(self):
+        code, lines, _ = self.simulate(self.serve(failing_percent=100), "--nodes", "2")
         self.assertEqual(code, 1)
         self.assertIn("running on dummy0 dummy1", lines[2])
         self.assertRegex(lines[-1], r": ended, rc 1 \(exit 1\) after 00:00:01: "
                                     r"<< termination state: FAILED")
 
-    async def test_timeout_terminates_and_exits_3(self):
-        code, lines, _ = await self.simulate(self.serve(running_time=60), "--timeout", "0.6")
+    def test_timeout_terminates_and_exits_3(self):
+        code, lines, _ = self.simulate(self.serve(running_time=60), "--timeout", "0.6")
         self.assertEqual(code, 3)
         name = lines[0].split(":")[0]
         terminating = lines.index(f"{name}: still not ended after --timeout 0.6 s; "
@@ -280,15 +289,15 @@ class SimAgainstDummyTests(ServedDummyCase):
         self.assertRegex(lines[-1], r": ended, rc -15 \(exit 143\) after 00:00:00: "
                                     r"<< termination state: CANCELLED")
 
-    async def test_held_job_is_released_once_queued(self):
-        code, lines, _ = await self.simulate(self.serve(), "--held")
+    def test_held_job_is_released_once_queued(self):
+        code, lines, _ = self.simulate(self.serve(), "--held")
         self.assertEqual(code, 0)
         self.assertEqual([line.split(": ", 1)[1] for line in lines[1:3]],
                          ["queued (held)", "released"])
         self.assertTrue(lines[0].endswith("(1 node(s) x 1 core(s), held): " + sim.DEFAULT_COMMAND))
 
-    async def test_many_jobs_and_a_summary(self):
-        code, lines, _ = await self.simulate(self.serve(running_time=0.5), "--jobs", "3")
+    def test_many_jobs_and_a_summary(self):
+        code, lines, _ = self.simulate(self.serve(running_time=0.5), "--jobs", "3")
         self.assertEqual(code, 0)
         self.assertEqual([line.split()[0] for line in lines if line.startswith("[")][:1],
                          [f"[{lines[0].split(':')[0]}]"])
@@ -301,44 +310,62 @@ class SimAgainstDummyTests(ServedDummyCase):
         self.assertRegex(summary[1], r"^  t-\d{14}-[0-9a-f]{6}-1  job      1  rc   0  00:00:00$")
         self.assertEqual(summary[-1], "3 jobs: 3 succeeded")
 
-    async def test_many_jobs_with_failures_exit_1(self):
-        code, lines, _ = await self.simulate(self.serve(running_time=0.3, failing_percent=100),
+    def test_many_jobs_with_failures_exit_1(self):
+        code, lines, _ = self.simulate(self.serve(running_time=0.3, failing_percent=100),
                                              "--jobs", "2")
         self.assertEqual((code, lines[-1]), (1, "2 jobs: 0 succeeded, 2 rc 1"))
 
-    async def test_terminal_shows_live_progress(self):
-        code, _, _ = await self.simulate(self.serve(), tty=True)
+    def test_terminal_shows_live_progress(self):
+        code, _, _ = self.simulate(self.serve(), tty=True)
         self.assertEqual(code, 0)
         text = self.stdout
         self.assertRegex(text, r"\x1b\[K\S+ \(job 1\): queued 0:00")
         self.assertRegex(text, r"\x1b\[K\S+ \(job 1\): running 00:00:0[01] on dummy0")
         self.assertTrue(text.endswith(CLEAR))
 
-    async def test_wrong_key_is_a_dssr_error(self):
+    def test_wrong_key_is_a_dssr_error(self):
         self.server_key = "upstream:wrong"
         url = self.serve()
         self.server_key = "upstream:pw"
-        code, lines, err = await self.simulate(url)
+        code, lines, err = self.simulate(url)
         self.assertEqual((code, lines), (2, []))
         self.assertRegex(err, r"^dssr sim: DSSR error: /submit: DSSR answered 401: ")
 
-    async def test_unreachable_dssr_is_a_dssr_error(self):
-        port = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
-        url = f"http://127.0.0.1:{port.getHost().port}"
-        await port.stopListening()
-        code, _, err = await self.simulate(url)
-        self.assertEqual(code, 2)
-        self.assertIn(f"/submit: cannot reach DSSR at {url}: ", err)
-        self.assertIn("refused", err)
-
-    async def test_auth_from_the_environment(self):
+    def test_auth_from_the_environment(self):
         os.environ[sim.AUTH_ENV] = "someone:secret"
         self.addCleanup(os.environ.pop, sim.AUTH_ENV)
         self.assertEqual(parse().auth, "someone:secret")
         self.assertEqual(basic_auth("someone:secret"), b"Basic c29tZW9uZTpzZWNyZXQ=")
 
 
-class EntryPointTests(ServedDummyCase):
+class RealPortTests(TestCase):
+    """What only a real socket and a real process show, in real (short) time."""
+
+    server_key = SimulatedCase.server_key
+
+    def serve(self, failing_percent=0) -> str:
+        state = self.mktemp()
+        connector = DummyConnector(os.path.join(state, "db.sqlite"), reactor,
+                                   os.path.join(state, "data"), queued_time=0.2,
+                                   running_time=1.2, failing_percent=failing_percent)
+        connector.service.startService()
+        self.addCleanup(connector.service.stopService)
+        port = reactor.listenTCP(0, make_site(DSSRApi(connector, server_key=self.server_key)),
+                                 interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return f"http://127.0.0.1:{port.getHost().port}"
+
+    async def test_unreachable_dssr_is_a_dssr_error(self):
+        port = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        url = f"http://127.0.0.1:{port.getHost().port}"
+        await port.stopListening()
+        args = parse("--url", url, "--auth", self.server_key, "--name", "t")
+        out, err = io.StringIO(), io.StringIO()
+        code = await sim.simulate(reactor, args, out, err, False, width=200)
+        self.assertEqual(code, 2)
+        self.assertIn(f"/submit: cannot reach DSSR at {url}: ", err.getvalue())
+        self.assertIn("refused", err.getvalue())
+
     async def test_python_m_dssr_sim(self):
         url = self.serve(failing_percent=100)
         out, err, code = await getProcessOutputAndValue(
