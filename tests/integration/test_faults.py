@@ -42,6 +42,8 @@ CTL = os.path.join(CLUSTER, "ctl.sh")
 POLLERS = 4
 # Added to every time bound: scheduling, SSH and HTTP latency.
 SLACK = 1.0
+# The longest an outage is kept up waiting for DSSR to answer 503.
+OUTAGE_LIMIT = 60.0
 ELAPSED = re.compile(r"^\d{2,}:\d\d:\d\d$")
 NO_ANSWER = (ConnectError, ResponseFailed, CancelledError)
 
@@ -139,6 +141,16 @@ class GroundTruth:
         code, out = await self.command("squeue", "--noheader", "--all", "--steps",
                                        "--format=%i")
         return set(out.split()) if code == 0 else set()
+
+    async def wait_idle(self, limit: float = 60) -> None:
+        """Wait until no job holds a CPU (the rig has two; jobs cancelled by an earlier
+        test may still be completing), so the next ones start as they are submitted."""
+        for _ in range(int(limit / 0.25)):
+            sample = await self.sample()
+            if sample is not None and RUNNING not in sample.states.values():
+                return
+            await sleep(0.25)
+        raise RuntimeError(f"the rig's node stayed busy for {limit:g}s")
 
     async def jobs_named(self, name: str) -> list[str]:
         """Ids of the Slurm jobs DSSR started for upstream job ``name``."""
@@ -285,6 +297,7 @@ class OutageTests(RigCase):
             Job("held", "echo out-held; echo JARVICE_CMD_SUCCESS", 0, "COMPLETED", held=True),
         ]
         truth = GroundTruth(self.environment)
+        await truth.wait_idle()  # "short" and "long" must run side by side
         refs = {}
         for job in jobs:
             refs[job] = await self.submit(self.name(job.label), job.body, held=job.held)
@@ -322,6 +335,13 @@ class OutageTests(RigCase):
         code, body = await self.call("/ready")
         self.assertEqual(code, 503, f"the fault did not take: /ready said {body!r}")
         await self.sleep(max(0.0, outage - (reactor.seconds() - broken)))
+        # The outage lasts until DSSR has said so (503) at least once: how long that
+        # takes is the cluster's (squeue against a stopped slurmctld fails after ~9 s),
+        # so it is waited for, not bet on.
+        for _ in range(int(OUTAGE_LIMIT / 0.25)):
+            if any(call.code == 503 and call.received >= broken for call in upstream.calls):
+                break
+            await self.sleep(0.25)
         restarting = reactor.seconds()
         await rig_control("start", daemon)
         restarted = reactor.seconds()
@@ -398,7 +418,8 @@ class OutageTests(RigCase):
 
         stats = await self.outage_under_polling("slurmctld", 20, stop)
         # squeue against a stopped slurmctld fails only after ~9 s, longer on a loaded
-        # machine: the outage must well outlast that for DSSR to have said 503 at all.
+        # machine; the outage lasts 20 s and in any case until DSSR said 503 (within
+        # OUTAGE_LIMIT).
         self.assertGreater(stats["answered_during_outage"].get(503, 0), 0)
         self.assertLess(stats["recovery"], 15)
 
