@@ -1,4 +1,4 @@
-"""One queue snapshot shared by every caller (DESIGN.md decision 2).
+"""One queue snapshot shared by every caller (docs/architecture.rst, decisions).
 
 Upstream polls ``/running``, ``/queued`` and ``/runstatus`` for every job on every
 pass. All of them read one snapshot: concurrent callers share the fetch in flight,
