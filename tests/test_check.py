@@ -1,6 +1,8 @@
 """``dssr check``'s pure parts: typo detection, lines, skips, fixes; remote work with fakes."""
 
 import io
+import os
+import subprocess
 
 from twisted.internet.defer import ensureDeferred, succeed
 from twisted.internet.task import Clock
@@ -251,6 +253,47 @@ class LoginTests(SynchronousTestCase):
         fixes = login.host_key_fixes(self.host_key_error(known, offered), offered, "login1",
                                      2222, known.path)
         self.assertIn("marked @revoked: give the login node a new host key", fixes[0])
+
+
+class CheckProgramTests(SynchronousTestCase):
+    """The checks' shell programs, run for real under sh and bash in a temporary directory."""
+
+    def setUp(self):
+        self.dir = os.path.realpath(self.mktemp())
+        os.makedirs(self.dir)
+
+    def run_program(self, shell, program, *args):
+        return subprocess.run([shell, "-c", program, shell, *args], cwd=self.dir,
+                              capture_output=True, check=False, timeout=30)
+
+    def test_find_says_where_each_command_is(self):
+        for shell in ("sh", "bash"):
+            done = self.run_program(shell, slurm.FIND, "sh", "no-such-command-dssr")
+            found = slurm.parse_found(done.stdout.decode())
+            self.assertEqual(found["no-such-command-dssr"], None)
+            self.assertTrue(found["sh"].endswith("/sh"), found)
+
+    def test_scratch_steps(self):
+        os.makedirs(os.path.join(self.dir, "scratch"))
+        with open(os.path.join(self.dir, "file"), "w"):
+            pass
+        for shell in ("sh", "bash"):
+            done = self.run_program(shell, slurm.SCRATCH, "scratch", "scratch/.jarvice")
+            self.assertEqual((done.returncode, done.stdout.decode()),
+                             (0, os.path.join(self.dir, "scratch", ".jarvice") + "\n"))
+            self.assertEqual(os.listdir(os.path.join(self.dir, "scratch", ".jarvice")), [])
+            self.assertEqual(self.run_program(shell, slurm.SCRATCH, "", ".jarvice").returncode,
+                             0)
+            self.assertEqual(self.run_program(shell, slurm.SCRATCH, "nope", "nope/.j").returncode,
+                             3)
+            self.assertEqual(self.run_program(shell, slurm.SCRATCH, "", "file/.j").returncode, 4)
+
+    def test_mkdir_then_runs_the_command(self):
+        for shell in ("sh", "bash"):
+            done = self.run_program(shell, slurm.MKDIR_THEN, f"{shell}/a b", "printf", "%s|",
+                                    "x y")
+            self.assertEqual(done.stdout, b"x y|")
+            self.assertTrue(os.path.isdir(os.path.join(self.dir, shell, "a b")))
 
 
 class SlurmCheckTests(SynchronousTestCase):
