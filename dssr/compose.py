@@ -120,8 +120,8 @@ def ssh_remote(settings: Settings, reactor, user_keys=None, key: Key | None = No
     check, ``overrides`` some ``Policy`` fields. ``SettingsError`` when the login node
     or the key is not usable.
     """
-    for name in SSH_REQUIRED[:2] + (() if key else SSH_REQUIRED[2:]):
-        if not getattr(settings, name):
+    for name in SSH_REQUIRED:
+        if not getattr(settings, name) and not (key and name == "ssh_pkey"):
             raise SettingsError(f"{name} must be set to use the SSH transport")
     if key is None:
         try:
