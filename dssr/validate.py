@@ -14,10 +14,9 @@ from typing import Any
 
 from dssr.errors import BadRequest
 from dssr.executors.header import header_values
-from dssr.jobs import JobRef, SubmitRequest
+from dssr.jobs import JOBID, JobRef, SubmitRequest
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
-JOBID = re.compile(r"[0-9]{1,19}(?:[_+][0-9]{1,10})?")
 MAX_INT = 2**63 - 1
 MAX_NODES = 100_000
 MAX_CORES_TEXT = 9  # characters of JARVICE_CPU_CORES: cores * nodes stays printable
