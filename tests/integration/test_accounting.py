@@ -169,6 +169,9 @@ class CoordinatorTests(PrivateDataCase):
         await self.wait_for(ref, "running")
         nodes, _, _, _ = await self.answer("/runstatus", ref)
         self.assertEqual(nodes, [self.environment["DSSR_RIG_NODE"]])
+        # Running in Slurm is not yet running the body: cancelled before its step
+        # starts, the job prints nothing (its batch script had not begun, once here).
+        await self.wait_for_output(ref, "out-coord")
         self.assertIs(await self.answer("/terminate", ref), True)
         await self.wait_for(ref, None)
         await self.wait_purged(ref)
