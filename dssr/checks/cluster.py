@@ -5,7 +5,7 @@ a check must not do is changed (see ``login.ObservedKnownHosts``).
 """
 
 from dssr import compose
-from dssr.checks import login, slurm
+from dssr.checks import login, privatedata, slurm
 from dssr.checks.report import Outcome, failed
 from dssr.checks.runner import Check
 from dssr.remote.interfaces import RemoteError
@@ -65,6 +65,11 @@ class Cluster:
                     self._ssh_remote(), mapped, self._settings.job_scratch_dir, where,
                     self._settings.id_mapping_file)),
                 ("host key",)))
+        if self._mapping and self._mapping.users:
+            mapped = sorted({user.cluster_user for user in self._mapping.users.values()})
+            checks.append(Check("private data", self._guard(
+                lambda: privatedata.check_private_data(self._remote, mapped)),
+                ("slurm controller",)))
         if submit_test:
             checks.append(Check("submit test", self._guard(self._submit_test),
                                 ("slurm controller", "scratch dir")))

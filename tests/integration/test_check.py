@@ -7,13 +7,14 @@ import sys
 import tempfile
 
 from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from dssr import check
 from dssr.remote.hostkeys import KnownHosts
 from dssr.remote.keys import decode_key_text, fingerprint, load_private_key
-from tests.integration.rig import rig_environment
+from tests.integration.rig import id_mapping_file, rig_control, rig_environment, rig_mode
 from tests.integration.sshd import free_port, generate_key
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -225,3 +226,43 @@ class CheckTests(TestCase):
             self.line(lines, "  fix:"),
         ])
         self.assertEqual(lines[5], "SKIP host key: skipped: needs login node")
+
+
+class PrivateDataCheckTests(TestCase):
+    """With ``PrivateData=jobs,usage`` on the accounting rig, the "private data" check tells
+    whether the service account coordinates the mapped users' account."""
+
+    timeout = 180
+
+    async def switch(self, mode: str, wanted: bool) -> None:
+        """Put a rig mode where the test needs it, and back after the test."""
+        was = await rig_mode(mode)
+        if was != wanted:
+            await rig_control(mode, "on" if wanted else "off")
+            self.addCleanup(lambda: ensureDeferred(rig_control(mode, "on" if was else "off")))
+
+    async def private_data_line(self, coordinator: bool) -> tuple[int, list[str]]:
+        for mode, wanted in (("accounting", True), ("privatedata", True),
+                             ("coordinator", coordinator)):
+            await self.switch(mode, wanted)
+        environ = {**rig_environment(), "JARVICE_BAREMETAL_CONNECTOR": "slurm",
+                   "DSSR_ID_MAPPING_FILE": id_mapping_file(self, rig_environment()),
+                   "DSSR_TRUST_UNVERIFIED_TOKENS": "true"}
+        out = io.StringIO()
+        code = await check.check(reactor, check.parse(["--timeout", "10"]), environ, out)
+        lines = out.getvalue().splitlines()
+        return code, [line for line in lines if "private data" in line
+                      or line.startswith("  fix: sacctmgr")]
+
+    async def test_coordinator_rights_pass(self):
+        code, lines = await self.private_data_line(coordinator=True)
+        self.assertEqual((code, lines), (0, [
+            "✓ private data: PrivateData=jobs,usage: dssr-svc coordinates dssr-users, the "
+            "accounts of every mapped user"]))
+
+    async def test_missing_coordinator_rights_are_flagged_with_the_fix(self):
+        code, lines = await self.private_data_line(coordinator=False)
+        self.assertEqual((code, lines), (1, [
+            "✗ private data: PrivateData=jobs hides the jobs of dssr-alice, dssr-bob from "
+            "dssr-svc: it coordinates no account of theirs (dssr-users)",
+            "  fix: sacctmgr -i add coordinator account=dssr-users names=dssr-svc"]))
