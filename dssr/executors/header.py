@@ -128,7 +128,7 @@ def _docker_secret(raw: str | None) -> DockerSecret | None:
         return None
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting too deep to decode
         raise _refuse("JOBOBJ_DOCKER_SECRET in hpc_script is not JSON") from None
     if not data:
         return None
@@ -147,7 +147,7 @@ def _device_list(raw: str | None) -> list:
         return []
     try:
         items = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _refuse("JOBOBJ_DEVICES in hpc_script is not JSON", DEVICES_FIELD) from None
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise _refuse("JOBOBJ_DEVICES in hpc_script must be a JSON list of strings",

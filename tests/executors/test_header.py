@@ -112,13 +112,15 @@ class ParseHeaderTests(SynchronousTestCase):
         error = self.assertRefused(template(JOBOBJ_DOCKER_SECRET="{hunter2"), "not JSON")
         self.assertNotIn("hunter2", error.message)
         self.assertRefused(template(JOBOBJ_DOCKER_SECRET='{"server": "x"}'), "server, username")
+        self.assertRefused(template(JOBOBJ_DOCKER_SECRET="[" * 100_000), "not JSON")
 
     def test_ctrsecret_not_in_repr(self):
         self.assertNotIn(DEFAULT_HEADER["JOBOBJ_CTRSECRET"], repr(parse_header(template())))
 
     def test_bad_devices_json(self):
+        deep = "[" * 100_000 + "]" * 100_000  # deeper than json can decode: not a 500
         for devices, fragment in (("[partition=x", "not JSON"), ('{"a": 1}', "list of strings"),
-                                  ("[1]", "list of strings")):
+                                  ("[1]", "list of strings"), (deep, "not JSON")):
             error = self.assertRaises(BadRequest, parse_header, template(JOBOBJ_DEVICES=devices))
             self.assertEqual(error.field, "JOBOBJ_DEVICES")
             self.assertIn(fragment, error.message)
