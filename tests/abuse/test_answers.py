@@ -74,9 +74,9 @@ CASES = [
     ("lone surrogate in a bearer", post("/submit", form(
         json.dumps(largest_submit())[:-1] + ', "bearer": "\\ud800"}')), 400, "args"),
     ("deep JOBOBJ_DEVICES", post("/submit", form(submit_with(
-        JOBOBJ_DEVICES="[" * DEEP + "]" * DEEP))), 400, "args"),
+        JOBOBJ_DEVICES="[" * DEEP + "]" * DEEP))), 400, "JOBOBJ_DEVICES"),
     ("deep JOBOBJ_DOCKER_SECRET", post("/submit", form(submit_with(
-        JOBOBJ_DOCKER_SECRET='{"a":' * DEEP + "1" + "}" * DEEP))), 400, "args"),
+        JOBOBJ_DOCKER_SECRET='{"a":' * DEEP + "1" + "}" * DEEP))), 400, "hpc_script"),
     ("deep JOBOBJ_CTRSECRET", post("/submit", form(submit_with(
         JOBOBJ_CTRSECRET=base64.b64encode(b"[" * DEEP + b"]" * DEEP).decode()))), 400, "args"),
     ("cores * nodes past 4300 digits", post("/submit", form({**submit_with(
