@@ -11,9 +11,9 @@ below the user's home when it is empty):
   while pending never runs its batch script, so it writes no end record);
 - ``<name>.<jobid>.collected``: left by the first ``/exitstatus``; once it is older
   than the output retention, ``prune`` removes the job's files;
-- ``<name>.claim/``: the submit claim, made atomically (``mkdir``) before ``sbatch``
-  and holding ``jobid`` once it answered, so any number of DSSR replicas submit a
-  name once; released when the job is collected. One without ``jobid`` older than
+- ``<name>.claim``: the submit claim, made atomically (``O_EXCL``) before ``sbatch``
+  and holding the job id once it answered, so any number of DSSR replicas submit a
+  name once; released when the job is collected. An empty one older than
   ``CLAIM_STALE`` seconds (a submit that died before sbatch answered) is taken over.
 
 Every file carries the Slurm job id: two jobs of one name never share a file, and a
@@ -59,27 +59,29 @@ CLAIM_PATIENCE = 20
 
 # Claim name $2 in directory $1, then run the submit command ("$@" after 4 arguments)
 # and record its output (the job id) in the claim; if the claim is taken, print the
-# job id it holds instead. A claim without one is another submit between mkdir and
-# sbatch's answer: wait for it up to $4 seconds (then exit SETUP_BUSY), or take it
+# job id it holds instead. The claim is a file created with O_EXCL (noclobber: a shell
+# builtin, no process forked); one still empty is another submit between its claim
+# and sbatch's answer: wait for it up to $4 seconds (then exit SETUP_BUSY), or take it
 # over once it is $3 seconds old (one rename wins; that submit died).
 CLAIM_SUBMIT = f"""\
 dir=$1 claim=$2 stale=$3 ticks=$(($4 * 20))
 shift 4
-until mkdir -- "$claim" 2>/dev/null; do
+set -C
+until true 2>/dev/null > "$claim"; do
     if [ ! -d "$dir" ]; then
         mkdir -p -- "$dir" || exit 70
         continue
     fi
-    if [ -s "$claim/jobid" ]; then
-        cat -- "$claim/jobid"
+    if [ -s "$claim" ]; then
+        cat -- "$claim"
         exit 0
     fi
     now=$(date +%s)
-    # No claim to stat (released meanwhile, or mkdir failed for another reason): try
-    # again, within the patience.
+    # No claim to stat (released meanwhile, or it cannot be made for another reason):
+    # try again, within the patience.
     born=$(stat -c %Y -- "$claim" 2>/dev/null) || born=$now
     if [ $((now - born)) -ge "$stale" ]; then
-        mv -- "$claim" "$claim.stale.$$" 2>/dev/null && rm -rf -- "$claim.stale.$$"
+        mv -- "$claim" "$claim.stale.$$" 2>/dev/null && rm -f -- "$claim.stale.$$"
         continue
     fi
     if [ "$ticks" -le 0 ]; then
@@ -89,13 +91,14 @@ until mkdir -- "$claim" 2>/dev/null; do
     sleep 0.05
     ticks=$((ticks - 1))
 done
+set +C
 if out=$("$@"); then
     # One short write by a builtin: a reader sees it empty (and waits) or whole.
-    printf '%s\\n' "$out" > "$claim/jobid"
+    printf '%s\\n' "$out" > "$claim"
     printf '%s\\n' "$out"
 else
     status=$?
-    rmdir -- "$claim"
+    rm -f -- "$claim"
     exit "$status"
 fi
 """
@@ -105,8 +108,8 @@ TAIL = '[ -f "$2" ] || exit 1; tail -n "$1" -- "$2" | tail -c "$3"'
 # release the name's claim $2 if it holds job $3 (a later submit of the name is new).
 COLLECTED = """\
 [ -e "$1.collected" ] || : > "$1.collected" || exit
-case $(cat -- "$2/jobid" 2>/dev/null) in
-"$3" | "$3;"*) mv -- "$2" "$2.done.$$" 2>/dev/null && rm -rf -- "$2.done.$$" ;;
+case $(cat -- "$2" 2>/dev/null) in
+"$3" | "$3;"*) mv -- "$2" "$2.done.$$" 2>/dev/null && rm -f -- "$2.done.$$" ;;
 esac
 exit 0
 """

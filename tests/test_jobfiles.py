@@ -169,7 +169,7 @@ class ClaimProgramTests(ProgramCase):
 
     def test_a_claim_being_submitted_is_waited_for_then_busy(self):
         for shell in SHELLS:
-            os.makedirs(self.path(shell, ".jarvice", "n.claim"))
+            self.write(f"{shell}/.jarvice/n.claim", b"")  # claimed, no job id yet
             done = self.claim(shell, patience=0)
             self.assertEqual(done.returncode, 75)
             self.assertIn(b"in progress", done.stderr)
@@ -177,14 +177,13 @@ class ClaimProgramTests(ProgramCase):
 
     def test_a_claim_left_by_a_crash_is_taken_over(self):
         for shell in SHELLS:
-            claim = self.path(shell, ".jarvice", "n.claim")
-            os.makedirs(claim)
-            then = time.time() - 200
-            os.utime(claim, (then, then))
+            claim = self.write(f"{shell}/.jarvice/n.claim", b"", age=200)
             done = self.claim(shell)
             self.assertEqual((done.returncode, done.stdout), (0, b"42\n"), done.stderr)
             self.assertEqual(self.calls(shell), 1)
             self.assertEqual(sorted(os.listdir(self.path(shell, ".jarvice"))), ["n.claim"])
+            with open(claim, "rb") as taken:
+                self.assertEqual(taken.read(), b"42\n")
 
     def test_many_at_once_submit_once(self):
         for shell in SHELLS:
@@ -354,7 +353,7 @@ class JobFilesOnThisHostTests(TestCase):
         self.assertTrue(await self.files.cancelled(self.ref))
         # Another job of the same name sees none of it.
         self.assertFalse(await self.files.exist(JobRef("job-1", 2, "8")))
-        self.assertTrue(os.path.isdir(self.paths.directory + "/job-1.claim"))
+        self.assertTrue(os.path.isfile(self.paths.directory + "/job-1.claim"))
         await self.files.collected(self.ref)
         self.assertFalse(os.path.exists(self.paths.directory + "/job-1.claim"))
         await self.files.prune()

@@ -612,11 +612,11 @@ class ReplicaTests(ProcessCase):
     async def test_a_crash_between_claim_and_sbatch_recovers_on_the_next_submit(self):
         await self.dssr("only")
         name = self.name("crashed")
-        # What a submit that died after its mkdir and before sbatch answered leaves:
+        # What a submit that died after its claim and before sbatch answered leaves:
         # a claim without a job id, older than CLAIM_STALE.
         code, _ = await self.truth.command(
             "runuser", "-u", "dssr-svc", "--", "sh", "-c",
-            'mkdir -p "$HOME/.jarvice/$1.claim" && touch -d "-300 seconds" '
+            'mkdir -p "$HOME/.jarvice" && touch -d "-300 seconds" '
             '"$HOME/.jarvice/$1.claim"', "sh", name)
         self.assertEqual(code, 0)
         ref = await self.submit(name, "echo recovered; echo JARVICE_CMD_SUCCESS")
