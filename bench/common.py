@@ -197,9 +197,10 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def latency_figures(seconds: list[float]) -> dict:
-    """p50/p90/p99/max in milliseconds."""
+    """p50/p90/p95/p99/max in milliseconds."""
     return {name: round(percentile(seconds, fraction) * 1000, 2)
-            for name, fraction in (("p50", .5), ("p90", .9), ("p99", .99), ("max", 1))}
+            for name, fraction in (("p50", .5), ("p90", .9), ("p95", .95), ("p99", .99),
+                                   ("max", 1))}
 
 
 def job_script(body: str, cores: int = 1) -> str:

@@ -1,7 +1,7 @@
 """Submit latency and submits/s of a running DSSR, then cleanup of the jobs made.
 
 Submits M sleeping one-core jobs at concurrency C (each C in turn, fresh jobs each
-time), prints p50/p99/max and submits/s, then ``/terminate`` + ``/exitstatus`` every
+time), prints p50/p95/p99/max and submits/s, then ``/terminate`` + ``/exitstatus`` every
 job (also on Ctrl-C), and ends with one JSON line of the figures::
 
     python -m bench.submit http://127.0.0.1:5150 -m 100 -c 1,8
@@ -27,7 +27,7 @@ def main(options) -> None:
     target = Target.parse(options.base, options.auth)
     refs: list[dict] = []
     summary: dict = {"base": options.base, "jobs": options.jobs}
-    print(f"{'C':>3} {'submits/s':>10} {'p50':>8} {'p99':>8} {'max':>8} ms  errors")
+    print(f"{'C':>3} {'submits/s':>10} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} ms  errors")
     try:
         for concurrency in concurrencies(options.concurrency):
             names = [f"bench-{os.getpid()}-c{concurrency}-{i}" for i in range(options.jobs)]
@@ -41,7 +41,8 @@ def main(options) -> None:
                    **latency_figures([s for _, code, _, s in results if code == 200]),
                    "errors": dict(errors)}
             print(f"{concurrency:>3} {row['submits_per_s']:>10} {row['p50']:>8} "
-                  f"{row['p99']:>8} {row['max']:>8}     {row['errors'] or 'none'}")
+                  f"{row['p95']:>8} {row['p99']:>8} {row['max']:>8}     "
+                  f"{row['errors'] or 'none'}")
             summary[f"C={concurrency}"] = row
     except KeyboardInterrupt:
         print("\ninterrupted: cleaning up")

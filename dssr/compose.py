@@ -11,6 +11,7 @@ from dataclasses import fields
 
 from twisted.conch.ssh.keys import Key
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.logger import Logger
 
 from dssr.connectors.loader import build, resolve
 from dssr.connectors.slurm import SlurmConnector
@@ -27,6 +28,8 @@ from dssr.remote.ssh import SSHRemote
 from dssr.settings import BY_KEY, Settings, SettingsError, default
 from dssr.slurm.cli import CLISlurm
 
+_log = Logger(namespace="dssr.compose")
+
 # The settings the SSH transport cannot do without.
 SSH_REQUIRED = ("cluster_addr", "ssh_user", "ssh_pkey")
 
@@ -40,6 +43,9 @@ def connector(settings: Settings, reactor, factory=None):
 
 
 # -- the pieces -------------------------------------------------------------------
+
+# The reference downstream reads its ID mapping from this file in its working directory.
+REFERENCE_MAPPING_FILE = "users_id_mapping_configuration.yaml"
 
 
 def executor_settings(settings: Settings) -> ExecutorSettings:
@@ -57,16 +63,30 @@ def _read(path: str, what: str) -> bytes:
         raise SettingsError(f"{what} {path}: {error.strerror}") from None
 
 
+def mapping_file(settings: Settings) -> str:
+    """The ID mapping file to use: ``id_mapping_file``, else the reference's file when
+    it is in the working directory (a drop-in upgrade keeps mapping users), else ""."""
+    if settings.id_mapping_file:
+        return settings.id_mapping_file
+    if os.path.isfile(REFERENCE_MAPPING_FILE):
+        return os.path.abspath(REFERENCE_MAPPING_FILE)
+    return ""
+
+
 def identities(settings: Settings) -> IdentityMap | None:
     """The ID mapping the settings name, or None when every job runs as the service account."""
-    if not settings.id_mapping_file:
+    path = mapping_file(settings)
+    if not path:
         return None
-    refusal = unverified_tokens_refusal(settings)
+    if path != settings.id_mapping_file:
+        _log.info("ID mapping from {path}, the reference downstream's file in the working "
+                  "directory (id_mapping_file is unset)", path=path)
+    refusal = unverified_tokens_refusal(settings, path)
     if refusal:
         raise SettingsError(refusal)
-    text = _read(settings.id_mapping_file, "id_mapping_file").decode("utf-8", "replace")
+    text = _read(path, "id_mapping_file").decode("utf-8", "replace")
     try:
-        users = parse_mapping(text, settings.id_mapping_file)
+        users = parse_mapping(text, path)
     except MappingError as error:
         raise SettingsError(str(error)) from None
     public_key = None
@@ -157,16 +177,22 @@ def remote(settings: Settings, reactor, mapping: IdentityMap | None):
 def slurm_over(remote, clock, executor: ExecutorSettings,
                identities: IdentityMap | None = None,
                snapshot_ttl: float = default("snapshot_ttl"), listing_root: str = "",
-               service_user: str = "") -> SlurmConnector:
+               service_user: str = "",
+               output_retention: float = default("output_retention"),
+               snapshot_max_stale: float = default("snapshot_max_stale")) -> SlurmConnector:
     """The Slurm connector on Slurm's commands and the job files, both over ``remote``."""
     commands = LoggedRemote(remote, clock, service_user)
-    files = JobFiles(commands, executor.job_scratch_dir, listing_root)
-    return SlurmConnector(CLISlurm(commands), files, clock, executor, identities,
-                          snapshot_ttl, service_user)
+    files = JobFiles(commands, executor.job_scratch_dir, listing_root, output_retention)
+    users = (service_user,) if service_user else ()
+    if service_user and identities is not None:
+        users += tuple(user.cluster_user for user in identities.users.values())
+    return SlurmConnector(CLISlurm(commands, users), files, clock, executor, identities,
+                          snapshot_ttl, service_user, snapshot_max_stale)
 
 
 def slurm_connector(settings: Settings, reactor) -> SlurmConnector:
     """The ``slurm`` connector as the settings describe it (``slurm_interface`` cli)."""
     mapping = identities(settings)
     return slurm_over(remote(settings, reactor, mapping), reactor, executor_settings(settings),
-                      mapping, settings.snapshot_ttl, settings.pvcls_root, settings.ssh_user)
+                      mapping, settings.snapshot_ttl, settings.pvcls_root, settings.ssh_user,
+                      settings.output_retention, settings.snapshot_max_stale)

@@ -88,12 +88,13 @@ def parse_mapping(text: str, source: str = "the ID mapping file") -> dict[str, M
     return users
 
 
-def unverified_tokens_refusal(settings) -> str | None:
-    """Why ID mapping must not start: tokens nobody verifies, from callers nobody knows."""
-    if (not settings.id_mapping_file or settings.jwt_public_key_file or settings.server_key
+def unverified_tokens_refusal(settings, mapping_file: str) -> str | None:
+    """Why ID mapping (from ``mapping_file``, empty: none) must not start: tokens nobody
+    verifies, from callers nobody knows."""
+    if (not mapping_file or settings.jwt_public_key_file or settings.server_key
             or settings.trust_unverified_tokens):
         return None
-    return ("id_mapping_file is set but bearer tokens would be believed unverified from "
+    return (f"ID mapping ({mapping_file}) would believe bearer tokens unverified from "
             "unauthenticated callers (anyone could name any mapped user): set "
             "DSSR_JWT_PUBLIC_KEY_FILE (jwt_public_key_file) to verify them, or "
             "JARVICE_SCHED_SERVER_KEY (server_key) so only upstream is heard, or accept "

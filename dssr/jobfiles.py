@@ -3,11 +3,22 @@
 The layout, below ``<scratch>.jarvice/`` (``job_scratch_dir``; relative paths are
 below the user's home when it is empty):
 
-- ``<name>.out``: the job's output (``sbatch -o``);
-- ``<name>.end``: the end record the batch script writes when the job ends (state,
-  exit code, start and end time), so the verdict outlives Slurm's memory of the job;
-- ``<name>.cancelled``: the marker ``/terminate`` leaves (a job cancelled while
-  pending never runs its batch script, so it writes no end record).
+- ``<name>.<jobid>.out``: the job's output (``sbatch -o`` with ``%j``);
+- ``<name>.<jobid>.end``: the end record the batch script writes when the job ends
+  (job id, state, exit code, start and end time), so the verdict outlives Slurm's
+  memory of the job;
+- ``<name>.<jobid>.cancelled``: the marker ``/terminate`` leaves (a job cancelled
+  while pending never runs its batch script, so it writes no end record);
+- ``<name>.<jobid>.collected``: left by the first ``/exitstatus``; once it is older
+  than the output retention, ``prune`` removes the job's files;
+- ``<name>.claim``: the submit claim, made atomically (``O_EXCL``) before ``sbatch``
+  and holding the job id once it answered, so any number of DSSR replicas submit a
+  name once; released when the job is collected. An empty one older than
+  ``CLAIM_STALE`` seconds (a submit that died before sbatch answered) is taken over.
+
+Every file carries the Slurm job id: two jobs of one name never share a file, and a
+file of ``(name, jobid)`` proves that job id was DSSR's job of that name. Files of the
+old layout (``<name>.out``, before job ids were in the names) are not read.
 
 The executor (which writes them), the connector (which reads them) and ``dssr check``
 (which probes the directory) all take the layout from here. ``JobFiles`` does the
@@ -15,29 +26,103 @@ file work over an ``IRemote``: a few constant shell programs that get request da
 only as quoted arguments.
 """
 
+import math
 import posixpath
+import re
 from dataclasses import dataclass
 
+from twisted.logger import Logger
+
+from dssr.coroutines import settled
 from dssr.errors import Unavailable
 from dssr.jobs import DirEntry, JobRef
 from dssr.remote.logged import LoggedRemote
 from dssr.remote.output import first_line
-from dssr.slurm.interfaces import Setup
+from dssr.slurm.interfaces import SETUP_BUSY, Setup
+
+_log = Logger(namespace="dssr.slurm")
 
 DIRECTORY = ".jarvice"
 # A tail is cut to this many bytes on the cluster: one huge line must not exhaust the
 # transport's output cap.
 TAIL_BYTES = 16 * 1024 * 1024
-END_STATES = ("COMPLETED", "FAILED", "CANCELLED")
+END_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
+# sbatch's pattern for the job id in an output file name.
+SBATCH_JOBID = "%j"
+# The most jobs one ``prune`` run removes per user: bounded work per run.
+PRUNE_BATCH = 100
 
-# Before a submit: make the directory, drop a previous run's end record and marker.
-PREPARE = 'mkdir -p -- "$1" && rm -f -- "$2" "$3"'
+# Seconds after which a claim without a job id is taken over: longer than any sbatch.
+CLAIM_STALE = 120
+# Seconds a submit waits for another's claim to get its job id, then answers busy.
+CLAIM_PATIENCE = 20
+
+# Claim name $2 in directory $1, then run the submit command ("$@" after 4 arguments)
+# and record its output (the job id) in the claim; if the claim is taken, print the
+# job id it holds instead. The claim is a file created with O_EXCL (noclobber: a shell
+# builtin, no process forked); one still empty is another submit between its claim
+# and sbatch's answer: wait for it up to $4 seconds (then exit SETUP_BUSY), or take it
+# over once it is $3 seconds old (one rename wins; that submit died).
+CLAIM_SUBMIT = f"""\
+dir=$1 claim=$2 stale=$3 ticks=$(($4 * 20))
+shift 4
+set -C
+until true 2>/dev/null > "$claim"; do
+    if [ ! -d "$dir" ]; then
+        mkdir -p -- "$dir" || exit 70
+        continue
+    fi
+    if [ -s "$claim" ]; then
+        cat -- "$claim"
+        exit 0
+    fi
+    now=$(date +%s)
+    # No claim to stat (released meanwhile, or it cannot be made for another reason):
+    # try again, within the patience.
+    born=$(stat -c %Y -- "$claim" 2>/dev/null) || born=$now
+    if [ $((now - born)) -ge "$stale" ]; then
+        mv -- "$claim" "$claim.stale.$$" 2>/dev/null && rm -f -- "$claim.stale.$$"
+        continue
+    fi
+    if [ "$ticks" -le 0 ]; then
+        echo "another submit of this job name is in progress; try again" >&2
+        exit {SETUP_BUSY}
+    fi
+    sleep 0.05
+    ticks=$((ticks - 1))
+done
+set +C
+if out=$("$@"); then
+    # One short write by a builtin: a reader sees it empty (and waits) or whole.
+    printf '%s\\n' "$out" > "$claim"
+    printf '%s\\n' "$out"
+else
+    status=$?
+    rm -f -- "$claim"
+    exit "$status"
+fi
+"""
 # The last $1 lines of file $2, at most $3 bytes of them; exit 1 when there is no file.
 TAIL = '[ -f "$2" ] || exit 1; tail -n "$1" -- "$2" | tail -c "$3"'
-# Forget a job's output ($2); keep its small end record and cancel marker (so a
-# repeated /exitstatus gives the same verdict) and prune those in $1 older than a week.
-FORGET = ('rm -f -- "$2"; find "$1" -maxdepth 1 -type f '
-          '\\( -name "*.end" -o -name "*.cancelled" \\) -mtime +7 -delete')
+# Mark job files $1 collected (the first /exitstatus starts the retention period), and
+# release the name's claim $2 if it holds job $3 (a later submit of the name is new).
+COLLECTED = """\
+[ -e "$1.collected" ] || : > "$1.collected" || exit
+case $(cat -- "$2" 2>/dev/null) in
+"$3" | "$3;"*) mv -- "$2" "$2.done.$$" 2>/dev/null && rm -f -- "$2.done.$$" ;;
+esac
+exit 0
+"""
+# Remove the files of at most $3 jobs in directory $1 collected more than $2 minutes
+# ago. Names with a newline are not DSSR's (validated names hold none): skipped.
+PRUNE = """\
+[ -d "$1" ] || exit 0
+find "$1" -maxdepth 1 -type f -name '*.collected' -mmin +"$2" | head -n "$3" |
+while IFS= read -r marker; do
+    base=${marker%.collected}
+    rm -f -- "$base.out" "$base.end" "$base.cancelled" "$marker"
+done
+"""
 # List directory $2 below root $1 as NUL-separated "mtime\tsize\ttype\tname" records.
 # Exit 3: no root; 4: no such directory; 5: it resolves outside the root. (The root's
 # trailing "/" goes before the case: bash does not match "${root%/}"/* when root is /.)
@@ -68,21 +153,34 @@ class JobPaths:
     """Where one job's files live on the cluster."""
 
     directory: str
+    base: str  # every file's path is this and a suffix
     output: str
     end_record: str
     cancel_marker: str
 
 
-def job_paths(scratch: str, name: str) -> JobPaths:
-    """The files of the job named ``name`` (a validated Jarvice job name)."""
-    base = f"{directory(scratch)}/{name}"
-    return JobPaths(directory(scratch), base + ".out", base + ".end", base + ".cancelled")
+def name_prefix(scratch: str, name: str) -> str:
+    """What the files of every job named ``name`` (validated) start with; the job id follows."""
+    return f"{directory(scratch)}/{name}."
+
+
+def claim_path(scratch: str, name: str) -> str:
+    """The submit claim of job name ``name`` (see ``CLAIM_SUBMIT``)."""
+    return f"{directory(scratch)}/{name}.claim"
+
+
+def job_paths(scratch: str, name: str, jobid: str) -> JobPaths:
+    """The files of job ``jobid`` named ``name``; ``jobid`` may be ``SBATCH_JOBID``."""
+    base = name_prefix(scratch, name) + jobid
+    return JobPaths(directory(scratch), base, base + ".out", base + ".end",
+                    base + ".cancelled")
 
 
 @dataclass(frozen=True)
 class EndRecord:
     """How a job ended, as its batch script recorded it (times in epoch seconds)."""
 
+    jobid: str
     state: str
     exit_code: int
     start: int
@@ -94,29 +192,37 @@ class EndRecord:
         return max(0, self.end - self.start)
 
 
-def parse_end_record(text: str) -> EndRecord | None:
-    """The ``EndRecord`` in an end record file, or None if it is incomplete or garbled."""
+def parse_end_record(text: str, jobid: str) -> EndRecord | None:
+    """The ``EndRecord`` of job ``jobid`` in an end record file, or None if it is
+    incomplete, garbled, or another job's."""
     values = {}
     for line in text.splitlines():
         key, equals, value = line.partition("=")
         if equals:
             values[key.strip()] = value.strip()
     try:
-        record = EndRecord(values["STATE"], int(values["EXIT_CODE"]),
+        record = EndRecord(values["JOBID"], values["STATE"], int(values["EXIT_CODE"]),
                            int(values["START"]), int(values["END"]))
     except (KeyError, ValueError):
         return None
-    return record if record.state in END_STATES else None
+    return record if record.state in END_STATES and record.jobid == jobid else None
+
+
+# Characters that could break a line-oriented listing (control characters but tab).
+_LINE_BREAKING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def parse_listing(data: bytes, listed: str) -> list[DirEntry]:
     """Entries from ``LIST_DIRECTORY``'s records, as paths below the root; ``listed`` is
-    the directory that was listed."""
+    the directory that was listed. Names with control characters other than tab are
+    left out: one could forge lines of the answer."""
     entries = []
     for record in data.decode("utf-8", "replace").split("\0"):
         if not record:
             continue
         mtime, size, kind, name = record.split("\t", 3)
+        if _LINE_BREAKING.search(name):
+            continue
         path = posixpath.join(listed.strip("/"), name)
         entries.append(DirEntry(path, kind == "d", int(float(mtime)), int(size)))
     return sorted(entries, key=lambda entry: entry.path)
@@ -134,23 +240,25 @@ class JobFiles:
     """The job files in ``scratch`` on the cluster, read and written through ``commands``.
 
     ``user`` arguments name the mapped cluster user whose files they are (None: the
-    service account's). ``listing_root`` is the directory ``listing`` may look into.
+    service account's). ``listing_root`` is the directory ``listing`` may look into;
+    ``retention`` the seconds a collected job's files are kept.
     """
 
-    def __init__(self, commands: LoggedRemote, scratch: str, listing_root: str = ""):
+    def __init__(self, commands: LoggedRemote, scratch: str, listing_root: str = "",
+                 retention: float = 3 * 86400):
         self._commands = commands
         self._scratch = scratch
         self.listing_root = listing_root
+        self.retention = retention
 
     def paths(self, ref: JobRef) -> JobPaths:
         """Where the files of job ``ref`` are."""
-        return job_paths(self._scratch, ref.name)
+        return job_paths(self._scratch, ref.name, ref.jobid)
 
     def setup(self, name: str) -> Setup:
-        """What must run before the job ``name`` is submitted (see ``PREPARE``)."""
-        paths = job_paths(self._scratch, name)
-        return Setup(PREPARE, (posixpath.dirname(paths.output) or ".", paths.end_record,
-                               paths.cancel_marker))
+        """What wraps the submission of job ``name``: its claim (see ``CLAIM_SUBMIT``)."""
+        return Setup(CLAIM_SUBMIT, (directory(self._scratch), claim_path(self._scratch, name),
+                                    str(CLAIM_STALE), str(CLAIM_PATIENCE)))
 
     async def tail(self, ref: JobRef, lines: int, user: str | None = None) -> str | None:
         """The last ``lines`` lines of the job's output, or None if it has none."""
@@ -164,7 +272,9 @@ class JobFiles:
     async def end_record(self, ref: JobRef, user: str | None = None) -> EndRecord | None:
         """The job's end record, if it has a readable one."""
         result = await self._commands.run(["cat", "--", self.paths(ref).end_record], user=user)
-        return parse_end_record(result.stdout.decode("utf-8", "replace")) if result.ok else None
+        if not result.ok:
+            return None
+        return parse_end_record(result.stdout.decode("utf-8", "replace"), ref.jobid)
 
     async def cancelled(self, ref: JobRef, user: str | None = None) -> bool:
         """Whether ``/terminate`` left its marker for the job."""
@@ -184,11 +294,30 @@ class JobFiles:
              paths.cancel_marker], user=user)
         return result.ok
 
-    async def forget(self, ref: JobRef, user: str | None = None) -> None:
-        """Remove the job's output (see ``FORGET``)."""
-        paths = self.paths(ref)
-        await self._commands.run(["sh", "-c", FORGET, "sh", posixpath.dirname(paths.output)
-                                  or ".", paths.output, paths.cancel_marker], user=user)
+    async def collected(self, ref: JobRef, user: str | None = None) -> None:
+        """Mark the job's files collected (``prune`` removes them after the retention)
+        and release its name's claim."""
+        await self._commands.run(["sh", "-c", COLLECTED, "sh", self.paths(ref).base,
+                                  claim_path(self._scratch, ref.name), ref.jobid], user=user)
+
+    async def prune(self, user: str | None = None) -> None:
+        """Remove the files of (at most ``PRUNE_BATCH``) jobs collected longer ago than
+        the retention."""
+        minutes = max(0, math.ceil(self.retention / 60))
+        result = await self._commands.run(
+            ["sh", "-c", PRUNE, "sh", directory(self._scratch), str(minutes),
+             str(PRUNE_BATCH)], user=user)
+        if not result.ok:
+            raise Unavailable(f"pruning job files failed: {first_line(result.stderr)}")
+
+    async def prune_all(self, users: list[str | None]) -> None:
+        """``prune`` in every account of ``users`` at once; a failure is logged, not
+        raised (pruning is housekeeping)."""
+        outcomes = await settled(*(self.prune(user) for user in users))
+        for user, outcome in zip(users, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                _log.warn("pruning collected job files of {user}: {error}",
+                          user=user or "the service account", error=outcome)
 
     async def listing(self, path: str) -> list[DirEntry]:
         """The entries of ``path`` (absolute, normalised, no ``..``) below the listing root.

@@ -215,6 +215,14 @@ SETTINGS: tuple[Setting, ...] = (
             env="JARVICE_SLURM_INTERFACE"),
     Setting("snapshot_ttl", 2.0, _non_negative_float,
             "Seconds one squeue snapshot serves all callers", env="DSSR_SNAPSHOT_TTL"),
+    Setting("snapshot_max_stale", 10.0, _non_negative_float,
+            "Oldest snapshot (seconds) /running, /queued and /runstatus may get while one "
+            "refresh runs (a slow squeue); past it they wait, and 503 if it fails",
+            env="DSSR_SNAPSHOT_MAX_STALE"),
+    Setting("output_retention", 3 * 86400.0, _non_negative_float,
+            "Seconds a job's output and end record stay on the cluster after its first "
+            "/exitstatus (repeated calls answer the same); then /gc removes them",
+            env="DSSR_OUTPUT_RETENTION"),
     Setting("pvcls_root", "", _str,
             "Directory on the cluster that /request/pvcls may list (empty: none)",
             env="DSSR_PVCLS_ROOT"),

@@ -187,7 +187,7 @@ class SettingsTests(SynchronousTestCase):
                                     "JARVICE_SLURM_SSH_USER": "jarvice",
                                     "JARVICE_SLURM_SSH_PKEY": "LS0t",
                                     "DSSR_ID_MAPPING_FILE": "/nonexistent/m.yaml"})
-        self.assertIn("id_mapping_file is set but bearer tokens would be believed unverified",
+        self.assertIn("ID mapping (/nonexistent/m.yaml) would believe bearer tokens unverified",
                       outcome.detail)
         self.assertEqual(outcome.fixes, (
             "set DSSR_JWT_PUBLIC_KEY_FILE (jwt_public_key_file) or JARVICE_SCHED_SERVER_KEY "

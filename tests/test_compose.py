@@ -1,11 +1,14 @@
 """The composition root: settings become the transport, the connector and their parts."""
 
+import base64
+import os
 from dataclasses import fields
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -111,3 +114,38 @@ class ConnectorTests(SynchronousTestCase):
                                   settings(id_mapping_file="/nonexistent/mapping.yaml",
                                            server_key="upstream:pw"))
         self.assertIn("id_mapping_file /nonexistent/mapping.yaml", str(error))
+
+    def in_a_directory_holding(self, name: str | None, text: str = "") -> None:
+        """Run the rest of the test in a fresh working directory with file ``name``."""
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        if name:
+            with open(os.path.join(directory, name), "w") as handle:
+                handle.write(text)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(directory)
+
+    def test_the_references_mapping_file_in_the_working_directory(self):
+        key = base64.b64encode(b"-----BEGIN OPENSSH PRIVATE KEY-----\nx\n").decode()
+        self.in_a_directory_holding(compose.REFERENCE_MAPPING_FILE, (
+            "users_id_mapping:\n  - user: kirby\n    jarvice_user: kirby\n"
+            f"    mail: kirby@example.org\n    mapped_user: dssr-kirby\n"
+            f"    ssh_private_key_b64: {key}\n"))
+        with capturedLogs() as events:
+            mapping = compose.identities(settings(server_key="u:p"))
+        self.assertTrue(mapping.by_cluster_user("dssr-kirby"))
+        said = "".join(formatEvent(event) for event in events)
+        self.assertIn(os.path.abspath(compose.REFERENCE_MAPPING_FILE), said)
+        # id_mapping_file, when set, wins.
+        error = self.assertRaises(SettingsError, compose.identities,
+                                  settings(server_key="u:p",
+                                           id_mapping_file="/nonexistent/mapping.yaml"))
+        self.assertIn("/nonexistent/mapping.yaml", str(error))
+        # Unverified tokens from anyone are refused for this file as for any other.
+        error = self.assertRaises(SettingsError, compose.identities, settings())
+        self.assertIn(f"ID mapping ({os.path.abspath(compose.REFERENCE_MAPPING_FILE)}) "
+                      "would believe bearer tokens unverified", str(error))
+
+    def test_no_mapping_file_anywhere_is_no_mapping(self):
+        self.in_a_directory_holding(None)
+        self.assertIsNone(compose.identities(settings()))

@@ -186,7 +186,8 @@ class EmailKeyTests(SynchronousTestCase):
 
 class UnverifiedTokensPolicyTests(SynchronousTestCase):
     def refusal(self, **values):
-        return unverified_tokens_refusal(load().replace(**values))
+        settings = load().replace(**values)
+        return unverified_tokens_refusal(settings, settings.id_mapping_file)
 
     def test_mapping_needs_a_key_an_authenticated_upstream_or_the_opt_out(self):
         refusal = self.refusal(id_mapping_file="m.yaml")

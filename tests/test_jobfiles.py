@@ -14,15 +14,17 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from dssr.jobfiles import (
-    FORGET,
+    CLAIM_SUBMIT,
+    COLLECTED,
     LIST_DIRECTORY,
-    PREPARE,
+    PRUNE,
     TAIL,
     EndRecord,
     JobFiles,
     JobPaths,
     ListingRefused,
     job_paths,
+    name_prefix,
     parse_end_record,
     parse_listing,
 )
@@ -42,38 +44,52 @@ def run(shell: str, program: str, *args: str, cwd: str) -> subprocess.CompletedP
 
 class LayoutTests(SynchronousTestCase):
     def test_paths(self):
-        self.assertEqual(job_paths("/scratch", "n"), JobPaths(
-            "/scratch/.jarvice", "/scratch/.jarvice/n.out", "/scratch/.jarvice/n.end",
-            "/scratch/.jarvice/n.cancelled"))
-        self.assertEqual(job_paths("/scratch/", "n").output, "/scratch/.jarvice/n.out")
-        self.assertEqual(job_paths("", "n").output, ".jarvice/n.out")
+        self.assertEqual(job_paths("/scratch", "n", "7"), JobPaths(
+            "/scratch/.jarvice", "/scratch/.jarvice/n.7", "/scratch/.jarvice/n.7.out",
+            "/scratch/.jarvice/n.7.end", "/scratch/.jarvice/n.7.cancelled"))
+        self.assertEqual(job_paths("/scratch/", "n", "%j").output,
+                         "/scratch/.jarvice/n.%j.out")
+        self.assertEqual(job_paths("", "n", "7").output, ".jarvice/n.7.out")
+        self.assertEqual(name_prefix("/scratch", "n"), "/scratch/.jarvice/n.")
+
+    def test_two_jobs_of_one_name_share_no_file(self):
+        one, two = job_paths("/s", "n", "7"), job_paths("/s", "n", "17")
+        self.assertFalse({one.output, one.end_record, one.cancel_marker}
+                         & {two.output, two.end_record, two.cancel_marker})
 
     def test_setup_before_a_submit(self):
         files = JobFiles(None, "/scratch")
         setup = files.setup("n")
-        self.assertEqual(setup.program, PREPARE)
-        self.assertEqual(setup.args, ("/scratch/.jarvice", "/scratch/.jarvice/n.end",
-                                      "/scratch/.jarvice/n.cancelled"))
+        self.assertEqual(setup.program, CLAIM_SUBMIT)
+        self.assertEqual(setup.args, ("/scratch/.jarvice", "/scratch/.jarvice/n.claim", "120",
+                                      "20"))
         self.assertEqual(JobFiles(None, "").setup("n").args[0], ".jarvice")
 
 
 class EndRecordTests(SynchronousTestCase):
     def test_parse(self):
         record = parse_end_record(
-            "STATE=COMPLETED\nEXIT_CODE=0\nSTEP_EXIT_CODE=0\nSTART=100\nEND=160\n")
-        self.assertEqual(record, EndRecord("COMPLETED", 0, 100, 160))
+            "JOBID=7\nSTATE=COMPLETED\nEXIT_CODE=0\nSTEP_EXIT_CODE=0\nSTART=100\nEND=160\n",
+            "7")
+        self.assertEqual(record, EndRecord("7", "COMPLETED", 0, 100, 160))
         self.assertEqual(record.seconds, 60)
 
-    def test_cancelled(self):
-        record = parse_end_record("STATE=CANCELLED\nEXIT_CODE=143\nSTART=5\nEND=4\n")
-        self.assertEqual((record.state, record.exit_code, record.seconds),
-                         ("CANCELLED", 143, 0))
+    def test_cancelled_and_timeout(self):
+        for state in ("CANCELLED", "TIMEOUT"):
+            record = parse_end_record(
+                f"JOBID=7\nSTATE={state}\nEXIT_CODE=143\nSTART=5\nEND=4\n", "7")
+            self.assertEqual((record.state, record.exit_code, record.seconds), (state, 143, 0))
+
+    def test_another_jobs_record_is_none(self):
+        text = "JOBID=7\nSTATE=COMPLETED\nEXIT_CODE=0\nSTART=1\nEND=2\n"
+        self.assertIsNone(parse_end_record(text, "17"))
+        self.assertIsNone(parse_end_record(text.replace("JOBID=7\n", ""), "7"))
 
     def test_incomplete_or_garbled(self):
-        for text in ("", "STATE=COMPLETED\nEXIT_CODE=0\nSTART=1\n",
-                     "STATE=COMPLETED\nEXIT_CODE=x\nSTART=1\nEND=2\n",
-                     "STATE=RUNNING\nEXIT_CODE=0\nSTART=1\nEND=2\n", "garbage"):
-            self.assertIsNone(parse_end_record(text))
+        for text in ("", "JOBID=7\nSTATE=COMPLETED\nEXIT_CODE=0\nSTART=1\n",
+                     "JOBID=7\nSTATE=COMPLETED\nEXIT_CODE=x\nSTART=1\nEND=2\n",
+                     "JOBID=7\nSTATE=RUNNING\nEXIT_CODE=0\nSTART=1\nEND=2\n", "garbage"):
+            self.assertIsNone(parse_end_record(text, "7"))
 
 
 class ListingParseTests(SynchronousTestCase):
@@ -84,6 +100,14 @@ class ListingParseTests(SynchronousTestCase):
             DirEntry("proj/x/notes with\ttab.txt", False, 1732533001, 12),
             DirEntry("proj/x/results", True, 1732533000, 4096)])
         self.assertEqual(parse_listing(b"", "/"), [])
+
+    def test_names_that_could_forge_lines_are_left_out(self):
+        data = (b"1\t1\tf\tok\0"
+                b"1\t1\tf\tx\n2 3 /data/forged\0"
+                b"1\t1\tf\tcr\rhere\0"
+                b"1\t1\tf\ttab\tok\0")
+        self.assertEqual([entry.path for entry in parse_listing(data, "/")],
+                         ["ok", "tab\tok"])
 
 
 class ProgramCase(SynchronousTestCase):
@@ -105,28 +129,92 @@ class ProgramCase(SynchronousTestCase):
         return path
 
 
-class PrepareProgramTests(ProgramCase):
-    def test_makes_the_directory_and_drops_the_last_runs_record_and_marker(self):
+# A stand-in for sbatch: counts its calls in $1, keeps its stdin in $1.stdin, prints $2
+# (exits 1 when $2 is "fail").
+FAKE_SBATCH = ["sh", "-c", 'echo call >> "$1"; cat > "$1.stdin"; '
+               '[ "$2" = fail ] && { echo "sbatch: error: no" >&2; exit 1; }; echo "$2"',
+               "sbatch"]
+
+
+class ClaimProgramTests(ProgramCase):
+    def claim(self, shell: str, jobid: str = "42", stale: int = 120, patience: int = 20,
+              stdin: bytes = b"#!/bin/bash\n") -> subprocess.CompletedProcess:
+        directory = self.path(shell, ".jarvice")
+        return subprocess.run(
+            [shell, "-c", CLAIM_SUBMIT, shell, directory, directory + "/n.claim", str(stale),
+             str(patience), *FAKE_SBATCH, self.path(shell + ".calls"), jobid],
+            cwd=self.dir, input=stdin, capture_output=True, check=False, timeout=60)
+
+    def calls(self, shell: str) -> int:
+        path = self.path(shell + ".calls")
+        return len(open(path).readlines()) if os.path.exists(path) else 0
+
+    def test_first_submit_claims_and_records_later_ones_get_its_job(self):
         for shell in SHELLS:
-            paths = job_paths(self.path(shell), "n")
-            self.write(paths.end_record.removeprefix(self.dir + "/"))
-            self.write(paths.cancel_marker.removeprefix(self.dir + "/"))
-            self.write(paths.output.removeprefix(self.dir + "/"), b"last run\n")
-            done = run(shell, PREPARE + ' && shift 3 && exec "$@"', paths.directory,
-                       paths.end_record, paths.cancel_marker, "echo", "then sbatch", cwd=self.dir)
-            self.assertEqual((done.returncode, done.stdout), (0, b"then sbatch\n"))
-            self.assertEqual(sorted(os.listdir(paths.directory)), ["n.out"])
-            fresh = job_paths(self.path(shell, "new"), "m")
-            done = run(shell, PREPARE, fresh.directory, fresh.end_record, fresh.cancel_marker,
-                       cwd=self.dir)
-            self.assertEqual(done.returncode, 0)
-            self.assertTrue(os.path.isdir(fresh.directory))
+            done = self.claim(shell, stdin=b"the script")
+            self.assertEqual((done.returncode, done.stdout), (0, b"42\n"), done.stderr)
+            with open(self.path(shell + ".calls.stdin"), "rb") as stdin:
+                self.assertEqual(stdin.read(), b"the script")
+            again = self.claim(shell, jobid="43")
+            self.assertEqual((again.returncode, again.stdout), (0, b"42\n"))
+            self.assertEqual(self.calls(shell), 1)
+
+    def test_a_refused_submit_releases_the_claim(self):
+        for shell in SHELLS:
+            done = self.claim(shell, jobid="fail")
+            self.assertEqual(done.returncode, 1)
+            self.assertIn(b"sbatch: error: no", done.stderr)
+            self.assertEqual(self.claim(shell).stdout, b"42\n")
+            self.assertEqual(self.calls(shell), 2)
+
+    def test_a_claim_being_submitted_is_waited_for_then_busy(self):
+        for shell in SHELLS:
+            self.write(f"{shell}/.jarvice/n.claim", b"")  # claimed, no job id yet
+            done = self.claim(shell, patience=0)
+            self.assertEqual(done.returncode, 75)
+            self.assertIn(b"in progress", done.stderr)
+            self.assertEqual(self.calls(shell), 0)
+
+    def test_a_claim_left_by_a_crash_is_taken_over(self):
+        for shell in SHELLS:
+            claim = self.write(f"{shell}/.jarvice/n.claim", b"", age=200)
+            done = self.claim(shell)
+            self.assertEqual((done.returncode, done.stdout), (0, b"42\n"), done.stderr)
+            self.assertEqual(self.calls(shell), 1)
+            self.assertEqual(sorted(os.listdir(self.path(shell, ".jarvice"))), ["n.claim"])
+            with open(claim, "rb") as taken:
+                self.assertEqual(taken.read(), b"42\n")
+
+    def test_many_at_once_submit_once(self):
+        for shell in SHELLS:
+            directory = self.path(shell, ".jarvice")
+            os.makedirs(directory)
+            runs = [subprocess.Popen(
+                [shell, "-c", CLAIM_SUBMIT, shell, directory, directory + "/n.claim", "120",
+                 "20", *FAKE_SBATCH, self.path(shell + ".calls"), str(n)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE) for n in range(20)]
+            answers = {run.communicate(timeout=60)[0] for run in runs}
+            self.assertEqual(len(answers), 1, answers)
+            self.assertEqual(self.calls(shell), 1)
+
+    def test_collected_releases_the_claim_of_that_job_only(self):
+        for shell in SHELLS:
+            self.claim(shell)
+            claim = self.path(shell, ".jarvice", "n.claim")
+            base = self.path(shell, ".jarvice", "n.")
+            run(shell, COLLECTED, base + "41", claim, "41", cwd=self.dir)
+            self.assertTrue(os.path.exists(claim))
+            run(shell, COLLECTED, base + "42", claim, "42", cwd=self.dir)
+            self.assertFalse(os.path.exists(claim))
+            self.assertEqual(self.claim(shell, jobid="43").stdout, b"43\n")
 
     def test_fails_when_the_directory_cannot_be_made(self):
         self.write("file")
         for shell in SHELLS:
-            done = run(shell, PREPARE, self.path("file", "sub"), "a", "b", cwd=self.dir)
-            self.assertNotEqual(done.returncode, 0)
+            directory = self.path("file", "sub")
+            done = run(shell, CLAIM_SUBMIT, directory, directory + "/n.claim", "1", "1",
+                       "true", cwd=self.dir)
+            self.assertEqual(done.returncode, 70)
 
 
 class TailProgramTests(ProgramCase):
@@ -146,24 +234,53 @@ class TailProgramTests(ProgramCase):
                 self.assertEqual((done.returncode, done.stdout), (1, b""))
 
 
-class ForgetProgramTests(ProgramCase):
-    def test_removes_the_output_keeps_recent_records_prunes_old_ones(self):
+class CollectAndPruneProgramTests(ProgramCase):
+    def job(self, shell: str, jobid: str, collected_age: float | None) -> list[str]:
+        """The files of job ``jobid`` named n, collected that long ago (None: not yet)."""
+        base = f"{shell}/.jarvice/n.{jobid}"
+        paths = [self.write(base + suffix) for suffix in (".out", ".end", ".cancelled")]
+        if collected_age is not None:
+            paths.append(self.write(base + ".collected", b"", age=collected_age))
+        return paths
+
+    def test_collected_marks_once(self):
         for shell in SHELLS:
-            here = job_paths(self.path(shell), "n")
-            output = self.write(f"{shell}/.jarvice/n.out")
-            kept = [self.write(f"{shell}/.jarvice/n.end"),
-                    self.write(f"{shell}/.jarvice/n.cancelled"),
-                    self.write(f"{shell}/.jarvice/other.out", age=30 * DAY),
-                    self.write(f"{shell}/.jarvice/recent.end", age=7 * DAY - 3600)]
-            # find -mtime +7: at least 8 whole days old.
-            old = [self.write(f"{shell}/.jarvice/old.end", age=8 * DAY + 3600),
-                   self.write(f"{shell}/.jarvice/old.cancelled", age=30 * DAY)]
-            done = run(shell, FORGET, here.directory, here.output, here.cancel_marker,
+            base = self.path(shell, ".jarvice", "n.7")
+            claim = self.path(shell, ".jarvice", "n.claim")
+            marker = self.write(f"{shell}/.jarvice/n.7.collected", b"", age=DAY)
+            then = os.stat(marker).st_mtime
+            self.assertEqual(run(shell, COLLECTED, base, claim, "7", cwd=self.dir).returncode, 0)
+            self.assertEqual(os.stat(marker).st_mtime, then)
+            os.remove(marker)
+            self.assertEqual(run(shell, COLLECTED, base, claim, "7", cwd=self.dir).returncode, 0)
+            self.assertTrue(os.path.exists(marker))
+
+    def test_prunes_jobs_collected_before_the_retention_only(self):
+        for shell in SHELLS:
+            old = self.job(shell, "7", 3 * DAY)
+            recent = self.job(shell, "8", DAY)
+            never = self.job(shell, "9", None)
+            other_name = self.write(f"{shell}/.jarvice/n.out")  # the old layout: not ours
+            done = run(shell, PRUNE, self.path(shell, ".jarvice"), str(2 * DAY // 60), "100",
                        cwd=self.dir)
             self.assertEqual(done.returncode, 0, done.stderr)
-            self.assertFalse(os.path.exists(output))
-            self.assertEqual([os.path.exists(path) for path in kept], [True] * 4)
-            self.assertEqual([os.path.exists(path) for path in old], [False] * 2)
+            self.assertEqual([os.path.exists(path) for path in old], [False] * 4)
+            self.assertEqual([os.path.exists(path) for path in recent + never + [other_name]],
+                             [True] * 8)
+
+    def test_bounded_work_per_run(self):
+        for shell in SHELLS:
+            jobs = [self.job(shell, str(jobid), 3 * DAY) for jobid in range(5)]
+            directory = self.path(shell, ".jarvice")
+            run(shell, PRUNE, directory, "1", "2", cwd=self.dir)
+            self.assertEqual(sum(not os.path.exists(paths[0]) for paths in jobs), 2)
+            run(shell, PRUNE, directory, "1", "100", cwd=self.dir)
+            self.assertEqual(os.listdir(directory), [])
+
+    def test_no_directory_is_nothing_to_do(self):
+        for shell in SHELLS:
+            done = run(shell, PRUNE, self.path("none"), "1", "100", cwd=self.dir)
+            self.assertEqual(done.returncode, 0, done.stderr)
 
 
 class ListProgramTests(ProgramCase):
@@ -215,27 +332,38 @@ class JobFilesOnThisHostTests(TestCase):
         self.ref = JobRef("job-1", 1, "7")
         self.paths = self.files.paths(self.ref)
 
-    async def test_a_jobs_files_from_start_to_forget(self):
+    async def test_a_jobs_files_from_start_to_prune(self):
         self.assertFalse(await self.files.exist(self.ref))
         self.assertIsNone(await self.files.tail(self.ref, 10))
         self.assertIsNone(await self.files.end_record(self.ref))
         self.assertFalse(await self.files.cancelled(self.ref))
         setup = self.files.setup(self.ref.name)
-        done = subprocess.run(["sh", "-c", setup.program, "sh", *setup.args], check=False)
-        self.assertEqual(done.returncode, 0)
+        done = subprocess.run(["sh", "-c", setup.program, "sh", *setup.args, "echo", "7"],
+                              check=False, capture_output=True)
+        self.assertEqual((done.returncode, done.stdout), (0, b"7\n"))
         with open(self.paths.output, "w") as output:
             output.write("one\ntwo\nthree\n")
         with open(self.paths.end_record, "w") as record:
-            record.write("STATE=FAILED\nEXIT_CODE=1\nSTART=100\nEND=130\n")
+            record.write("JOBID=7\nSTATE=FAILED\nEXIT_CODE=1\nSTART=100\nEND=130\n")
         await self.files.mark_cancelled(self.ref)
         self.assertTrue(await self.files.exist(self.ref))
         self.assertEqual(await self.files.tail(self.ref, 2), "two\nthree\n")
-        self.assertEqual(await self.files.end_record(self.ref), EndRecord("FAILED", 1, 100, 130))
+        self.assertEqual(await self.files.end_record(self.ref),
+                         EndRecord("7", "FAILED", 1, 100, 130))
         self.assertTrue(await self.files.cancelled(self.ref))
-        await self.files.forget(self.ref)
-        self.assertIsNone(await self.files.tail(self.ref, 2))
-        self.assertEqual(await self.files.end_record(self.ref), EndRecord("FAILED", 1, 100, 130))
-        self.assertTrue(await self.files.cancelled(self.ref))
+        # Another job of the same name sees none of it.
+        self.assertFalse(await self.files.exist(JobRef("job-1", 2, "8")))
+        self.assertTrue(os.path.isfile(self.paths.directory + "/job-1.claim"))
+        await self.files.collected(self.ref)
+        self.assertFalse(os.path.exists(self.paths.directory + "/job-1.claim"))
+        await self.files.prune()
+        self.assertEqual(await self.files.tail(self.ref, 2), "two\nthree\n")
+        then = time.time() - 2 * 3600
+        os.utime(self.paths.base + ".collected", (then, then))
+        self.files.retention = 3600
+        await self.files.prune()
+        self.assertFalse(await self.files.exist(self.ref))
+        self.assertEqual(os.listdir(self.paths.directory), [])
 
     async def test_listing(self):
         os.makedirs(os.path.join(self.scratch, "a", "b"))

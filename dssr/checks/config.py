@@ -182,7 +182,7 @@ def slurm_problems(settings: Settings) -> list[tuple[str, str]]:
                      f"{env_label('id_mapping_file')}")]
         return []
     problems = [(f"{key} is not set", missing_fix(key)) for key in missing_ssh_settings(settings)]
-    refusal = unverified_tokens_refusal(settings)
+    refusal = unverified_tokens_refusal(settings, compose.mapping_file(settings))
     if refusal:
         problems.append((refusal, f"set {env_label('jwt_public_key_file')} or "
                                   f"{env_label('server_key')}"))

@@ -142,7 +142,8 @@ class SubmitTest:
         self._timeout = timeout
         self._poll = poll
         self.name = f"dssr-check-{secrets.token_hex(4)}"
-        self.output = jobfiles.job_paths(scratch, self.name).output
+        # Not sbatch's %j pattern: this file is read back and removed by its own name.
+        self.output = jobfiles.job_paths(scratch, self.name, "check").output
 
     async def run(self) -> Outcome:
         argv = ["sh", "-c", MKDIR_THEN, "sh", jobfiles.directory(self._scratch), "sbatch",

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from dssr.connectors.interfaces import IConnector
-from dssr.connectors.verdict import coordinate, verdict
+from dssr.connectors.verdict import coordinate, this_jobs_record, verdict
 from dssr.coroutines import KeyedLocks, concurrently, settled
 from dssr.errors import BadRequest, Forbidden, NotFound, Unavailable
 from dssr.executors import singularity
@@ -32,7 +32,7 @@ from dssr.jobs import (
     Submitted,
 )
 from dssr.samples import Sample
-from dssr.slurm.interfaces import JOB_PREFIX, AccountingRecord, QueueJob, Refused
+from dssr.slurm.interfaces import QueueJob, Refused
 from dssr.slurm.snapshot import Snapshot
 from dssr.slurm.states import Category, category
 
@@ -40,6 +40,8 @@ _log = Logger(namespace="dssr.slurm")
 
 # The most lines of output /exitstatus returns.
 OUTPUT_LINES = 10000
+# Seconds between two prunes of collected job files (on /gc).
+PRUNE_INTERVAL = 60.0
 
 
 @implementer(IConnector)
@@ -48,28 +50,45 @@ class SlurmConnector:
 
     ``identities`` (an ``IdentityMap``, or None) maps bearers to cluster users;
     ``service_user`` is the service account's name; the queue snapshot is reused for
-    ``snapshot_ttl`` seconds of ``clock``.
+    ``snapshot_ttl`` seconds of ``clock``, and served while it refreshes up to
+    ``snapshot_max_stale`` seconds old (``Snapshot``).
     """
 
     def __init__(self, slurm, files, clock, executor_settings, identities, snapshot_ttl: float,
-                 service_user: str = ""):
+                 service_user: str = "", snapshot_max_stale: float = 0.0):
         self.slurm = slurm
         self.files = files
         self.service = slurm.service
-        self.snapshot = Snapshot(lambda: ensureDeferred(slurm.queue()), clock, snapshot_ttl)
+        self.snapshot = Snapshot(lambda: ensureDeferred(slurm.queue()), clock, snapshot_ttl,
+                                 snapshot_max_stale)
         self._executor_settings = executor_settings
         self._identities = identities
         self._service_user = service_user
         self._submits = KeyedLocks()
+        self._clock = clock
+        self._bearer_ignored = False
+        self._pruned_at: float | None = None
         self._indexed_jobs: list[QueueJob] | None = None
         self._index: dict[str, QueueJob] = {}
 
     # -- the queue and the job's owner ------------------------------------------
 
     async def _queued_job(self, ref: JobRef, fresh: bool = False) -> QueueJob | None:
-        """The job as the snapshot shows it, if Slurm has one of that id and name."""
+        """The job as the snapshot shows it, if Slurm has that id; ``NotFound`` when
+        that id is not DSSR's job of that name (another name, or a stranger's)."""
         job = self._by_id(await self.snapshot.get(max_age=0 if fresh else None)).get(ref.jobid)
-        return job if job is not None and job.name == ref.name else None
+        if job is None:
+            return None
+        if job.name != ref.name or not self._ours(job.owner):
+            raise NotFound(f"job {ref.jobid} is not the Jarvice job {ref.name}")
+        return job
+
+    def _ours(self, owner: str) -> bool:
+        """Whether a job of ``owner`` can be DSSR's: the service account's or a mapped
+        user's (anyone's when the service account's name is not known)."""
+        if not self._service_user or owner == self._service_user:
+            return True
+        return self._identities is not None and bool(self._identities.by_cluster_user(owner))
 
     def _by_id(self, jobs: list[QueueJob]) -> dict[str, QueueJob]:
         """The snapshot indexed by job id, built once per snapshot (a poll pass asks
@@ -89,11 +108,18 @@ class SlurmConnector:
             return None
         return owner if self._identities.by_cluster_user(owner) else None
 
+    def _mapped_users(self) -> list[str]:
+        """The mapped users' cluster accounts (none without ID mapping)."""
+        if self._identities is None:
+            return []
+        return [user.cluster_user for user in self._identities.users.values()]
+
     async def _find_owner(self, ref: JobRef) -> str | None:
         """The account whose home holds the job's files, once Slurm forgot the job."""
-        if self._identities is None or not self._identities.users:
+        mapped = self._mapped_users()
+        if not mapped:
             return None
-        candidates = [None] + [user.cluster_user for user in self._identities.users.values()]
+        candidates = [None, *mapped]
         found = await settled(*(self.files.exist(ref, user) for user in candidates))
         owners = [user for user, has in zip(candidates, found, strict=True) if has is True]
         if owners:
@@ -109,19 +135,21 @@ class SlurmConnector:
         user = None
         if self._identities is not None:
             user = self._identities.for_bearer(request.bearer).cluster_user
+        elif request.bearer and not self._bearer_ignored:
+            self._bearer_ignored = True
+            _log.warn("submit {name} carries a bearer, but no ID mapping is configured: it "
+                      "runs as the service account, as every job will (set id_mapping_file "
+                      "to run jobs as their users; said once)", name=request.name)
         secrets = [request.bearer] if request.bearer else []
         job = singularity.prepare(request.script, request.name, request.nodes, request.held,
                                   self._executor_settings, secrets)
+        # One submit of a name at a time in this process; across replicas, the claim.
         return await self._submits.run(request.name,
                                        lambda: self._submit(request.name, job, user))
 
     async def _submit(self, name: str, job, user: str | None) -> Submitted:
-        """Submit ``job`` unless a live job of that name exists (then that job it is)."""
-        for queued in await self.snapshot.get(max_age=0):
-            if queued.name == name and category(queued.state) != Category.ENDED:
-                _log.info("submit {name}: already live as job {jobid}, not submitted again",
-                          name=name, jobid=queued.jobid)
-                return Submitted(queued.jobid, job.fscript)
+        """Submit ``job`` under the name's claim on the cluster: a name claimed by an
+        earlier submit (any replica's) answers with that job instead."""
         try:
             jobid = await self.slurm.submit(job.batch, user, self.files.setup(name))
         except Refused as refusal:
@@ -135,7 +163,7 @@ class SlurmConnector:
 
     async def _listed(self, *wanted: Category) -> list[ListedJob]:
         return [ListedJob(job.name, job.jobid) for job in await self.snapshot.get()
-                if category(job.state) in wanted]
+                if category(job.state) in wanted and self._ours(job.owner)]
 
     async def running(self) -> list[ListedJob]:
         # A state this Slurm is newer than: keep the job tracked rather than ended.
@@ -156,7 +184,7 @@ class SlurmConnector:
         job = await self._queued_job(ref, fresh=True)
         if job is not None and category(job.state) != Category.ENDED:
             # Upstream asks only once a job left both lists; if it is still live, say
-            # so without collecting (and deleting) its output.
+            # so without collecting its output.
             return ExitStatus(-9, job.elapsed, job.state, "")
         user = self._as(job.owner if job is not None else await self._find_owner(ref))
         if job is None and user is not None:
@@ -166,11 +194,13 @@ class SlurmConnector:
             self.files.end_record(ref, user),
             self.files.cancelled(ref, user),
         )
-        accounted = None if job is not None else await self._accounted(ref, user)
+        accounted = None if job is not None else this_jobs_record(
+            ref, await self.slurm.accounting(ref.jobid, user))
         status = verdict(ref.jobid, job, accounted, record, cancelled, self._service_user)
         if status is UNKNOWN_EXIT and output is None:
+            # Nothing says the id was ever this job: no file of it is touched.
             return status
-        await self.files.forget(ref, user)
+        await self.files.collected(ref, user)
         return ExitStatus(status.rc, status.totaltime, status.state or "UNKNOWN", output or "")
 
     async def _seen_by_owner(self, ref: JobRef, user: str) -> QueueJob | None:
@@ -184,17 +214,6 @@ class SlurmConnector:
                               f"account {self._service_user} does not see it: with "
                               f"PrivateData=jobs it must {coordinate(self._service_user)}")
         return job
-
-    async def _accounted(self, ref: JobRef, user: str | None) -> AccountingRecord | None:
-        """The job's accounting record, asked as its owner; only a record of this job's
-        name counts (job ids come round again while accounting keeps the old ones)."""
-        accounted = await self.slurm.accounting(ref.jobid, user)
-        if accounted is not None and accounted.name != JOB_PREFIX + ref.name:
-            _log.warn("sacct: job {jobid} is named {other!r} in accounting, not "
-                      "{prefix}{name}: an older job of that id; not using its record",
-                      jobid=ref.jobid, other=accounted.name, prefix=JOB_PREFIX, name=ref.name)
-            return None
-        return accounted
 
     # -- acting on a job ----------------------------------------------------------
 
@@ -224,6 +243,8 @@ class SlurmConnector:
             self.snapshot.invalidate()
 
     async def events(self, ref: JobRef) -> str:
+        if await self._queued_job(ref) is None:
+            raise NotFound(f"no job {ref.jobid} named {ref.name} in the queue")
         return await self.slurm.show(ref.jobid)
 
     # -- /request/... -------------------------------------------------------------
@@ -250,12 +271,21 @@ class SlurmConnector:
 
     async def gc(self) -> None:
         await self.slurm.ping()
+        await self._prune()
+
+    async def _prune(self) -> None:
+        """Remove collected job files past their retention, at most once per
+        ``PRUNE_INTERVAL`` (``JobFiles.prune_all``: never failing ``/gc``)."""
+        now = self._clock.seconds()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_INTERVAL:
+            self._pruned_at = now
+            await self.files.prune_all([None, *self._mapped_users()])
 
     async def ready(self) -> None:
         why = self.slurm.unready()
         if why:
             raise Unavailable(why)
-        await self.gc()
+        await self.slurm.ping()
 
     def metrics(self):
         """Samples for ``/metrics``: the queue snapshot, jobs by state, the transport."""
@@ -263,6 +293,9 @@ class SlurmConnector:
         yield Sample("dssr_queue_snapshots", "counter", "squeue calls made", snapshot.fetches)
         yield Sample("dssr_queue_snapshot_shared", "counter",
                      "Queue reads served without a new squeue call", snapshot.shared)
+        yield Sample("dssr_queue_snapshot_stale_served", "counter",
+                     "Queue reads answered from a snapshot past its TTL while it refreshed",
+                     snapshot.stale_served)
         yield Sample("dssr_queue_snapshot_age_seconds", "gauge",
                      "Age of the cached queue snapshot (-1: none)",
                      -1 if snapshot.age is None else snapshot.age)

@@ -7,11 +7,27 @@ right after Slurm purged the job, without slurmdbd, and after DSSR restarted. A 
 that accounting says is live but that the queue does not show is not called ended.
 """
 
+from twisted.logger import Logger
+
 from dssr.errors import Unavailable
 from dssr.jobfiles import EndRecord
-from dssr.jobs import UNKNOWN_EXIT, ExitStatus, hms
-from dssr.slurm.interfaces import AccountingRecord, QueueJob
+from dssr.jobs import UNKNOWN_EXIT, ExitStatus, JobRef, hms
+from dssr.slurm.interfaces import JOB_PREFIX, AccountingRecord, QueueJob
 from dssr.slurm.states import Category, category, exit_code
+
+_log = Logger(namespace="dssr.slurm")
+
+
+def this_jobs_record(ref: JobRef, accounted: AccountingRecord | None
+                     ) -> AccountingRecord | None:
+    """``accounted`` if it is job ``ref``'s: only a record of its name counts (job ids
+    come round again while accounting keeps the old ones)."""
+    if accounted is not None and accounted.name != JOB_PREFIX + ref.name:
+        _log.warn("sacct: job {jobid} is named {other!r} in accounting, not "
+                  "{prefix}{name}: an older job of that id; not using its record",
+                  jobid=ref.jobid, other=accounted.name, prefix=JOB_PREFIX, name=ref.name)
+        return None
+    return accounted
 
 
 def coordinate(account: str) -> str:

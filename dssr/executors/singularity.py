@@ -16,7 +16,7 @@ from dssr.executors.registry import images, registry_credentials
 from dssr.executors.scrub import scrub_fscript, secret_values, shown_settings
 from dssr.executors.slurm_batch import batch_job
 from dssr.executors.template import fill_template
-from dssr.jobfiles import JobPaths, job_paths
+from dssr.jobfiles import SBATCH_JOBID, JobPaths, job_paths, name_prefix
 from dssr.slurm.interfaces import BatchJob
 
 
@@ -61,11 +61,12 @@ def prepare(
     filled = fill_template(script, export_block(params, settings, found, app_login))
     shown = fill_template(script, export_block(params, shown_settings(settings), found,
                                                app_login))
-    files = job_paths(settings.job_scratch_dir, name)
+    files = job_paths(settings.job_scratch_dir, name, SBATCH_JOBID)
     known = secret_values(params, settings, [app_login.password, *secrets])
     return SingularityJob(
         params=params,
-        batch=batch_job(name, nodes, params, files, held, filled),
+        batch=batch_job(name, nodes, params, files.output,
+                        name_prefix(settings.job_scratch_dir, name), held, filled),
         fscript=scrub_fscript(shown, known),
         files=files,
     )

@@ -9,18 +9,19 @@ of at most ``CHUNK`` characters (Linux caps one variable at 128 KiB), and is dec
 on each node into a pipe that bash reads: whatever the script contains, nothing in it
 is ever parsed by the wrapper's shell.
 
-The end record is written by an EXIT trap; ``scancel`` (and the walltime limit) send
-SIGTERM to the batch shell, whose TERM trap records CANCELLED before exiting. Slurm
-follows with SIGKILL after ``KillWait`` seconds; the record is written well before. A
-plain SIGKILL (``scancel -s KILL``) or a node failure leaves no record: the connector
-then falls back to what the scheduler (squeue/sacct) says.
+The end record (named for ``$SLURM_JOB_ID``, which it also carries) is written by an
+EXIT trap; ``scancel`` and the walltime limit both send SIGTERM to the batch shell,
+whose TERM trap records CANCELLED, or TIMEOUT when no ``/terminate`` marker is there
+and Slurm (asked with a short timeout) gives the reason ``TimeLimit``. Slurm follows
+with SIGKILL after ``KillWait`` seconds; the record is written well before. A plain
+SIGKILL (``scancel -s KILL``) or a node failure leaves no record: the connector then
+falls back to what the scheduler (squeue/sacct) says.
 """
 
 import base64
 import shlex
 
 from dssr.executors.header import JobParameters
-from dssr.jobfiles import JobPaths
 from dssr.slurm.interfaces import JOB_PREFIX, BatchJob
 
 CHUNK = 65536
@@ -32,17 +33,18 @@ def exclusive(params: JobParameters) -> bool:
     return params.devices.exclusive or params.interactive or params.gpus > 0
 
 
-def batch_job(name: str, nodes: int, params: JobParameters, paths: JobPaths, held: bool,
-              filled_script: str) -> BatchJob:
+def batch_job(name: str, nodes: int, params: JobParameters, output: str, files_prefix: str,
+              held: bool, filled_script: str) -> BatchJob:
     """The Slurm job running ``filled_script`` for the Jarvice job ``name`` (validated).
 
-    Slurm gets ``cores * nodes`` tasks on ``nodes`` nodes; the batch script then
-    starts one task per node.
+    ``output`` is sbatch's output pattern, ``files_prefix`` what the job's own files
+    start with before the job id (``dssr.jobfiles``). Slurm gets ``cores * nodes``
+    tasks on ``nodes`` nodes; the batch script then starts one task per node.
     """
     return BatchJob(
         name=JOB_PREFIX + name,
-        script=slurm_batch_script(filled_script, paths.end_record),
-        output=paths.output,
+        script=slurm_batch_script(filled_script, files_prefix),
+        output=output,
         nodes=nodes,
         tasks=params.cores * nodes,
         partition=params.devices.partition,
@@ -82,7 +84,8 @@ _HEAD = """\
 #!/bin/bash
 # Jarvice job wrapped by DSSR: runs the job script once per node, then writes the
 # job's end record (also when the job is cancelled).
-DSSR_END_RECORD={end_record}
+DSSR_JOB_FILES={files_prefix}"$SLURM_JOB_ID"
+DSSR_END_RECORD="$DSSR_JOB_FILES.end"
 export DSSR_RANK0_LOG="$DSSR_END_RECORD.rank0"
 printf -v DSSR_START '%(%s)T' -1
 DSSR_STATE=FAILED
@@ -94,23 +97,32 @@ dssr_end_record() {{
     trap '' TERM INT HUP
     local end
     printf -v end '%(%s)T' -1
-    printf 'STATE=%s\\nEXIT_CODE=%s\\nSTEP_EXIT_CODE=%s\\nSTART=%s\\nEND=%s\\n' \\
-        "$DSSR_STATE" "$DSSR_EXIT_CODE" "$DSSR_STEP_EXIT_CODE" "$DSSR_START" "$end" \\
+    printf 'JOBID=%s\\nSTATE=%s\\nEXIT_CODE=%s\\nSTEP_EXIT_CODE=%s\\nSTART=%s\\nEND=%s\\n' \\
+        "$SLURM_JOB_ID" "$DSSR_STATE" "$DSSR_EXIT_CODE" "$DSSR_STEP_EXIT_CODE" \\
+        "$DSSR_START" "$end" \\
         > "$DSSR_END_RECORD.tmp" && mv -f -- "$DSSR_END_RECORD.tmp" "$DSSR_END_RECORD"
     rm -f -- "$DSSR_RANK0_LOG"
 }}
 
+# SIGTERM: DSSR's /terminate (its marker is there), anyone's scancel, or the time limit
+# (Slurm then gives the reason TimeLimit; asked briefly, as KillWait is short).
 dssr_cancelled() {{
     DSSR_STATE=CANCELLED
     DSSR_EXIT_CODE=143
     [ -n "$DSSR_SRUN_PID" ] && kill -TERM "$DSSR_SRUN_PID" 2>/dev/null
-    echo "JARVICE Job cancelled"
+    if [ ! -e "$DSSR_JOB_FILES.cancelled" ] && [ "$(timeout 5 squeue --noheader \\
+            --jobs="$SLURM_JOB_ID" --format=%r 2>/dev/null)" = TimeLimit ]; then
+        DSSR_STATE=TIMEOUT
+        echo "JARVICE Job reached its time limit"
+    else
+        echo "JARVICE Job cancelled"
+    fi
     exit 143
 }}
 
 trap dssr_end_record EXIT
 trap dssr_cancelled TERM INT HUP
-# Leftovers of an earlier run under the same name (a requeue) must not decide this one.
+# Leftovers of an earlier run of this job (a requeue) must not decide this one.
 rm -f -- "$DSSR_END_RECORD" "$DSSR_RANK0_LOG"
 """
 
@@ -142,16 +154,17 @@ exit "$DSSR_EXIT_CODE"
 """
 
 
-def slurm_batch_script(filled_script: str, end_record: str) -> str:
+def slurm_batch_script(filled_script: str, files_prefix: str) -> str:
     """The ``#!/bin/bash`` batch script that runs ``filled_script`` on every node.
 
-    ``end_record`` is the path of the end record (``dssr.jobfiles``); rank 0's output is
-    kept beside it, as ``<end_record>.rank0``, until the verdict is taken.
+    ``files_prefix`` and the job id make the job's files' base path (``dssr.jobfiles``);
+    rank 0's output is kept beside the end record, as ``<end record>.rank0``, until the
+    verdict is taken.
     """
     payload = base64.b64encode(filled_script.encode()).decode()
     chunks = [payload[i:i + CHUNK] for i in range(0, len(payload), CHUNK)] or [""]
     exports = "".join(f"export DSSR_PAYLOAD_{index}={shlex.quote(chunk)}\n"
                       for index, chunk in enumerate(chunks))
-    return (_HEAD.format(end_record=shlex.quote(end_record))
+    return (_HEAD.format(files_prefix=shlex.quote(files_prefix))
             + exports
             + _TAIL.format(node_command=_node_command(len(chunks)), mark=SUCCESS_MARK))

@@ -1,6 +1,8 @@
 """``ISlurm`` as Slurm's own commands (sbatch, squeue, scancel, scontrol, sacct) over an
 ``IRemote``: argv from ``dssr.slurm.commands``, output read by ``dssr.slurm.parse``."""
 
+import secrets
+
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -10,6 +12,7 @@ from dssr.remote.logged import LoggedRemote
 from dssr.remote.output import first_line
 from dssr.slurm import commands
 from dssr.slurm.interfaces import (
+    SETUP_BUSY,
     AccountingRecord,
     BatchJob,
     ISlurm,
@@ -35,18 +38,29 @@ def _text(data: bytes) -> str:
 
 
 def with_setup(setup: Setup, argv: list[str]) -> list[str]:
-    """One command running ``setup``, then (if it succeeded) ``argv``: one round trip."""
-    program = f'{setup.program} && shift {len(setup.args)} && exec "$@"'
-    return ["sh", "-c", program, "sh", *setup.args, *argv]
+    """One command running ``setup`` around ``argv``: one round trip."""
+    return ["sh", "-c", setup.program, "sh", *setup.args, *argv]
+
+
+def _listed(result: RemoteResult, token: str) -> tuple[list[QueueJob], list[str]]:
+    """``parse_snapshot`` of a listing made with ``token``; ``Unavailable`` if garbled."""
+    try:
+        return parse_snapshot(_text(result.stdout), token)
+    except SlurmOutputError as error:
+        raise Unavailable(f"squeue output not understood: {error}") from None
 
 
 @implementer(ISlurm)
 class CLISlurm:
-    """Slurm's commands run on the login node through ``commands``."""
+    """Slurm's commands run on the login node through ``commands``; the queue lists
+    the jobs of ``users`` (the service account and the mapped users; none: the
+    account ``commands`` runs as)."""
 
-    def __init__(self, commands: LoggedRemote):
+    def __init__(self, commands: LoggedRemote, users: tuple[str, ...] = ()):
         self._commands = commands
+        self._users = users
         self._accounting = True
+        self._skipped: set[str] = set()
 
     @property
     def service(self):
@@ -69,6 +83,8 @@ class CLISlurm:
             argv = with_setup(setup, argv)
         result = await self._slurm(argv, stdin=job.script.encode("utf-8"), user=user,
                                    name="sbatch")
+        if result.status == SETUP_BUSY:
+            raise Unavailable(f"submit: {first_line(result.stderr)}")
         if not result.ok:
             raise Refused(f"sbatch refused the job: {first_line(result.stderr)}")
         try:
@@ -77,21 +93,28 @@ class CLISlurm:
             raise Unavailable(str(error)) from None
 
     async def queue(self) -> list[QueueJob]:
-        result = await self._commands.run(commands.squeue_snapshot())
+        token = secrets.token_hex(8)
+        result = await self._commands.run(commands.squeue_snapshot(self._users, token))
         if not result.ok:
             raise Unavailable(f"squeue failed (exit {result.status}): "
                               f"{first_line(result.stderr)}")
-        try:
-            return parse_snapshot(_text(result.stdout))
-        except SlurmOutputError as error:
-            raise Unavailable(f"squeue output not understood: {error}") from None
+        jobs, skipped = _listed(result, token)
+        self._log_skipped(skipped)
+        return jobs
+
+    def _log_skipped(self, jobids: list[str]) -> None:
+        """Say once per job that it is left out of the queue (its name is not a Jarvice
+        name); forget jobs Slurm no longer lists."""
+        new = [jobid for jobid in jobids if jobid not in self._skipped]
+        if new:
+            _log.warn("jobs {jobids} are named jarvice_ with control characters in the "
+                      "name: not DSSR's, left out of the queue", jobids=", ".join(new))
+        self._skipped = set(jobids)
 
     async def job(self, jobid: str, user: str | None = None) -> QueueJob | None:
-        result = await self._slurm(commands.squeue_job(jobid), user=user)
-        try:
-            jobs = parse_snapshot(_text(result.stdout)) if result.ok else []
-        except SlurmOutputError as error:
-            raise Unavailable(f"squeue output not understood: {error}") from None
+        token = secrets.token_hex(8)
+        result = await self._slurm(commands.squeue_job(jobid, token), user=user)
+        jobs = _listed(result, token)[0] if result.ok else []
         return next((job for job in jobs if job.jobid == jobid), None)
 
     async def cancel(self, jobid: str, user: str | None = None) -> None:
@@ -114,7 +137,7 @@ class CLISlurm:
         if not self._accounting:
             return None
         # Not _slurm: sacct asks slurmdbd, and slurmdbd down is no reason for a 503.
-        result = await self._commands.run(commands.sacct_job(jobid), user=user)
+        result = await self._commands.run(commands.sacct_job(jobid, self._users), user=user)
         if not result.ok:
             if accounting_disabled(_text(result.stderr)):
                 _log.info("sacct: accounting is disabled; using end records from now on")

@@ -7,9 +7,10 @@ reaches a Slurm command line.
 from dssr.jobs import JOBID
 from dssr.slurm.interfaces import BatchJob
 
-# squeue fields for the one snapshot of all jobs, in the order parse.parse_snapshot
-# reads them: id, long state, time used, node list, owner, reason, name. The name is
-# last because it is the only field that may hold the separator (or even a newline).
+# squeue fields for the one snapshot, in the order parse.parse_snapshot reads them,
+# after the record token: id, long state, time used, node list, owner, reason, name.
+# The name is last because it is the only field that may hold the separator (or even
+# a newline).
 SNAPSHOT_FORMAT = "%i|%T|%M|%N|%u|%r|%j"
 
 
@@ -43,16 +44,29 @@ def sbatch(job: BatchJob) -> list[str]:
     return argv
 
 
-def squeue_snapshot() -> list[str]:
-    """Every job Slurm still knows (all users, partitions and states) in one call."""
-    return ["squeue", "--noheader", "--all", "--states=all", f"--format={SNAPSHOT_FORMAT}"]
+def _record_format(token: str) -> str:
+    """The ``--format`` of a queue listing whose records start ``token|``."""
+    if not token.isalnum():
+        raise ValueError(f"not a record token: {token!r}")
+    return f"--format={token}|{SNAPSHOT_FORMAT}"
 
 
-def squeue_job(jobid: str) -> list[str]:
+def squeue_snapshot(users: tuple[str, ...], token: str) -> list[str]:
+    """Every job of ``users`` Slurm still knows (all partitions and states) in one call,
+    each record starting ``token|`` (no users: the caller's own jobs).
+
+    ``token`` (letters and digits) is new for each call: a job name cannot forge a
+    record start it cannot know.
+    """
+    whose = f"--user={','.join(users)}" if users else "--me"
+    return ["squeue", "--noheader", "--all", "--states=all", whose, _record_format(token)]
+
+
+def squeue_job(jobid: str, token: str) -> list[str]:
     """One job, as the snapshot shows jobs: for a user who sees what the service
     account may not (``PrivateData=jobs``). Fails once Slurm has forgotten the job."""
     return ["squeue", "--noheader", "--states=all", f"--jobs={_jobid(jobid)}",
-            f"--format={SNAPSHOT_FORMAT}"]
+            _record_format(token)]
 
 
 def scontrol_show_job(jobid: str) -> list[str]:
@@ -75,15 +89,17 @@ def scontrol_ping() -> list[str]:
     return ["scontrol", "ping"]
 
 
-def sacct_job(jobid: str) -> list[str]:
-    """State, exit code, elapsed time and name of one job and its steps, from accounting
-    (if enabled).
+def sacct_job(jobid: str, users: tuple[str, ...] = ()) -> list[str]:
+    """State, exit code, elapsed time and name of one job of ``users`` (none: anyone's)
+    and its steps, from accounting (if enabled).
 
     The steps tell a job killed over its memory (parse.parse_sacct); the name lets the
     caller check that the record is its job's: job ids come round again (MaxJobId, or a
-    controller that lost its state) while accounting keeps the old.
+    controller that lost its state) while accounting keeps the old. ``users`` keeps a
+    stranger's job of that id out.
     """
+    whose = [f"--user={','.join(users)}"] if users else []
     return [
-        "sacct", "--noheader", "--parsable2", f"--jobs={_jobid(jobid)}",
+        "sacct", "--noheader", "--parsable2", *whose, f"--jobs={_jobid(jobid)}",
         "--format=JobID,State,ExitCode,Elapsed,JobName",
     ]

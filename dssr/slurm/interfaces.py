@@ -33,12 +33,17 @@ class BatchJob:
     extra: tuple[tuple[str, str], ...] = ()  # further sbatch long options; "" value: a flag
 
 
+# The exit status a ``Setup`` program gives for "not now, try again" (EX_TEMPFAIL).
+SETUP_BUSY = 75
+
+
 @dataclass(frozen=True)
 class Setup:
-    """A constant shell program (``sh -c``) and its arguments, run before a submit.
+    """A constant shell program (``sh -c``) that wraps a submission.
 
-    Request data reaches it only as arguments; it must exit 0 for the job to be
-    submitted.
+    It gets its ``args``, then the submit command's argv, which it runs itself (so it
+    can act before and after it); what it prints is taken as that command's output.
+    Request data reaches it only as arguments. Exit ``SETUP_BUSY``: try again later.
     """
 
     program: str
@@ -94,8 +99,8 @@ class ISlurm(Interface):
     def submit(job, user=None, setup=None):
         """Submit the ``BatchJob`` as ``user``; the job id (a str).
 
-        ``setup`` (a ``Setup``) runs first as the same user, and the job is submitted
-        only when it succeeds (implementations may do both in one round trip).
+        ``setup`` (a ``Setup``), run as the same user, wraps the submission in one
+        round trip; it may answer with an earlier submission's job id instead.
         """
 
     def queue():

@@ -19,45 +19,56 @@ class SlurmOutputError(ValueError):
     """Slurm printed something these parsers do not understand."""
 
 
-# The start of a snapshot record (commands.SNAPSHOT_FORMAT). A line that is not one
-# continues the name on the line before: job names may hold newlines (only "\n" ends a
-# line here, so other control characters stay in the name). A name built to look like a
-# whole record after a newline reads as that record; DSSR's own names cannot. Job ids
-# may be array (123_4, 123_[5-9]) or heterogeneous (123+0) ids.
+# A snapshot record after its token (commands.SNAPSHOT_FORMAT). Job ids may be array
+# (123_4, 123_[5-9]) or heterogeneous (123+0) ids.
 _RECORD = re.compile(
     r"(?P<jobid>[0-9]+(?:_(?:[0-9]+|\[[^]|]*\]))?(?:\+[0-9]+)?)"
     r"\|(?P<state>[A-Z_]+)\|(?P<elapsed>[0-9:-]*|INVALID)\|(?P<nodes>[^|]*)"
-    r"\|(?P<owner>[^|]*)\|(?P<reason>[^|]*)\|(?P<name>.*)"
+    r"\|(?P<owner>[^|]*)\|(?P<reason>[^|]*)\|(?P<name>.*)", re.DOTALL
 )
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def parse_snapshot(text: str) -> list[QueueJob]:
-    """The Jarvice (``jarvice_``-named) jobs in the output of commands.squeue_snapshot."""
+def parse_snapshot(text: str, token: str) -> tuple[list[QueueJob], list[str]]:
+    """The Jarvice (``jarvice_``-named) jobs in the output of commands.squeue_snapshot
+    made with ``token``, and the ids of Jarvice jobs left out because their names hold
+    control characters (no Jarvice name does; such a job is not DSSR's).
+
+    A record starts at a line beginning ``token|``; any other line continues the name
+    of the record before (a name may hold newlines, but not the token).
+    """
+    start = token + "|"
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
-    records: list[dict[str, str]] = []
+    records: list[str] = []
     for line in lines:
-        match = _RECORD.fullmatch(line)
-        if match:
-            records.append(match.groupdict())
+        if line.startswith(start):
+            records.append(line[len(start):])
         elif records:
-            records[-1]["name"] += "\n" + line
+            records[-1] += "\n" + line
         else:
             raise SlurmOutputError(f"squeue printed an unexpected line: {line!r}")
-    return [
-        QueueJob(
-            jobid=record["jobid"],
-            state=record["state"],
-            elapsed=normalise_elapsed(record["elapsed"]),
-            nodes=tuple(expand_hostlist(record["nodes"])),
-            owner=record["owner"],
-            reason=record["reason"],
-            name=record["name"].removeprefix(JOB_PREFIX),
-        )
-        for record in records
-        if record["name"].startswith(JOB_PREFIX)
-    ]
+    jobs, skipped = [], []
+    for record in records:
+        match = _RECORD.fullmatch(record)
+        if not match:
+            raise SlurmOutputError(f"squeue printed an unexpected record: {record!r}")
+        if not match["name"].startswith(JOB_PREFIX):
+            continue
+        if _CONTROL.search(match["name"]):
+            skipped.append(match["jobid"])
+            continue
+        jobs.append(QueueJob(
+            jobid=match["jobid"],
+            state=match["state"],
+            elapsed=normalise_elapsed(match["elapsed"]),
+            nodes=tuple(expand_hostlist(match["nodes"])),
+            owner=match["owner"],
+            reason=match["reason"],
+            name=match["name"].removeprefix(JOB_PREFIX),
+        ))
+    return jobs, skipped
 
 
 _ELAPSED = re.compile(

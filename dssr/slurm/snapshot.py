@@ -5,6 +5,11 @@ pass. All of them read one snapshot: concurrent callers share the fetch in fligh
 a finished snapshot is reused for ``ttl`` seconds, and ``invalidate()`` (after a
 submit, terminate or release) makes the next caller fetch anew. A failed fetch is
 never cached: every waiter gets the failure and the next caller tries again.
+
+A slow scheduler: past the TTL but younger than ``max_stale`` seconds, callers get
+the cached snapshot at once while one refresh runs in the background. Past
+``max_stale``, or once a refresh failed, they wait for a fetch (and get its
+failure), as without it.
 """
 
 from collections.abc import Callable
@@ -17,10 +22,13 @@ from twisted.python.failure import Failure
 class Snapshot:
     """A cached, shared result of ``fetch()`` (a function returning a Deferred)."""
 
-    def __init__(self, fetch: Callable[[], Deferred], clock, ttl: float):
+    def __init__(self, fetch: Callable[[], Deferred], clock, ttl: float,
+                 max_stale: float = 0.0):
         self._fetch = fetch
         self._clock = clock
         self.ttl = ttl
+        self.max_stale = max_stale
+        self.stale_served = 0
         self._value: Any = None
         self._taken_at: float | None = None
         self._generation = 0
@@ -55,7 +63,13 @@ class Snapshot:
         if age is not None and 0 <= age < (self.ttl if max_age is None else max_age):
             self.shared += 1
             return succeed(self._value)
-        if self._in_flight is not None and self._in_flight[0] == self._generation:
+        joinable = self._in_flight is not None and self._in_flight[0] == self._generation
+        if max_age is None and age is not None and 0 <= age < self.max_stale:
+            if not joinable:
+                self._start().addErrback(lambda _: None)  # its failure drops the cache
+            self.stale_served += 1
+            return succeed(self._value)
+        if joinable:
             self.shared += 1
             waiter: Deferred = Deferred()
             self._in_flight[1].append(waiter)
@@ -73,8 +87,9 @@ class Snapshot:
             if self._in_flight is not None and self._in_flight[1] is waiters:
                 self._in_flight = None
             failed = isinstance(result, Failure)
-            if not failed and generation == self._generation:
-                self._value, self._taken_at = result, started
+            if generation == self._generation:
+                # A failed refresh drops the cache: nobody gets a stale answer after it.
+                self._value, self._taken_at = (None, None) if failed else (result, started)
             for waiter in waiters:
                 (waiter.errback if failed else waiter.callback)(result)
 

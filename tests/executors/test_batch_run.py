@@ -36,6 +36,12 @@ FAKE_SCONTROL = """\
 [ "$1 $2 $3" = "show hostnames node[0-1]" ] && printf 'node0\\nnode1\\n'
 """
 
+# squeue as the batch shell's TERM trap asks it: the job's pending/end reason.
+FAKE_SQUEUE = """\
+#!/bin/bash
+[ "$*" = "--noheader --jobs=42 --format=%r" ] && printf '%s\\n' "$FAKE_REASON"
+"""
+
 # Everything the wrapper's shell must leave alone, including lines that look like
 # heredoc markers (the test's own heredoc marker is TEST_MARK).
 HAZARDS = """\
@@ -57,7 +63,8 @@ class BatchRunTests(SynchronousTestCase):
         self.addCleanup(subprocess.run, ["rm", "-rf", str(self.dir)], check=False)
         bin_dir = self.dir / "bin"
         bin_dir.mkdir()
-        for name, text in (("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL)):
+        for name, text in (("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL),
+                           ("squeue", FAKE_SQUEUE)):
             (bin_dir / name).write_text(text)
             (bin_dir / name).chmod(0o755)
         (self.dir / ".jarvice").mkdir()
@@ -65,14 +72,14 @@ class BatchRunTests(SynchronousTestCase):
             "PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_DIR": str(self.dir),
             "OUT": str(self.dir), "SLURM_NNODES": "2", "SLURM_JOB_ID": "42",
             "SLURM_JOB_NODELIST": "node[0-1]", "SLURM_SUBMIT_DIR": str(self.dir),
-            "SLURM_GPUS_PER_NODE": "1",
+            "SLURM_GPUS_PER_NODE": "1", "FAKE_REASON": "None",
         }
-        self.record_path = self.dir / ".jarvice" / "job.end"
+        self.record_path = self.dir / ".jarvice" / "job.42.end"
 
     def start(self, filled: str) -> subprocess.Popen:
         batch = self.dir / "batch.sh"
         # A relative record path, as with an empty scratch dir: below the submit dir.
-        batch.write_text(slurm_batch_script(filled, ".jarvice/job.end"))
+        batch.write_text(slurm_batch_script(filled, ".jarvice/job."))
         # A file, like the job's output file: tasks left behind cannot hold a pipe open.
         with open(self.dir / "job.out", "wb") as output:
             return subprocess.Popen(["bash", str(batch)], cwd=self.dir, env=self.env,
@@ -82,7 +89,7 @@ class BatchRunTests(SynchronousTestCase):
     def run_batch(self, filled: str) -> tuple[int, str, EndRecord | None]:
         process = self.start(filled)
         process.wait(timeout=60)
-        record = parse_end_record(self.record_path.read_text())
+        record = parse_end_record(self.record_path.read_text(), "42")
         return process.returncode, (self.dir / "job.out").read_text(), record
 
     def test_success_from_rank_0(self):
@@ -96,8 +103,8 @@ class BatchRunTests(SynchronousTestCase):
         self.assertEqual((record.state, record.exit_code), ("COMPLETED", 0))
         self.assertLessEqual(record.start, record.end)
         self.assertLessEqual(abs(record.end - time.time()), 60)
-        self.assertFalse((self.dir / ".jarvice" / "job.end.rank0").exists())
-        self.assertFalse((self.dir / ".jarvice" / "job.end.tmp").exists())
+        self.assertFalse((self.dir / ".jarvice" / "job.42.end.rank0").exists())
+        self.assertFalse((self.dir / ".jarvice" / "job.42.end.tmp").exists())
 
     def test_success_only_on_another_rank_fails(self):
         rc, output, record = self.run_batch(
@@ -122,8 +129,8 @@ class BatchRunTests(SynchronousTestCase):
         self.assertIn("STEP_EXIT_CODE=3\n", self.record_path.read_text())
 
     def test_leftovers_of_an_earlier_run_do_not_count(self):
-        self.record_path.write_text("STATE=COMPLETED\nEXIT_CODE=0\nSTART=1\nEND=2\n")
-        (self.dir / ".jarvice" / "job.end.rank0").write_text("JARVICE_CMD_SUCCESS\n")
+        self.record_path.write_text("JOBID=42\nSTATE=COMPLETED\nEXIT_CODE=0\nSTART=1\nEND=2\n")
+        (self.dir / ".jarvice" / "job.42.end.rank0").write_text("JARVICE_CMD_SUCCESS\n")
         self.env["FAKE_SRUN_FAIL"] = "1"
         rc, _, record = self.run_batch("/bin/echo JARVICE_CMD_SUCCESS\n")
         self.assertEqual((rc, record.state), (1, "FAILED"))
@@ -168,20 +175,39 @@ class BatchRunTests(SynchronousTestCase):
         self.assertEqual(rc, 0, output)
         self.assertEqual((self.dir / "copy.1").read_bytes(), (big + "\n").encode())
 
-    def test_cancelled_job_still_writes_its_record(self):
+    def terminated(self) -> tuple[str, EndRecord]:
+        """Start a long job, send its batch shell SIGTERM (what scancel and the time
+        limit do first); its output and end record."""
         process = self.start('touch "$OUT/running.$PROCESS_PROCID"\nsleep 60\n')
         self.addCleanup(self.kill_group, process)
         deadline = time.monotonic() + 30
         while not all((self.dir / f"running.{rank}").exists() for rank in (0, 1)):
             self.assertLess(time.monotonic(), deadline, "the tasks never started")
             time.sleep(0.05)
-        # What scancel (or the time limit) does to the batch shell first.
         os.kill(process.pid, signal.SIGTERM)
         self.assertEqual(process.wait(timeout=10), 143)
-        self.assertIn("JARVICE Job cancelled", (self.dir / "job.out").read_text())
-        record = parse_end_record(self.record_path.read_text())
-        self.assertEqual((record.state, record.exit_code), ("CANCELLED", 143))
-        self.assertFalse((self.dir / ".jarvice" / "job.end.rank0").exists())
+        self.assertFalse((self.dir / ".jarvice" / "job.42.end.rank0").exists())
+        return (self.dir / "job.out").read_text(), parse_end_record(
+            self.record_path.read_text(), "42")
+
+    def test_cancelled_job_still_writes_its_record(self):
+        output, record = self.terminated()
+        self.assertIn("JARVICE Job cancelled", output)
+        self.assertEqual((record.jobid, record.state, record.exit_code),
+                         ("42", "CANCELLED", 143))
+
+    def test_time_limit_is_timeout(self):
+        self.env["FAKE_REASON"] = "TimeLimit"
+        output, record = self.terminated()
+        self.assertIn("JARVICE Job reached its time limit", output)
+        self.assertEqual((record.state, record.exit_code), ("TIMEOUT", 143))
+
+    def test_terminate_marker_wins_over_the_time_limit(self):
+        # /terminate at the very moment the limit passed: DSSR's own cancel it is.
+        self.env["FAKE_REASON"] = "TimeLimit"
+        (self.dir / ".jarvice" / "job.42.cancelled").touch()
+        _, record = self.terminated()
+        self.assertEqual(record.state, "CANCELLED")
 
     def kill_group(self, process):
         try:

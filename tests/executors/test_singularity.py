@@ -37,10 +37,10 @@ class PrepareTests(SynchronousTestCase):
     def test_submission(self):
         job = prepare(template(JOBOBJ_ARCH="arm64"), NAME, 2, False, SETTINGS)
         self.assertEqual(sbatch(job.batch)[:4], ["sbatch", "--parsable", "-J", f"jarvice_{NAME}"])
-        self.assertIn(f"/jxe_scratch/users/kirby/.jarvice/{NAME}.out", sbatch(job.batch))
+        self.assertIn(f"/jxe_scratch/users/kirby/.jarvice/{NAME}.%j.out", sbatch(job.batch))
         self.assertEqual((job.files.output, job.files.end_record),
-                         (f"/jxe_scratch/users/kirby/.jarvice/{NAME}.out",
-                          f"/jxe_scratch/users/kirby/.jarvice/{NAME}.end"))
+                         (f"/jxe_scratch/users/kirby/.jarvice/{NAME}.%j.out",
+                          f"/jxe_scratch/users/kirby/.jarvice/{NAME}.%j.end"))
         filled = payload(job.batch.script)
         self.assertIn("export JARVICE_INIT_IMAGE=docker://us-docker.pkg.dev/jarvice-system/"
                       "images/initv2:jarvice-3.24.5-arm64\n", filled)

@@ -6,7 +6,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from dssr.executors.header import parse_header
 from dssr.executors.slurm_batch import CHUNK, batch_job, slurm_batch_script
-from dssr.jobfiles import job_paths
+from dssr.jobfiles import SBATCH_JOBID, job_paths, name_prefix
 from dssr.slurm.commands import sbatch
 from tests.executors.sample import template
 
@@ -14,7 +14,8 @@ NAME = "20261124140000-A1B2C-jarvice-ubuntu-kirby_s1"
 
 
 def argv_for(held=False, nodes=2, scratch="/scratch/", **header):
-    job = batch_job(NAME, nodes, parse_header(template(**header)), job_paths(scratch, NAME),
+    job = batch_job(NAME, nodes, parse_header(template(**header)),
+                    job_paths(scratch, NAME, SBATCH_JOBID).output, name_prefix(scratch, NAME),
                     held, "echo hi\n")
     return sbatch(job)
 
@@ -23,7 +24,7 @@ class SbatchArgvTests(SynchronousTestCase):
     def test_minimal(self):
         self.assertEqual(argv_for(), [
             "sbatch", "--parsable", "-J", f"jarvice_{NAME}",
-            "-o", f"/scratch/.jarvice/{NAME}.out", "-n", "8", "-N", "2", "--exclusive"])
+            "-o", f"/scratch/.jarvice/{NAME}.%j.out", "-n", "8", "-N", "2", "--exclusive"])
 
     def test_everything(self):
         argv = argv_for(
@@ -33,7 +34,7 @@ class SbatchArgvTests(SynchronousTestCase):
                            '"sbatch_requeue=true", "sbatch_comment=it\'s $HOME"]')
         self.assertEqual(argv, [
             "sbatch", "--parsable", "-J", f"jarvice_{NAME}",
-            "-o", f"/scratch/.jarvice/{NAME}.out", "-n", "12", "-N", "3",
+            "-o", f"/scratch/.jarvice/{NAME}.%j.out", "-n", "12", "-N", "3",
             "-p", "gpu", "--mem=64G", "--gpus-per-node=2", "--exclusive",
             "--time=01:00:00", "-L", "matlab:1,ansys", "-H",
             "--constraint=a100&ib", "--requeue", "--comment=it's $HOME"])
@@ -52,16 +53,16 @@ class SbatchArgvTests(SynchronousTestCase):
 
 class BatchScriptTextTests(SynchronousTestCase):
     def test_shape(self):
-        text = slurm_batch_script("echo hi\n", "/s/.jarvice/n.end")
+        text = slurm_batch_script("echo hi\n", "/s/.jarvice/n.")
         self.assertTrue(text.startswith("#!/bin/bash\n"))
-        self.assertIn("DSSR_END_RECORD=/s/.jarvice/n.end\n", text)
+        self.assertIn('DSSR_JOB_FILES=/s/.jarvice/n."$SLURM_JOB_ID"\n', text)
         self.assertIn('srun -N "$SLURM_NNODES" -n "$SLURM_NNODES" --ntasks-per-node=1', text)
         self.assertIn("trap dssr_cancelled TERM", text)
         self.assertNotIn("echo hi", text)
 
     def test_end_record_path_quoted(self):
-        text = slurm_batch_script("", "/it's $HOME/n.end")
-        self.assertIn("DSSR_END_RECORD='/it'\"'\"'s $HOME/n.end'\n", text)
+        text = slurm_batch_script("", "/it's $HOME/n.")
+        self.assertIn("DSSR_JOB_FILES='/it'\"'\"'s $HOME/n.'\"$SLURM_JOB_ID\"\n", text)
 
     def test_chunks(self):
         text = slurm_batch_script("x" * (CHUNK * 2), "e")

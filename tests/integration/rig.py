@@ -6,6 +6,7 @@ it up; ``.ci/run`` brings it up and counts any skip as a failure.
 """
 
 import base64
+import itertools
 import json
 import os
 import shlex
@@ -27,6 +28,7 @@ from dssr.compose import slurm_connector
 from dssr.edge import make_site
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+_NAMES = itertools.count(1)
 CLUSTER = os.path.join(HERE, "..", "cluster")
 HOW = ("no Slurm test rig: run `sudo tests/cluster/up.sh`, then set "
        "DSSR_RIG=/var/tmp/dssr-rig for the tests")
@@ -137,7 +139,8 @@ class RigCase(TestCase):
         values["snapshot_ttl"] = values.get("snapshot_ttl", 0.5)
         self.settings = settings_module.load().replace(**values)
         connector = self.connector = slurm_connector(self.settings, reactor)
-        connector.service.startService()
+        if connector.service is not None:  # None: a local transport has nothing to start
+            connector.service.startService()
         api = DSSRApi(connector)
         port = reactor.listenTCP(0, make_site(api),
                                  interface="127.0.0.1")
@@ -148,7 +151,7 @@ class RigCase(TestCase):
                 for ref in self.submitted:
                     await self.call("/terminate", ref)
             await port.stopListening()
-            if connector.service.running:
+            if connector.service is not None and connector.service.running:
                 await connector.service.stopService()
 
         self.addCleanup(lambda: ensureDeferred(stop()))
@@ -164,9 +167,10 @@ class RigCase(TestCase):
         return deferLater(reactor, seconds, lambda: None)
 
     def name(self, label: str) -> str:
-        """A job name unique to this test run."""
+        """A job name unique to this test run (across its tests too: a name stays
+        claimed on the cluster until its job is collected, as upstream's names are)."""
         self.counter += 1
-        return f"it-{os.getpid()}-{label}-{self.counter}"
+        return f"it-{os.getpid()}-{next(_NAMES)}-{label}-{self.counter}"
 
     async def call(self, path: str, args=None) -> tuple[int, bytes]:
         data = {"args": json.dumps(args)} if args is not None else None

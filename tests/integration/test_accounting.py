@@ -99,13 +99,13 @@ class WithAccountingTests(Endings, RigCase):
 
 class WithoutAccountingTests(Endings, RigCase):
     """No slurmdbd: the end record the batch script wrote decides. It knows COMPLETED,
-    FAILED and CANCELLED only: a time limit reaches the script as the same SIGTERM as a
-    cancel (so TIMEOUT reads CANCELLED, rc -15), and a job killed over its memory ends
-    without the success mark (FAILED, rc 1: the rc OUT_OF_MEMORY has too)."""
+    FAILED, CANCELLED and TIMEOUT (a SIGTERM without /terminate's marker while Slurm
+    gives the reason TimeLimit); a job killed over its memory ends without the success
+    mark (FAILED, rc 1: the rc OUT_OF_MEMORY has too)."""
 
     modes = {"accounting": False}
     expected = {"completed": ("COMPLETED", 0), "failed": ("FAILED", 1),
-                "cancelled": ("CANCELLED", -15), "timeout": ("CANCELLED", -15),
+                "cancelled": ("CANCELLED", -15), "timeout": ("TIMEOUT", -9),
                 "oom": ("FAILED", 1)}
 
 

@@ -240,10 +240,11 @@ def seen_from(call: Call, ttl: float, squeue: float) -> float:
     """A moment before the queue DSSR answered ``call`` from was read.
 
     DSSR answers from a cached snapshot (its squeue started less than ``ttl`` before
-    the call) or from a squeue that ended as the answer left, so started at most the
-    longest squeue run (``squeue``) before. squeue can print the queue long after
-    it read it: against a slurmctld stopping under it, one read the jobs, then spent
-    9 s failing to reach it again and still exited 0.
+    the call: the snapshot TTL, or snapshot_max_stale while a refresh runs) or from a
+    squeue that ended as the answer left, so started at most the longest squeue run
+    (``squeue``) before. squeue can print the queue long after it read it: against a
+    slurmctld stopping under it, one read the jobs, then spent 9 s failing to reach
+    it again and still exited 0.
     """
     return min(call.sent - ttl, call.received - squeue) - SLACK
 
@@ -354,7 +355,9 @@ class OutageTests(RigCase):
             await self.wait_for(ref, None)
         await stop_watching()
 
-        ttl = self.settings.snapshot_ttl
+        # How old a snapshot an answer may come from: the TTL, or while a slow refresh
+        # runs, up to snapshot_max_stale (a failed refresh ends that: then 503s).
+        ttl = max(self.settings.snapshot_ttl, self.settings.snapshot_max_stale)
         wrong = misjudged(upstream, truth, jobids, ttl)
         dark = [str(call) for call in upstream.calls if call.code == 200
                 and seen_from(call, ttl, truth.longest) >= broken
@@ -572,3 +575,51 @@ class LoadTests(ProcessCase):
         self.assertGreater(total, self.CLIENTS * self.SECONDS)  # it was load: >1 call/s each
         for ref in running + held:
             self.assertIs(await self.answer("/terminate", ref), True)
+
+
+class ReplicaTests(ProcessCase):
+    """Two real ``twistd dssr`` replicas sharing nothing but the cluster."""
+
+    async def test_the_same_submit_fifty_times_at_two_replicas_is_one_job(self):
+        first = (await self.dssr("first")).url
+        second = (await self.dssr("second")).url
+        names = [self.name("replica") for _ in range(3)]
+        pool = HTTPConnectionPool(reactor, persistent=False)
+
+        async def submit(url: str, name: str) -> str:
+            args = {"name": name, "number": 1, "nodes": 1,
+                    "hpc_script": {"singularity": job_script("sleep 30")}}
+            response = await treq.post(url + "/submit", data={"args": json.dumps(args)},
+                                       pool=pool)
+            body = await response.content()
+            self.assertEqual(response.code, 200, body)
+            return json.loads(body)[0]
+
+        answers = await gatherResults([
+            ensureDeferred(submit((first, second)[n % 2], name))
+            for n in range(50) for name in names])
+        by_name = {name: set(answers[index::len(names)]) for index, name in enumerate(names)}
+        for name in names:
+            self.assertEqual(len(by_name[name]), 1, by_name)
+            self.submitted.append({"name": name, "number": 1, "jobid": by_name[name].pop()})
+        # Slurm itself holds exactly one job per name.
+        code, out = await self.truth.command("squeue", "--noheader", "--all", "--states=all",
+                                             "--format=%i|%j")
+        self.assertEqual(code, 0)
+        counts = Counter(line.partition("|")[2] for line in out.splitlines())
+        self.assertEqual([counts[f"jarvice_{name}"] for name in names], [1, 1, 1])
+
+    async def test_a_crash_between_claim_and_sbatch_recovers_on_the_next_submit(self):
+        await self.dssr("only")
+        name = self.name("crashed")
+        # What a submit that died after its claim and before sbatch answered leaves:
+        # a claim without a job id, older than CLAIM_STALE.
+        code, _ = await self.truth.command(
+            "runuser", "-u", "dssr-svc", "--", "sh", "-c",
+            'mkdir -p "$HOME/.jarvice" && touch -d "-300 seconds" '
+            '"$HOME/.jarvice/$1.claim"', "sh", name)
+        self.assertEqual(code, 0)
+        ref = await self.submit(name, "echo recovered; echo JARVICE_CMD_SUCCESS")
+        rc, _, (stdout, _) = await self.run_to_end(ref)
+        self.assertEqual(rc, 0)
+        self.assertIn("recovered", stdout)

@@ -1,12 +1,13 @@
 """A scripted ``IRemote`` and the captured Slurm outputs, for the connector tests."""
 
+import re
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
-from dssr.jobfiles import FORGET, LIST_DIRECTORY, PREPARE, TAIL
+from dssr.jobfiles import CLAIM_SUBMIT, COLLECTED, LIST_DIRECTORY, PRUNE, TAIL
 from dssr.remote.interfaces import IRemote, RemoteResult
 from dssr.slurm.cli import with_setup
 from dssr.slurm.interfaces import Setup
@@ -34,6 +35,23 @@ def exited(status: int, stderr: bytes = b"", stdout: bytes = b"") -> RemoteResul
     return RemoteResult(status, None, stdout, stderr)
 
 
+# The start of a record in a snapshot captured with the plain SNAPSHOT_FORMAT.
+_RECORD_START = re.compile(rb"^(?=[0-9]+(?:_[^|]*)?(?:\+[0-9]+)?\|[A-Z_]+\|)", re.MULTILINE)
+
+
+def tokened(captured: bytes, token: str) -> bytes:
+    """A snapshot captured with the plain format as squeue prints it with ``token``:
+    each record (not a name's continuation line) led by ``token|``."""
+    return _RECORD_START.sub(token.encode() + b"|", captured)
+
+
+def with_token(result: RemoteResult, argv) -> RemoteResult:
+    """``result`` of a snapshot as squeue answers the call ``argv`` (its token)."""
+    token = next(word for word in argv if word.startswith("--format=")).split("=")[1]
+    return RemoteResult(result.status, result.signal, tokened(result.stdout,
+                        token.split("|")[0]), result.stderr)
+
+
 @dataclass(frozen=True)
 class Call:
     """One command the connector ran."""
@@ -47,14 +65,15 @@ class Call:
         return command_key(self.argv)
 
 
-# The program a submit runs: the job files' setup, then sbatch (its argv follows).
-SUBMIT = with_setup(Setup(PREPARE, ("directory", "end record", "cancel marker")), [])[2]
-_SCRIPTS = {SUBMIT: "submit", FORGET: "forget", LIST_DIRECTORY: "list", TAIL: "tail"}
+# The program a submit runs: the name's claim around sbatch (its argv follows).
+SUBMIT = with_setup(Setup(CLAIM_SUBMIT, ()), [])[2]
+_SCRIPTS = {SUBMIT: "submit", COLLECTED: "collected", PRUNE: "prune", LIST_DIRECTORY: "list",
+            TAIL: "tail"}
 
 
 def command_key(argv) -> str:
     """What a command is, for scripting answers: ``squeue``, ``scontrol ping``,
-    ``submit`` (the ``sh -c SUBMIT ... sbatch`` wrapper), ``forget``, ``list``..."""
+    ``submit`` (the ``sh -c SUBMIT ... sbatch`` wrapper), ``collected``, ``list``..."""
     if list(argv[:2]) == ["sh", "-c"]:
         return _SCRIPTS[argv[2]]  # any other shell program is a surprise: KeyError
     if argv[0] == "scontrol":
@@ -92,7 +111,11 @@ class FakeRemote:
         answer = answers.pop(0) if len(answers) > 1 else answers[0]
         if callable(answer):
             answer = answer(call)
+        if call.key == "squeue" and isinstance(answer, RemoteResult):
+            answer = with_token(answer, argv)
         if isinstance(answer, Deferred):
+            if call.key == "squeue":
+                answer.addCallback(lambda result: with_token(result, argv))
             return answer
         if isinstance(answer, BaseException):
             return fail(answer)

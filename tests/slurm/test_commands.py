@@ -16,11 +16,15 @@ class CommandTests(SynchronousTestCase):
     """Each builder gives the argv DSSR runs."""
 
     def test_squeue_snapshot(self) -> None:
-        """One squeue for every job, in the format the parser reads."""
+        """One squeue for the jobs of DSSR's users, in the format the parser reads,
+        each record led by the call's token."""
         self.assertEqual(
-            commands.squeue_snapshot(),
-            ["squeue", "--noheader", "--all", "--states=all", "--format=%i|%T|%M|%N|%u|%r|%j"],
+            commands.squeue_snapshot(("svc", "alice"), "ab12"),
+            ["squeue", "--noheader", "--all", "--states=all", "--user=svc,alice",
+             "--format=ab12|%i|%T|%M|%N|%u|%r|%j"],
         )
+        self.assertEqual(commands.squeue_snapshot((), "ab12")[4], "--me")
+        self.assertRaises(ValueError, commands.squeue_snapshot, ("svc",), "%j|x")
 
     def test_snapshot_format_is_the_captured_one(self) -> None:
         """The fixtures were captured with the format the command uses."""

@@ -21,7 +21,7 @@ from dssr.errors import BadRequest, Forbidden, NotFound, Unavailable
 from dssr.executors.config import ExecutorSettings
 from dssr.executors.singularity import prepare
 from dssr.identity import IdentityMap, parse_mapping
-from dssr.jobfiles import FORGET, LIST_DIRECTORY, TAIL
+from dssr.jobfiles import COLLECTED, LIST_DIRECTORY, TAIL
 from dssr.jobfiles import TAIL_BYTES as OUTPUT_BYTES
 from dssr.jobs import DirEntry, ExitStatus, JobRef, ListedJob, RunStatus, SubmitRequest
 from dssr.remote.interfaces import ConnectionLost, NotConnected, RemoteResult
@@ -62,14 +62,14 @@ TTL = 2.0
 # but none on the Clock, and max_age=0 accepts a snapshot of age exactly 0.
 AGE = 0.5
 # A real end record, as slurm_batch's EXIT trap writes it.
-END_RECORD_FAILED = b"STATE=FAILED\nEXIT_CODE=1\nSTEP_EXIT_CODE=1\nSTART=100\nEND=130\n"
+END_RECORD_FAILED = b"JOBID=5\nSTATE=FAILED\nEXIT_CODE=1\nSTEP_EXIT_CODE=1\nSTART=100\nEND=130\n"
 OUTPUT = b"DSSR: job 9 on 1 node(s): vm\nhello\nJARVICE Job completed OK\n"
 NO_FILE = exited(1, b"tail: cannot open 'x' for reading: No such file or directory\n")
 
 
 def files(ref: JobRef, scratch: str = SCRATCH) -> tuple[str, str, str]:
     """Output, end record and cancel marker of a job."""
-    base = f"{scratch}/.jarvice/{ref.name}"
+    base = f"{scratch}/.jarvice/{ref.name}.{ref.jobid}"
     return base + ".out", base + ".end", base + ".cancelled"
 
 
@@ -140,16 +140,34 @@ class QueueTests(ConnectorTestCase):
     """/running, /queued, /runstatus: one shared squeue snapshot."""
 
     def test_running_and_queued(self):
-        self.assertEqual(self.result("running"), [ListedJob(RUNNING.name, "9"),
-                                                  ListedJob(ALICE.name, "10")])
+        # Job 10 is dssr-alice's: without ID mapping, not DSSR's (Slurm filters by
+        # user; the connector checks owners too). Job 17's name holds a newline.
+        self.assertEqual(self.result("running"), [ListedJob(RUNNING.name, "9")])
         self.assertEqual(self.result("queued"), [
             ListedJob("pending.exclusive-1", "11"), ListedJob("pending_2", "12"),
-            ListedJob("multi\nline", "17"), ListedJob("odd|name with spaces", "16"),
-            ListedJob(HELD.name, "13")])
+            ListedJob("odd|name with spaces", "16"), ListedJob(HELD.name, "13")])
         [call] = self.remote.calls
-        self.assertEqual(call.argv, ("squeue", "--noheader", "--all", "--states=all",
-                                     "--format=%i|%T|%M|%N|%u|%r|%j"))
+        self.assertEqual(call.argv[:5], ("squeue", "--noheader", "--all", "--states=all",
+                                         "--user=dssr-svc"))
+        self.assertRegex(call.argv[5], r"^--format=[0-9a-f]{16}\|%i\|%T\|%M\|%N\|%u\|%r\|%j$")
         self.assertEqual((call.stdin, call.user), (None, None))
+
+    def test_every_snapshot_has_its_own_token(self):
+        self.result("running")
+        self.clock.advance(TTL)
+        self.result("running")
+        formats = {call.argv[5] for call in self.remote.of("squeue")}
+        self.assertEqual(len(formats), 2)
+
+    def test_a_job_with_a_control_character_in_its_name_is_logged_once(self):
+        with capturedLogs() as events:
+            for _ in range(3):
+                self.result("running")
+                self.clock.advance(TTL)
+        said = [formatEvent(event) for event in events if "control characters" in
+                formatEvent(event)]
+        self.assertEqual(len(said), 1)
+        self.assertIn("17", said[0])
 
     def test_empty_cluster_is_empty_lists(self):
         self.remote.answer("squeue", SQUEUE_EMPTY)
@@ -167,8 +185,8 @@ class QueueTests(ConnectorTestCase):
             self.assertNoResult(d)
         pending.callback(SQUEUE)
         self.assertEqual({tuple(self.successResultOf(d)) for d in running},
-                         {(ListedJob(RUNNING.name, "9"), ListedJob(ALICE.name, "10"))})
-        self.assertEqual({len(self.successResultOf(d)) for d in queued}, {5})
+                         {(ListedJob(RUNNING.name, "9"),)})
+        self.assertEqual({len(self.successResultOf(d)) for d in queued}, {4})
         self.assertEqual({self.successResultOf(d) for d in statuses},
                          {RunStatus(("vm",), "00:00:04")})
         self.assertEqual(self.remote.keys(), ["squeue"])
@@ -177,7 +195,7 @@ class QueueTests(ConnectorTestCase):
         self.result("running")
         self.clock.advance(TTL - 0.1)
         self.result("queued")
-        self.result("runstatus", ALICE)
+        self.result("runstatus", HELD)
         self.assertEqual(len(self.remote.of("squeue")), 1)
         self.clock.advance(0.2)
         self.remote.answer("squeue", SQUEUE_EMPTY)
@@ -200,7 +218,10 @@ class QueueTests(ConnectorTestCase):
     def test_runstatus_unknown_job(self):
         self.assertIsNone(self.result("runstatus", GONE))
         # The right id under another name is another job.
-        self.assertIsNone(self.result("runstatus", JobRef(ALICE.name, 5, "9")))
+        error = self.error(NotFound, "runstatus", JobRef(ALICE.name, 5, "9"))
+        self.assertEqual(error.message, f"job 9 is not the Jarvice job {ALICE.name}")
+        # dssr-alice's job, and without ID mapping DSSR acts for nobody but dssr-svc.
+        self.error(NotFound, "runstatus", ALICE)
         self.assertEqual(len(self.remote.of("squeue")), 1)
 
 
@@ -230,7 +251,7 @@ class QueueFailureTests(ConnectorTestCase):
     def test_failure_is_not_cached(self):
         self.remote.answer("squeue", SQUEUE_DOWN, SQUEUE)
         self.error(Unavailable, "running")
-        self.assertEqual(len(self.result("running")), 2)
+        self.assertEqual(len(self.result("running")), 1)
         self.assertEqual(len(self.remote.of("squeue")), 2)
 
     def test_exitstatus_does_not_guess_when_the_queue_fails(self):
@@ -242,8 +263,33 @@ class QueueFailureTests(ConnectorTestCase):
 class HealthTests(ConnectorTestCase):
     def test_gc_up(self):
         self.remote.answer("scontrol ping", PING_UP)
+        self.remote.answer("prune", ok())
         self.assertIsNone(self.result("gc"))
         self.assertEqual(self.remote.calls[0].argv, ("scontrol", "ping"))
+
+    def test_gc_prunes_collected_files_at_most_once_a_minute(self):
+        self.remote.answer("scontrol ping", PING_UP)
+        self.remote.answer("prune", ok())
+        self.connector = self.make(identities=IdentityMap(parse_mapping(MAPPING)),
+                                   output_retention=2 * 86400 + 1)
+        self.result("gc")
+        self.assertEqual(sorted((call.user or "", call.argv[4:]) for call in
+                                self.remote.of("prune")),
+                         [(user, (f"{SCRATCH}/.jarvice", "2881", "100"))
+                          for user in ("", "dssr-alice", "dssr-bob")])
+        self.clock.advance(59)
+        self.result("gc")
+        self.assertEqual(len(self.remote.of("prune")), 3)
+        self.clock.advance(1)
+        self.result("gc")
+        self.assertEqual(len(self.remote.of("prune")), 6)
+
+    def test_a_failed_prune_is_logged_not_a_failed_gc(self):
+        self.remote.answer("scontrol ping", PING_UP)
+        self.remote.answer("prune", exited(1, b"find: permission denied\n"))
+        with capturedLogs() as events:
+            self.assertIsNone(self.result("gc"))
+        self.assertIn("find: permission denied", "".join(formatEvent(e) for e in events))
 
     def test_gc_controller_down(self):
         self.remote.answer("scontrol ping", PING_DOWN)
@@ -287,15 +333,15 @@ class SubmitTests(ConnectorTestCase):
     def test_submit(self):
         submitted = self.result("submit", self.submit_request())
         self.assertEqual(submitted.jobid, "9")
-        self.assertEqual(self.remote.keys(), ["squeue", "submit"])
+        # One round trip, no squeue: the claim on the cluster decides.
+        self.assertEqual(self.remote.keys(), ["submit"])
         call = self.remote.of("submit")[0]
-        output, end_record, marker = files(RUNNING)
         self.assertEqual(call.argv, (
-            "sh", "-c", SUBMIT, "sh", f"{SCRATCH}/.jarvice", end_record, marker,
-            "sbatch", "--parsable", "-J", f"jarvice_{RUNNING.name}", "-o", output,
+            "sh", "-c", SUBMIT, "sh", f"{SCRATCH}/.jarvice",
+            f"{SCRATCH}/.jarvice/{RUNNING.name}.claim", "120", "20",
+            "sbatch", "--parsable", "-J", f"jarvice_{RUNNING.name}",
+            "-o", f"{SCRATCH}/.jarvice/{RUNNING.name}.%j.out",
             "-n", "4", "-N", "1", "--exclusive"))
-        self.assertEqual(SUBMIT, 'mkdir -p -- "$1" && rm -f -- "$2" "$3" && shift 3 '
-                                 '&& exec "$@"')
         self.assertIsNone(call.user)
         job = prepare(template(), RUNNING.name, 1, False, SETTINGS)
         self.assertEqual(call.stdin, job.batch.script.encode())
@@ -332,50 +378,38 @@ class SubmitTests(ConnectorTestCase):
         argv = self.remote.of("submit")[0].argv
         self.assertEqual(argv[:3], ("sh", "-c", SUBMIT))
         self.assertNotIn(RUNNING.name, argv[2])
-        self.assertEqual(argv[7:11], ("sbatch", "--parsable", "-J", f"jarvice_{RUNNING.name}"))
+        self.assertEqual(argv[8:12], ("sbatch", "--parsable", "-J", f"jarvice_{RUNNING.name}"))
 
     def test_snapshot_dropped_after_submit(self):
         self.result("submit", self.submit_request())
         self.remote.answer("squeue", SQUEUE)
         # Within the TTL of the submit's own (empty) snapshot, yet asked again.
-        self.assertEqual(self.result("running"), [ListedJob(RUNNING.name, "9"),
-                                                  ListedJob(ALICE.name, "10")])
-        self.assertEqual(self.remote.keys(), ["squeue", "submit", "squeue"])
+        self.assertEqual(self.result("running"), [ListedJob(RUNNING.name, "9")])
+        self.assertEqual(self.remote.keys(), ["submit", "squeue"])
 
-    def test_live_job_is_returned_not_submitted_again(self):
-        self.result("running")  # an empty snapshot, cached and within its TTL
-        self.clock.advance(AGE)
-        self.remote.answer("squeue", SQUEUE)
-        submitted = self.result("submit", self.submit_request(RUNNING.name))
-        self.assertEqual(submitted.jobid, "9")
-        self.assertIn("JOBOBJ_USER=kirby\n", submitted.fscript)
-        # A fresh snapshot was read for the check, and nothing submitted.
-        self.assertEqual(self.remote.keys(), ["squeue", "squeue"])
-
-    def test_pending_job_is_returned_not_submitted_again(self):
-        self.remote.answer("squeue", SQUEUE)
+    def test_a_claimed_name_answers_with_its_job(self):
+        # The claim program prints the job id the claim holds, as sbatch would.
+        self.remote.answer("submit", ok(b"13\n"))
         self.assertEqual(self.result("submit", self.submit_request(HELD.name)).jobid, "13")
-        self.assertEqual(self.remote.of("submit"), [])
 
-    def test_ended_job_of_that_name_is_submitted_again(self):
-        self.remote.answer("squeue", SQUEUE)
-        # Job 6 (COMPLETED) had this name; sbatch's captured answer is job 9.
-        self.assertEqual(self.result("submit", self.submit_request(COMPLETED.name)).jobid, "9")
-        self.assertEqual(len(self.remote.of("submit")), 1)
+    def test_a_busy_claim_is_unavailable(self):
+        self.remote.answer("submit", exited(75, b"another submit of this job name is in "
+                                                b"progress; try again\n"))
+        error = self.error(Unavailable, "submit", self.submit_request())
+        self.assertIn("in progress", error.message)
 
-    def test_concurrent_submits_of_one_name_run_sbatch_once(self):
+    def test_concurrent_submits_of_one_name_run_one_at_a_time(self):
         sbatch = Deferred()
-        self.remote.answer("squeue", SQUEUE_EMPTY, SQUEUE)
-        self.remote.answer("submit", sbatch)
+        self.remote.answer("submit", sbatch, SBATCH)
         first = self.call("submit", self.submit_request())
         second = self.call("submit", self.submit_request())
         self.assertNoResult(first)
         self.assertNoResult(second)
-        self.assertEqual(self.remote.keys(), ["squeue", "submit"])
+        self.assertEqual(self.remote.keys(), ["submit"])
         sbatch.callback(SBATCH)
         self.assertEqual(self.successResultOf(first).jobid, "9")
         self.assertEqual(self.successResultOf(second).jobid, "9")
-        self.assertEqual(self.remote.keys(), ["squeue", "submit", "squeue"])
+        self.assertEqual(self.remote.keys(), ["submit", "submit"])
 
     def test_concurrent_submits_of_two_names_both_run(self):
         sbatch = Deferred()
@@ -385,7 +419,7 @@ class SubmitTests(ConnectorTestCase):
         self.assertEqual(self.successResultOf(second).jobid, "10")
         sbatch.callback(SBATCH)
         self.assertEqual(self.successResultOf(first).jobid, "9")
-        self.assertEqual([call.argv[10] for call in self.remote.of("submit")],
+        self.assertEqual([call.argv[11] for call in self.remote.of("submit")],
                          [f"jarvice_{RUNNING.name}", f"jarvice_{ALICE.name}"])
 
     def test_sbatch_controller_down(self):
@@ -413,6 +447,17 @@ class SubmitTests(ConnectorTestCase):
         self.assertIn("connection reset",
                       self.error(Unavailable, "submit", self.submit_request()).message)
 
+    def test_a_bearer_without_id_mapping_is_warned_about_once(self):
+        with capturedLogs() as events:
+            for name in (RUNNING.name, ALICE.name):
+                self.result("submit", self.submit_request(name, bearer=bearer("a@b.org")))
+        warnings = [formatEvent(event) for event in events
+                    if event["log_level"] == LogLevel.warn]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("no ID mapping is configured", warnings[0])
+        self.assertNotIn(bearer("a@b.org"), warnings[0])
+        self.assertEqual({call.user for call in self.remote.of("submit")}, {None})
+
     def test_a_bad_script_runs_nothing(self):
         error = self.error(BadRequest, "submit",
                            self.submit_request(script=template(JOBOBJ_APPDEFVERSION="1")))
@@ -426,7 +471,7 @@ class ExitStatusTests(ConnectorTestCase):
         self.remote.answer("tail", ok(OUTPUT))
         self.remote.answer("cat", NO_FILE)
         self.remote.answer("test", exited(1))
-        self.remote.answer("forget", ok())
+        self.remote.answer("collected", ok())
         self.remote.answer("sacct", SACCT_DISABLED)
 
     def assert_collected(self, ref, user=None):
@@ -436,7 +481,8 @@ class ExitStatusTests(ConnectorTestCase):
             (("sh", "-c", TAIL, "sh", "10000", output, str(OUTPUT_BYTES)), user),
             (("cat", "--", end_record), user),
             (("test", "-e", marker), user),
-            (("sh", "-c", FORGET, "sh", f"{SCRATCH}/.jarvice", output, marker), user),
+            (("sh", "-c", COLLECTED, "sh", output.removesuffix(".out"),
+              f"{SCRATCH}/.jarvice/{ref.name}.claim", ref.jobid), user),
         ])
 
     def test_completed_in_the_queue(self):
@@ -459,7 +505,7 @@ class ExitStatusTests(ConnectorTestCase):
         self.remote.answer("tail", NO_FILE)
         self.assertEqual(self.result("exitstatus", HELD_CANCELLED),
                          ExitStatus(-15, "00:00:00", "CANCELLED", ""))
-        self.assertEqual(len(self.remote.of("forget")), 1)
+        self.assertEqual(len(self.remote.of("collected")), 1)
 
     def test_queue_is_read_fresh(self):
         self.remote.answer("squeue", SQUEUE_EMPTY, SQUEUE)
@@ -482,11 +528,14 @@ class ExitStatusTests(ConnectorTestCase):
         self.assertEqual(self.result("exitstatus", GONE),
                          ExitStatus(1, "00:00:30", "FAILED", OUTPUT.decode()))
         [sacct] = self.remote.of("sacct")
-        self.assertEqual(sacct.argv, ("sacct", "--noheader", "--parsable2", "--jobs=5",
+        # Only DSSR's accounts' jobs: a stranger's job of that id is not this one.
+        self.assertEqual(sacct.argv, ("sacct", "--noheader", "--parsable2",
+                                      "--user=dssr-svc", "--jobs=5",
                                       "--format=JobID,State,ExitCode,Elapsed,JobName"))
         self.assert_collected(GONE)
         # Accounting stays off: the next job goes straight to its end record.
         self.remote.answer("cat", ok(END_RECORD_FAILED.replace(b"FAILED", b"COMPLETED")
+                                     .replace(b"JOBID=5", b"JOBID=4")
                                      .replace(b"EXIT_CODE=1", b"EXIT_CODE=0")
                                      .replace(b"END=130", b"END=3800")))
         other = JobRef("20261124135800-W7V6U-jarvice-ubuntu-kirby_s1", 9, "4")
@@ -527,7 +576,7 @@ class ExitStatusTests(ConnectorTestCase):
             self.assertEqual(self.result("exitstatus", GONE),
                              ExitStatus(1, "00:00:30", "FAILED", OUTPUT.decode()))
         [warning] = [formatEvent(event) for event in events
-                     if event["log_level"] == LogLevel.warn]
+                     if event["log_level"] == LogLevel.warn and "sacct" in formatEvent(event)]
         self.assertIn("sacct failed for job 5 (exit 1): sacct: error: ", warning)
         self.assertIn("end record decides", warning)
         # Accounting is down, not off: the next job asks again.
@@ -541,7 +590,7 @@ class ExitStatusTests(ConnectorTestCase):
         with capturedLogs() as events:
             self.assertEqual(self.result("exitstatus", GONE).state, "FAILED")
         [warning] = [formatEvent(event) for event in events
-                     if event["log_level"] == LogLevel.warn]
+                     if event["log_level"] == LogLevel.warn and "sacct" in formatEvent(event)]
         self.assertIn("'jarvice_someone-else'", warning)
 
     def test_live_in_accounting_but_not_in_the_queue_is_never_ended(self):
@@ -570,12 +619,33 @@ class ExitStatusTests(ConnectorTestCase):
         self.remote.answer("tail", NO_FILE)
         status = self.result("exitstatus", GONE)
         self.assertEqual(status, ExitStatus(-9, "00:00:00", None, ""))
-        self.assertEqual(self.remote.of("forget"), [])
+        # No file of that id and name, and accounting (of DSSR's accounts only) has no
+        # such job: nothing is marked.
+        self.assertEqual(self.remote.keys(), ["squeue", "tail", "cat", "test", "sacct"])
+
+    def test_repeated_calls_answer_the_same_and_delete_nothing(self):
+        self.remote.answer("cat", ok(END_RECORD_FAILED))
+        answers = {self.result("exitstatus", GONE) for _ in range(3)}
+        self.assertEqual(answers, {ExitStatus(1, "00:00:30", "FAILED", OUTPUT.decode())})
+        self.assertEqual(len(self.remote.of("collected")), 3)
+        self.assertEqual(set(self.remote.keys()),
+                         {"squeue", "tail", "cat", "test", "sacct", "collected"})
+
+    def test_another_id_of_a_live_name_reads_only_its_own_files(self):
+        # Job 9 runs as RUNNING.name; id 999 has no file of that name: unknown, and
+        # job 9's files are neither read nor marked.
+        self.remote.answer("tail", NO_FILE)
+        self.assertEqual(self.result("exitstatus", JobRef(RUNNING.name, 4, "999")).rc, -9)
+        read = [call.argv for call in self.remote.calls if call.key not in ("squeue", "sacct")]
+        self.assertTrue(read)
+        self.assertTrue(all(f"{RUNNING.name}.999." in argv[-1] or f"{RUNNING.name}.999."
+                            in " ".join(argv) for argv in read), read)
+        self.assertEqual(self.remote.of("collected"), [])
 
     def test_transport_failure_while_collecting(self):
         self.remote.answer("cat", ConnectionLost("gone"))
         self.assertIn("gone", self.error(Unavailable, "exitstatus", GONE).message)
-        self.assertEqual(self.remote.of("forget"), [])
+        self.assertEqual(self.remote.of("collected"), [])
 
 
 class ActionTests(ConnectorTestCase):
@@ -586,11 +656,11 @@ class ActionTests(ConnectorTestCase):
 
     def test_terminate(self):
         self.assertIsNone(self.result("terminate", RUNNING))
-        self.assertEqual([(call.argv, call.user) for call in self.remote.calls], [
-            (("squeue", "--noheader", "--all", "--states=all",
-              "--format=%i|%T|%M|%N|%u|%r|%j"), None),
-            (("touch", "--", files(RUNNING)[2]), None),
-            (("scancel", "9"), None),
+        self.assertEqual([(call.key, call.user) for call in self.remote.calls],
+                         [("squeue", None), ("touch", None), ("scancel", None)])
+        self.assertEqual([call.argv for call in self.remote.calls[1:]], [
+            ("touch", "--", files(RUNNING)[2]),
+            ("scancel", "9"),
         ])
 
     def test_terminate_drops_the_snapshot(self):
@@ -608,18 +678,27 @@ class ActionTests(ConnectorTestCase):
         self.assertEqual(self.remote.keys(), ["squeue", "squeue", "touch", "scancel"])
 
     def test_terminate_permission_denied(self):
-        # Job 10 belongs to dssr-alice; without ID mapping the service account cancels,
-        # exactly the captured scancel_permission_denied run.
+        # The captured scancel_permission_denied run (the service account cancelling
+        # dssr-alice's job 10).
         self.remote.answer("scancel", SCANCEL_DENIED)
-        error = self.error(Forbidden, "terminate", ALICE)
+        error = self.error(Forbidden, "terminate", RUNNING)
         self.assertIn("Access/permission denied", error.message)
-        self.assertEqual(self.remote.of("scancel")[0].argv, ("scancel", "10"))
+        self.assertEqual(self.remote.of("scancel")[0].argv, ("scancel", "9"))
+
+    def test_jobs_that_are_not_dssrs_are_refused_untouched(self):
+        # Job 10 is dssr-alice's, a user DSSR does not act for without ID mapping; job
+        # 9 is not named ALICE.name.
+        for method in ("terminate", "release", "events", "request_tail", "exitstatus"):
+            for ref in (ALICE, JobRef(ALICE.name, 5, "9")):
+                args = (ref, 10) if method == "request_tail" else (ref,)
+                self.clock.advance(AGE)
+                self.assertIn(f"job {ref.jobid} is not the Jarvice job",
+                              self.error(NotFound, method, *args).message)
+        self.assertEqual(set(self.remote.keys()), {"squeue"})
 
     def test_terminate_job_not_in_queue(self):
         self.assertIsNone(self.result("terminate", GONE))
-        self.clock.advance(AGE)
-        self.assertIsNone(self.result("terminate", JobRef(ALICE.name, 5, "9")))
-        self.assertEqual(self.remote.keys(), ["squeue", "squeue"])
+        self.assertEqual(self.remote.keys(), ["squeue"])
 
     def test_terminate_ended_job(self):
         self.assertIsNone(self.result("terminate", COMPLETED))
@@ -649,12 +728,11 @@ class ActionTests(ConnectorTestCase):
         text = self.result("events", RUNNING)
         self.assertEqual(text, SHOW_RUNNING.stdout.decode())
         self.assertTrue(text.startswith(f"JobId=9 JobName=jarvice_{RUNNING.name}\n"))
-        self.assertEqual(self.remote.calls[0].argv, ("scontrol", "show", "job", "9"))
+        self.assertEqual(self.remote.calls[-1].argv, ("scontrol", "show", "job", "9"))
 
     def test_events_unknown_job(self):
-        self.remote.answer("scontrol show", SHOW_UNKNOWN)
-        self.assertEqual(self.result("events", GONE),
-                         "slurm_load_jobs error: Invalid job id specified\n")
+        self.assertIn("no job 5", self.error(NotFound, "events", GONE).message)
+        self.assertEqual(self.remote.keys(), ["squeue"])
 
     def test_events_controller_down(self):
         self.remote.answer("scontrol show", exited(1, SQUEUE_DOWN.stderr))
@@ -743,9 +821,9 @@ class IdentityTests(ConnectorTestCase):
         submitted = self.result("submit", self.submit_request(script=script, bearer=token))
         self.assertEqual(submitted.jobid, "9")
         self.assertEqual([(call.key, call.user) for call in self.remote.calls],
-                         [("squeue", None), ("submit", "dssr-alice")])
+                         [("submit", "dssr-alice")])
         # The job gets its script; upstream's copy has the token removed.
-        self.assertIn(token, payload(self.remote.calls[1].stdin))
+        self.assertIn(token, payload(self.remote.calls[0].stdin))
         self.assertNotIn(token, submitted.fscript)
 
     def test_email_is_case_insensitive(self):
@@ -795,11 +873,11 @@ class IdentityTests(ConnectorTestCase):
         self.remote.answer("tail", ok(OUTPUT))
         self.remote.answer("cat", NO_FILE)
         self.remote.answer("test", exited(1))
-        self.remote.answer("forget", ok())
+        self.remote.answer("collected", ok())
         self.assertEqual(self.result("exitstatus", ALICE),
                          ExitStatus(0, "00:00:09", "COMPLETED", OUTPUT.decode()))
         self.assertEqual({call.user for call in self.remote.calls[1:]}, {"dssr-alice"})
-        self.assertEqual(self.remote.keys(), ["squeue", "tail", "cat", "test", "forget"])
+        self.assertEqual(self.remote.keys(), ["squeue", "tail", "cat", "test", "collected"])
 
     def test_exitstatus_finds_the_owner_after_slurm_forgot(self):
         output, end_record, marker = files(GONE)
@@ -814,17 +892,16 @@ class IdentityTests(ConnectorTestCase):
         self.remote.answer("sacct", SACCT_DISABLED)
         self.remote.answer("tail", ok(OUTPUT))
         self.remote.answer("cat", ok(END_RECORD_FAILED))
-        self.remote.answer("forget", ok())
+        self.remote.answer("collected", ok())
         self.assertEqual(self.result("exitstatus", GONE),
                          ExitStatus(1, "00:00:30", "FAILED", OUTPUT.decode()))
         self.assertEqual(sorted((call.user or "") for call in self.remote.of("test")
                                 if "-o" in call.argv), ["", "dssr-alice", "dssr-bob"])
         self.assertEqual({call.key: call.user for call in self.remote.calls
-                          if call.key in ("tail", "cat", "forget")},
-                         {"tail": "dssr-bob", "cat": "dssr-bob", "forget": "dssr-bob"})
+                          if call.key in ("tail", "cat", "collected")},
+                         {"tail": "dssr-bob", "cat": "dssr-bob", "collected": "dssr-bob"})
         # Accounting is asked by the owner, who sees its own jobs whatever PrivateData hides.
         self.assertEqual(self.remote.of("sacct")[0].user, "dssr-bob")
-
 
     def test_exitstatus_of_a_job_the_service_account_cannot_see(self):
         # PrivateData=jobs without coordinator rights: Alice's job 10 is missing from the
@@ -836,15 +913,15 @@ class IdentityTests(ConnectorTestCase):
         self.remote.answer("test", lambda call: ok() if call.user == "dssr-alice" else exited(1))
         self.remote.answer("tail", ok(OUTPUT))
         self.remote.answer("cat", NO_FILE)
-        self.remote.answer("forget", ok())
+        self.remote.answer("collected", ok())
         error = self.error(Unavailable, "exitstatus", ALICE)
         self.assertIn("job 10 is RUNNING for dssr-alice but the service account dssr-svc "
                       "does not see it", error.message)
         self.assertIn("sacctmgr add coordinator account=ACCOUNT names=dssr-svc", error.message)
         [asked] = [call for call in self.remote.of("squeue") if call.user == "dssr-alice"]
-        self.assertEqual(asked.argv, ("squeue", "--noheader", "--states=all", "--jobs=10",
-                                      "--format=%i|%T|%M|%N|%u|%r|%j"))
-        self.assertEqual(self.remote.of("forget"), [])
+        self.assertEqual(asked.argv[:4], ("squeue", "--noheader", "--states=all", "--jobs=10"))
+        self.assertRegex(asked.argv[4], r"^--format=[0-9a-f]{16}\|%i\|%T\|%M\|%N\|%u\|%r\|%j$")
+        self.assertEqual(self.remote.of("collected"), [])
         # Once it ended, her view of the queue gives the verdict.
         mine = snapshot((b"10|RUNNING|0:04|", b"10|COMPLETED|0:09|"))
         self.clock.advance(AGE)
@@ -894,6 +971,7 @@ class RegressionTests(ConnectorTestCase):
         # tests/test_jobfiles.py runs TAIL for real: it cuts at that many bytes.
 
     def test_array_job_ids_reach_slurm_intact(self):
+        self.remote.answer("squeue", snapshot((b"9|RUNNING|", b"12_3|RUNNING|")))
         self.remote.answer("scontrol show", SHOW_UNKNOWN)
         self.result("events", JobRef(RUNNING.name, 4, "12_3"))
         self.assertEqual(self.remote.of("scontrol show")[0].argv,
@@ -919,6 +997,7 @@ class CommandLogTests(ConnectorTestCase):
         self.remote.answer("squeue", SQUEUE_EMPTY)
         self.remote.answer("submit", SBATCH)
         with capturedLogs() as events:
+            self.result("running")
             self.result("submit", self.submit_request(script=template()))
         lines = [formatEvent(event) for event in events
                  if event["log_level"] == LogLevel.debug]

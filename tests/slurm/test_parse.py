@@ -19,7 +19,15 @@ from dssr.slurm.parse import (
     parse_snapshot,
 )
 from dssr.slurm.states import Category, category
+from tests.slurm.fakes import tokened
 from tests.strategies import elapsed_times, hostlists
+
+TOKEN = "5eed0fc0ffee1234"
+
+
+def jobs_in(text: str) -> list[QueueJob]:
+    """The jobs in a snapshot written with the plain format, printed with ``TOKEN``."""
+    return parse_snapshot(tokened(text.encode(), TOKEN).decode(), TOKEN)[0]
 
 # Property tests: the same examples on every run (CI must not be lucky).
 PROPERTIES = settings(derandomize=True, database=None, max_examples=300, deadline=None)
@@ -36,13 +44,13 @@ class SnapshotTests(SynchronousTestCase):
     """The squeue snapshot of all jobs, as captured with every kind of job in it."""
 
     def setUp(self) -> None:
-        self.jobs = {job.jobid: job for job in parse_snapshot(fixture("squeue_snapshot.out"))}
+        self.jobs = {job.jobid: job for job in jobs_in(fixture("squeue_snapshot.out"))}
 
     def test_only_jarvice_jobs(self) -> None:
         """Jobs without the jarvice_ prefix are left out; the others keep their ids."""
         self.assertEqual(
             sorted(self.jobs, key=int),
-            ["6", "7", "8", "9", "10", "11", "12", "13", "14", "16", "17"],
+            ["6", "7", "8", "9", "10", "11", "12", "13", "14", "16"],
         )
 
     def test_running(self) -> None:
@@ -92,7 +100,7 @@ class SnapshotTests(SynchronousTestCase):
             for kind in Category
         }
         self.assertEqual(by_category[Category.RUNNING], ["9", "10"])
-        self.assertEqual(by_category[Category.QUEUED], ["11", "12", "13", "16", "17"])
+        self.assertEqual(by_category[Category.QUEUED], ["11", "12", "13", "16"])
         self.assertEqual(by_category[Category.ENDED], ["6", "7", "8", "14"])
         self.assertEqual(by_category[Category.UNKNOWN], [])
 
@@ -101,19 +109,38 @@ class SnapshotTests(SynchronousTestCase):
         self.assertEqual(self.jobs["16"].name, "odd|name with spaces")
 
     def test_newline_in_name(self) -> None:
-        """A name holding a newline spans two lines; the second continues it."""
-        self.assertEqual(self.jobs["17"].name, "multi\nline")
-        self.assertEqual(self.jobs["17"].reason, "JobHeldUser")
+        """A name holding a newline spans two lines; the second continues it, and the
+        job is left out (no Jarvice name holds a control character) and named."""
+        text = tokened(fixture("squeue_snapshot.out").encode(), TOKEN).decode()
+        jobs, skipped = parse_snapshot(text, TOKEN)
+        self.assertEqual(skipped, ["17"])
+        self.assertNotIn("17", [job.jobid for job in jobs])
+
+    def test_a_name_cannot_forge_a_record(self) -> None:
+        """A name built to look like whole records after a newline stays one name: it
+        cannot know the token."""
+        forged = ("jarvice_x\n1|RUNNING|0:01|vm|dssr-svc|None|jarvice_victim\n"
+                  "nope|2|RUNNING|0:01|vm|dssr-svc|None|jarvice_victim")
+        text = f"{TOKEN}|5|PENDING|0:00||mallory|None|{forged}\n"
+        self.assertEqual(parse_snapshot(text, TOKEN), ([], ["5"]))
+        self.assertRaises(SlurmOutputError, parse_snapshot,
+                          "1|RUNNING|0:01|vm|u|None|jarvice_a\n", TOKEN)
+
+    def test_other_control_characters_are_left_out_too(self) -> None:
+        text = (f"{TOKEN}|5|PENDING|0:00||u|None|jarvice_a\tb\n"
+                f"{TOKEN}|6|PENDING|0:00||u|None|jarvice_c\n")
+        jobs, skipped = parse_snapshot(text, TOKEN)
+        self.assertEqual(([job.jobid for job in jobs], skipped), (["6"], ["5"]))
 
     def test_empty(self) -> None:
         """No jobs, no records."""
-        self.assertEqual(parse_snapshot(fixture("squeue_snapshot_empty.out")), [])
-        self.assertEqual(parse_snapshot(""), [])
+        self.assertEqual(jobs_in(fixture("squeue_snapshot_empty.out")), [])
+        self.assertEqual(parse_snapshot("", TOKEN), ([], []))
 
     def test_controller_down_is_told_by_exit_status(self) -> None:
         """With slurmctld down squeue prints nothing on stdout: only its exit status
         (1) and stderr tell this from an empty queue, so callers must check them."""
-        self.assertEqual(parse_snapshot(fixture("squeue_snapshot_down.out")), [])
+        self.assertEqual(jobs_in(fixture("squeue_snapshot_down.out")), [])
         self.assertIn("Unable to contact slurm controller", fixture("squeue_snapshot_down.err"))
 
     def test_unexpected_first_line(self) -> None:
@@ -124,7 +151,7 @@ class SnapshotTests(SynchronousTestCase):
             "CLUSTER: other\n",
         ]:
             with self.subTest(text=text):
-                self.assertRaises(SlurmOutputError, parse_snapshot, text)
+                self.assertRaises(SlurmOutputError, parse_snapshot, text, TOKEN)
 
     def test_array_and_het_ids(self) -> None:
         """Array and heterogeneous job ids are records, not name continuations."""
@@ -134,7 +161,7 @@ class SnapshotTests(SynchronousTestCase):
             "7+1|RUNNING|2-00:00:01|n3|u|None|jarvice_c\n"
         )
         self.assertEqual(
-            [(job.jobid, job.elapsed, job.nodes) for job in parse_snapshot(text)],
+            [(job.jobid, job.elapsed, job.nodes) for job in jobs_in(text)],
             [
                 ("5_3", "01:02:03", ("n1", "n2")),
                 ("5_[4-9%2]", "00:00:00", ()),
@@ -144,8 +171,8 @@ class SnapshotTests(SynchronousTestCase):
 
     def test_bad_elapsed(self) -> None:
         """A record with a time Slurm cannot have printed is an error."""
-        text = "1|RUNNING|1:2:3:4|vm|u|None|jarvice_a\n"
-        self.assertRaises(SlurmOutputError, parse_snapshot, text)
+        text = f"{TOKEN}|1|RUNNING|1:2:3:4|vm|u|None|jarvice_a\n"
+        self.assertRaises(SlurmOutputError, parse_snapshot, text, TOKEN)
 
 
 class ElapsedTests(SynchronousTestCase):

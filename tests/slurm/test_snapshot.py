@@ -91,3 +91,54 @@ class SnapshotTests(SynchronousTestCase):
             raise ValueError("bad output")
 
         self.failureResultOf(Snapshot(broken, self.clock, ttl=2.0).get(), ValueError)
+
+
+class StaleWhileRefreshingTests(SynchronousTestCase):
+    """A slow scheduler: the last snapshot, up to ``max_stale`` old, while one refresh runs."""
+
+    def setUp(self):
+        self.clock = Clock()
+        self.fetch = Fetcher()
+        self.snapshot = Snapshot(self.fetch, self.clock, ttl=2.0, max_stale=10.0)
+        self.snapshot.get()
+        self.fetch.pending[0].callback("one")
+
+    def test_stale_answer_at_once_while_one_refresh_runs(self):
+        self.clock.advance(3)
+        answers = [self.snapshot.get() for _ in range(20)]
+        self.assertEqual({self.successResultOf(d) for d in answers}, {"one"})
+        self.assertEqual(len(self.fetch.pending), 2)  # one refresh for all of them
+        self.assertEqual(self.snapshot.stale_served, 20)
+        self.fetch.pending[1].callback("two")
+        self.assertEqual(self.successResultOf(self.snapshot.get()), "two")
+
+    def test_never_older_than_the_bound(self):
+        self.clock.advance(3)
+        self.snapshot.get()  # starts a refresh that hangs
+        self.clock.advance(6.9)
+        self.assertEqual(self.successResultOf(self.snapshot.get()), "one")  # 9.9 s old
+        self.clock.advance(0.1)
+        late = self.snapshot.get()  # 10 s old: wait for the refresh
+        self.assertNoResult(late)
+        self.fetch.pending[1].callback("two")
+        self.assertEqual(self.successResultOf(late), "two")
+
+    def test_a_failed_refresh_ends_stale_answers(self):
+        self.clock.advance(3)
+        self.snapshot.get()
+        self.fetch.pending[1].errback(RuntimeError("squeue failed"))
+        waiting = self.snapshot.get()
+        self.assertNoResult(waiting)  # no stale answer after a failure: a fresh fetch
+        self.fetch.pending[2].errback(RuntimeError("squeue failed"))
+        self.failureResultOf(waiting, RuntimeError)
+
+    def test_fresh_readers_never_get_a_stale_snapshot(self):
+        self.clock.advance(3)
+        fresh = self.snapshot.get(max_age=0)
+        self.assertNoResult(fresh)
+        self.fetch.pending[1].callback("two")
+        self.assertEqual(self.successResultOf(fresh), "two")
+
+    def test_invalidated_is_never_served(self):
+        self.snapshot.invalidate()
+        self.assertNoResult(self.snapshot.get())
