@@ -7,6 +7,7 @@ the executor each take plain values.
 """
 
 import os
+import pwd
 from dataclasses import fields
 
 from twisted.conch.ssh.keys import Key
@@ -190,9 +191,18 @@ def slurm_over(remote, clock, executor: ExecutorSettings,
                           snapshot_ttl, service_user, snapshot_max_stale)
 
 
+def service_user(settings: Settings) -> str:
+    """The cluster account DSSR's own commands run as: ``ssh_user`` over SSH, this
+    process's user on the login node itself (``ssh_user`` does not apply there)."""
+    if settings.remote == "local":
+        return pwd.getpwuid(os.geteuid()).pw_name
+    return settings.ssh_user
+
+
 def slurm_connector(settings: Settings, reactor) -> SlurmConnector:
     """The ``slurm`` connector as the settings describe it (``slurm_interface`` cli)."""
     mapping = identities(settings)
     return slurm_over(remote(settings, reactor, mapping), reactor, executor_settings(settings),
-                      mapping, settings.snapshot_ttl, settings.pvcls_root, settings.ssh_user,
-                      settings.output_retention, settings.snapshot_max_stale)
+                      mapping, settings.snapshot_ttl, settings.pvcls_root,
+                      service_user(settings), settings.output_retention,
+                      settings.snapshot_max_stale)

@@ -2,6 +2,7 @@
 
 import base64
 import os
+import pwd
 from dataclasses import fields
 
 from cryptography.hazmat.primitives import serialization
@@ -98,6 +99,14 @@ class ConnectorTests(SynchronousTestCase):
         self.assertIsInstance(connector, SlurmConnector)
         self.assertIsNone(connector.service)
         self.assertIsInstance(connector.slurm._commands.remote, LocalRemote)
+
+    def test_service_user_on_this_host_is_this_process_user(self):
+        # ssh_user names the SSH login; on the login node itself DSSR's jobs are its own.
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        local = dssr_settings.load({"remote": "local", "ssh_user": "someone-else"})
+        self.assertEqual(compose.service_user(local), me)
+        ssh = dssr_settings.load({"ssh_user": "someone-else"})
+        self.assertEqual(compose.service_user(ssh), "someone-else")
 
     def test_local_remote_cannot_map_users(self):
         path = self.mktemp()

@@ -274,6 +274,10 @@ class MappedUserTests(RigCase):
 
 
 class ControllerDownTests(RigCase):
+    # The loud failure itself: no stale answers (how long the last snapshot may serve
+    # while squeue fails is test_faults' subject).
+    overrides = {"snapshot_max_stale": 0}
+
     async def test_slurmctld_stopped_then_back(self):
         self.assertEqual(await self.answer("/gc"), {"status": "OK"})
         await rig_control("stop", "slurmctld")
