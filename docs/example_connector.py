@@ -135,6 +135,12 @@ class LocalProcessConnector:
     async def request_info(self, ref):
         return JobInfo()
 
+    async def request_connect(self, ref):
+        return None
+
+    async def interactive_app(self, jobid, number):
+        return None
+
     async def request_tail(self, ref, lines):
         job = self._job(ref)
         if job is None or not job.output:

@@ -364,6 +364,10 @@ class DSSRApi:
             await self.connector.terminate(ref)
         elif method == "info":
             return json_answer(asdict(await self.connector.request_info(ref)))
+        elif method == "connect":
+            access = await self.connector.request_connect(ref)
+            if access is not None:
+                return json_answer(asdict(access))
         elif method == "tail":
             text = await self.connector.request_tail(ref, validate.tail_lines(query))
             if text is None:

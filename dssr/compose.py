@@ -19,6 +19,8 @@ from dssr.connectors.slurm import SlurmConnector
 from dssr.executors.config import ExecutorSettings
 from dssr.identity import IdentityMap, MappingError, parse_mapping, unverified_tokens_refusal
 from dssr.jobfiles import JobFiles
+from dssr.proxy.server import ProxyLimits
+from dssr.proxy.urls import JobsURL, parse_jobs_domain
 from dssr.remote.conch import Target, dial
 from dssr.remote.hostkeys import KnownHosts, host_token
 from dssr.remote.keys import decode_key_text, load_private_key
@@ -180,7 +182,8 @@ def slurm_over(remote, clock, executor: ExecutorSettings,
                snapshot_ttl: float = default("snapshot_ttl"), listing_root: str = "",
                service_user: str = "",
                output_retention: float = default("output_retention"),
-               snapshot_max_stale: float = default("snapshot_max_stale")) -> SlurmConnector:
+               snapshot_max_stale: float = default("snapshot_max_stale"),
+               jobs_url: JobsURL | None = None) -> SlurmConnector:
     """The Slurm connector on Slurm's commands and the job files, both over ``remote``."""
     commands = LoggedRemote(remote, clock, service_user)
     files = JobFiles(commands, executor.job_scratch_dir, listing_root, output_retention)
@@ -188,7 +191,7 @@ def slurm_over(remote, clock, executor: ExecutorSettings,
     if service_user and identities is not None:
         users += tuple(user.cluster_user for user in identities.users.values())
     return SlurmConnector(CLISlurm(commands, users), files, clock, executor, identities,
-                          snapshot_ttl, service_user, snapshot_max_stale)
+                          snapshot_ttl, service_user, snapshot_max_stale, jobs_url)
 
 
 def service_user(settings: Settings) -> str:
@@ -205,4 +208,20 @@ def slurm_connector(settings: Settings, reactor) -> SlurmConnector:
     return slurm_over(remote(settings, reactor, mapping), reactor, executor_settings(settings),
                       mapping, settings.snapshot_ttl, settings.pvcls_root,
                       service_user(settings), settings.output_retention,
-                      settings.snapshot_max_stale)
+                      settings.snapshot_max_stale, jobs_url(settings))
+
+
+def proxy_limits(settings: Settings) -> ProxyLimits:
+    """The proxy's stream caps and idle timeout."""
+    return ProxyLimits(settings.proxy_max_streams, settings.proxy_max_job_streams,
+                       settings.proxy_idle_timeout)
+
+
+def jobs_url(settings: Settings) -> JobsURL | None:
+    """Where interactive jobs are published (``jobs_domain``), or None when they are not."""
+    if not settings.jobs_domain:
+        return None
+    try:
+        return parse_jobs_domain(settings.jobs_domain)
+    except ValueError as error:
+        raise SettingsError(f"jobs_domain: {error}") from None

@@ -11,6 +11,9 @@ below the user's home when it is empty):
   while pending never runs its batch script, so it writes no end record);
 - ``<name>.<jobid>.collected``: left by the first ``/exitstatus``; once it is older
   than the output retention, ``prune`` removes the job's files;
+- ``<name>.<jobid>.app``: an interactive job's app record (mode 0600), written on
+  the node once the app listens and removed when the job ends: where the app is
+  (node, port), its password, and the access token of DSSR's proxy (``AppRecord``);
 - ``<name>.claim``: the submit claim, made atomically (``O_EXCL``) before ``sbatch``
   and holding the job id once it answered, so any number of DSSR replicas submit a
   name once; released when the job is collected. An empty one older than
@@ -157,6 +160,7 @@ class JobPaths:
     output: str
     end_record: str
     cancel_marker: str
+    app_record: str
 
 
 def name_prefix(scratch: str, name: str) -> str:
@@ -173,7 +177,33 @@ def job_paths(scratch: str, name: str, jobid: str) -> JobPaths:
     """The files of job ``jobid`` named ``name``; ``jobid`` may be ``SBATCH_JOBID``."""
     base = name_prefix(scratch, name) + jobid
     return JobPaths(directory(scratch), base, base + ".out", base + ".end",
-                    base + ".cancelled")
+                    base + ".cancelled", base + ".app")
+
+
+@dataclass(frozen=True)
+class AppRecord:
+    """Where an interactive job's app listens, as its batch script recorded it.
+
+    ``number`` is the Jarvice job number the job was submitted as; ``token`` the
+    secret part of the proxy's access token; ``password`` the app's own password.
+    """
+
+    number: int
+    node: str
+    port: int
+    password: str
+    token: str
+
+
+def parse_app_record(text: str) -> AppRecord | None:
+    """The ``AppRecord`` in an app record file, or None if it is incomplete or garbled."""
+    values = dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
+    try:
+        record = AppRecord(int(values["NUMBER"]), values["NODE"], int(values["PORT"]),
+                           values["PASSWORD"], values["TOKEN"])
+    except (KeyError, ValueError):
+        return None
+    return record if record.node and 0 < record.port < 65536 and record.token else None
 
 
 @dataclass(frozen=True)
@@ -285,6 +315,15 @@ class JobFiles:
     async def mark_cancelled(self, ref: JobRef, user: str | None = None) -> None:
         """Leave the cancel marker (before cancelling: a pending job writes no record)."""
         await self._commands.run(["touch", "--", self.paths(ref).cancel_marker], user=user)
+
+    async def app_record(self, ref: JobRef, user: str | None = None) -> AppRecord | None:
+        """The job's app record: None until the app listens, and after the job ended."""
+        result = await self._commands.run(["cat", "--", self.paths(ref).app_record], user=user)
+        return parse_app_record(result.stdout.decode("utf-8", "replace")) if result.ok else None
+
+    def app_endpoint(self, record: AppRecord, user: str | None = None):
+        """A client endpoint to the app ``record`` names, through ``user``'s connection."""
+        return self._commands.remote.tcp_endpoint(record.node, record.port, user)
 
     async def exist(self, ref: JobRef, user: str | None = None) -> bool:
         """Whether ``user`` has any of the job's files (how an owner is found)."""

@@ -85,6 +85,23 @@ class JobInfo:
 
 
 @dataclass(frozen=True)
+class AppAccess:
+    """The ``connect`` request's answer for an interactive job whose app runs."""
+
+    address: str
+    password: str
+
+
+@dataclass(frozen=True)
+class InteractiveApp:
+    """How DSSR's proxy reaches a running interactive job's app: ``endpoint`` (a
+    Twisted ``IStreamClientEndpoint``) and the secret its access token must carry."""
+
+    endpoint: object
+    secret: str
+
+
+@dataclass(frozen=True)
 class DirEntry:
     """One entry of a ``pvcls`` listing; ``path`` is relative to the listed root."""
 

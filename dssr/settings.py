@@ -285,8 +285,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("no_proxy", "", _str, "Hosts reached without the proxy",
             env="JARVICE_BAREMETAL_NO_PROXY"),
     Setting("jobs_domain", "", _str,
-            "Domain interactive jobs are published under (empty: interactive jobs refused)",
+            "Where interactive jobs are published: host-based domain, domain/path$, or a "
+            "full URL ($: the job number; empty: interactive jobs refused)",
             env="JARVICE_JOBS_DOMAIN"),
+    Setting("proxy_listen", "", _str,
+            "Twisted endpoint string for the proxy to interactive jobs' apps (empty: none)",
+            env="DSSR_PROXY_LISTEN"),
+    Setting("proxy_max_streams", 1024, _positive_int,
+            "Proxy connections to apps open at once, in all", env="DSSR_PROXY_MAX_STREAMS"),
+    Setting("proxy_max_job_streams", 256, _positive_int,
+            "Proxy connections to one job's app open at once",
+            env="DSSR_PROXY_MAX_JOB_STREAMS"),
+    Setting("proxy_idle_timeout", 300.0, _positive_float,
+            "Seconds a proxy connection may pass no byte before it is closed",
+            env="DSSR_PROXY_IDLE_TIMEOUT"),
 )
 
 BY_KEY = {setting.key: setting for setting in SETTINGS}

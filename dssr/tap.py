@@ -10,6 +10,7 @@ from dssr.api import DSSRApi
 from dssr.connectors.loader import ConnectorError, is_embedded, resolve
 from dssr.edge import EdgeLimits, http_service
 from dssr.logs import LoggingMultiService, destination, make_observer
+from dssr.proxy.server import proxy_service
 from dssr.startup import StartupReport
 
 
@@ -26,6 +27,8 @@ class Options(usage.Options):
          f"[default: {settings_module.default('state_dir')}]"],
         ["log-format", None, None, "text or json (one JSON object a line) "
          f"[default: {settings_module.default('log_format')}]"],
+        ["proxy-listen", None, None, "Twisted endpoint string to serve the proxy to "
+         "interactive jobs' apps on [default: none]"],
     ]
 
     def __init__(self, environ=None):
@@ -47,7 +50,8 @@ class Options(usage.Options):
 
     def postOptions(self):
         cli = {"listen": self["listen"], "connector": self["connector"],
-               "state_dir": self["state-dir"], "log_format": self["log-format"]}
+               "state_dir": self["state-dir"], "log_format": self["log-format"],
+               "proxy_listen": self["proxy-listen"]}
         try:
             self.settings = settings_module.load(cli, self["config"], self._environ)
             self.connector_factory = resolve(self.settings.connector)
@@ -84,6 +88,13 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
         connector.service.setServiceParent(top)
     server = http_service(reactor, settings.listen, api, EdgeLimits.from_settings(settings))
     server.setServiceParent(top)
+    if settings.proxy_listen:
+        jobs_url = compose.jobs_url(settings)
+        if jobs_url is None:
+            raise SystemExit("dssr: proxy_listen needs jobs_domain (the addresses it serves)")
+        proxy = proxy_service(reactor, settings.proxy_listen, jobs_url, connector,
+                              compose.proxy_limits(settings))
+        proxy.setServiceParent(top)
     report = StartupReport(settings, connector, reactor,
                            warnings=[w for w in [exposure.warning(settings, real)] if w])
     report.setName("startup")

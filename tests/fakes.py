@@ -9,7 +9,15 @@ from zope.interface import implementer
 from dssr.connectors.interfaces import IConnector
 from dssr.edge import make_site
 from dssr.errors import NotFound
-from dssr.jobs import DirEntry, ExitStatus, JobInfo, ListedJob, RunStatus, Submitted
+from dssr.jobs import (
+    AppAccess,
+    DirEntry,
+    ExitStatus,
+    JobInfo,
+    ListedJob,
+    RunStatus,
+    Submitted,
+)
 
 
 def served(api) -> RequestTraversalAgent:
@@ -106,6 +114,13 @@ class FakeConnector:
 
     def request_info(self, ref):
         return self._answer("request_info", JobInfo(url="https://example.invalid/"), ref)
+
+    def request_connect(self, ref):
+        access = AppAccess("https://app.invalid/?t=1", "pw") if ref.jobid == "101" else None
+        return self._answer("request_connect", access, ref)
+
+    def interactive_app(self, jobid, number):
+        return self._answer("interactive_app", None, jobid, number)
 
     def request_tail(self, ref, lines):
         text = "".join(f"line {n}\n" for n in range(1, 201)[-lines:]) if self._known(ref) else None

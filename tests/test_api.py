@@ -131,7 +131,11 @@ class SuccessShapeTests(ApiCase):
         for method in ("ping", "connect", "whatever"):
             code, _, body = self.call(f"/request/job-1/7/100/{method}")
             self.assertEqual((code, body), (200, b""))
-        self.assertEqual(self.connector.calls, [])
+        self.assertEqual([call[0] for call in self.connector.calls], ["request_connect"])
+
+    def test_request_connect_of_a_running_app(self):
+        self.assertEqual(self.json("/request/job-1/7/101/connect"),
+                         {"address": "https://app.invalid/?t=1", "password": "pw"})
 
     def test_request_shutdown_and_abort_terminate(self):
         for method in ("shutdown", "abort"):

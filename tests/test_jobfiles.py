@@ -19,12 +19,14 @@ from dssr.jobfiles import (
     LIST_DIRECTORY,
     PRUNE,
     TAIL,
+    AppRecord,
     EndRecord,
     JobFiles,
     JobPaths,
     ListingRefused,
     job_paths,
     name_prefix,
+    parse_app_record,
     parse_end_record,
     parse_listing,
 )
@@ -46,7 +48,8 @@ class LayoutTests(SynchronousTestCase):
     def test_paths(self):
         self.assertEqual(job_paths("/scratch", "n", "7"), JobPaths(
             "/scratch/.jarvice", "/scratch/.jarvice/n.7", "/scratch/.jarvice/n.7.out",
-            "/scratch/.jarvice/n.7.end", "/scratch/.jarvice/n.7.cancelled"))
+            "/scratch/.jarvice/n.7.end", "/scratch/.jarvice/n.7.cancelled",
+            "/scratch/.jarvice/n.7.app"))
         self.assertEqual(job_paths("/scratch/", "n", "%j").output,
                          "/scratch/.jarvice/n.%j.out")
         self.assertEqual(job_paths("", "n", "7").output, ".jarvice/n.7.out")
@@ -56,6 +59,13 @@ class LayoutTests(SynchronousTestCase):
         one, two = job_paths("/s", "n", "7"), job_paths("/s", "n", "17")
         self.assertFalse({one.output, one.end_record, one.cancel_marker}
                          & {two.output, two.end_record, two.cancel_marker})
+
+    def test_app_record(self):
+        text = "NUMBER=42\nNODE=node1\nPORT=34567\nPASSWORD=p=w\nTOKEN=abc\n"
+        self.assertEqual(parse_app_record(text), AppRecord(42, "node1", 34567, "p=w", "abc"))
+        for broken in ("", text.replace("PORT=34567", "PORT=x"),
+                       text.replace("PORT=34567", "PORT=0"), text.replace("TOKEN=abc", "TOKEN=")):
+            self.assertIsNone(parse_app_record(broken))
 
     def test_setup_before_a_submit(self):
         files = JobFiles(None, "/scratch")

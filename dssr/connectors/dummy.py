@@ -285,6 +285,13 @@ class DummyConnector:
         output = job.output(self._clock.seconds())
         return "".join(line + "\n" for line in output[-lines:]) if output else None
 
+    async def request_connect(self, ref: JobRef) -> None:
+        await self._known(ref)
+        return None  # its jobs run no app
+
+    async def interactive_app(self, jobid: str, number: int) -> None:
+        return None
+
     async def request_screenshot(self, ref: JobRef) -> bytes | None:
         await self._known(ref)
         return None

@@ -55,6 +55,17 @@ class IConnector(Interface):
     def request_info(ref):
         """Returns the job's ``JobInfo`` (``/request/.../info``)."""
 
+    def request_connect(ref):
+        """Returns the ``AppAccess`` of an interactive job whose app runs, else None."""
+
+    def interactive_app(jobid, number):
+        """Returns the ``InteractiveApp`` of the running interactive job ``jobid``
+        submitted as Jarvice job ``number``, or None (unknown, ended, not started).
+
+        DSSR's proxy asks it for every new client connection (sharing a lookup for a
+        second); nothing may be kept that another DSSR replica would lack.
+        """
+
     def request_tail(ref, lines):
         """Returns the last ``lines`` lines of the job's output, or None if none yet."""
 

@@ -19,11 +19,13 @@ from dssr.connectors.verdict import coordinate, this_jobs_record, verdict
 from dssr.coroutines import KeyedLocks, concurrently, settled
 from dssr.errors import BadRequest, Forbidden, NotFound, Unavailable
 from dssr.executors import singularity
-from dssr.jobfiles import ListingRefused
+from dssr.jobfiles import AppRecord, ListingRefused
 from dssr.jobs import (
     UNKNOWN_EXIT,
+    AppAccess,
     DirEntry,
     ExitStatus,
+    InteractiveApp,
     JobInfo,
     JobRef,
     ListedJob,
@@ -31,6 +33,7 @@ from dssr.jobs import (
     SubmitRequest,
     Submitted,
 )
+from dssr.proxy.urls import JobsURL, access_token, with_token
 from dssr.samples import Sample
 from dssr.slurm.interfaces import QueueJob, Refused
 from dssr.slurm.snapshot import Snapshot
@@ -51,11 +54,14 @@ class SlurmConnector:
     ``identities`` (an ``IdentityMap``, or None) maps bearers to cluster users;
     ``service_user`` is the service account's name; the queue snapshot is reused for
     ``snapshot_ttl`` seconds of ``clock``, and served while it refreshes up to
-    ``snapshot_max_stale`` seconds old (``Snapshot``).
+    ``snapshot_max_stale`` seconds old (``Snapshot``). ``jobs_url`` (a ``JobsURL``, or
+    None when interactive jobs are not published) builds interactive jobs' addresses.
     """
 
     def __init__(self, slurm, files, clock, executor_settings, identities, snapshot_ttl: float,
-                 service_user: str = "", snapshot_max_stale: float = 0.0):
+                 service_user: str = "", snapshot_max_stale: float = 0.0,
+                 jobs_url: JobsURL | None = None):
+        self._jobs_url = jobs_url
         self.slurm = slurm
         self.files = files
         self.service = slurm.service
@@ -142,7 +148,7 @@ class SlurmConnector:
                       "to run jobs as their users; said once)", name=request.name)
         secrets = [request.bearer] if request.bearer else []
         job = singularity.prepare(request.script, request.name, request.nodes, request.held,
-                                  self._executor_settings, secrets)
+                                  self._executor_settings, secrets, request.number)
         # One submit of a name at a time in this process; across replicas, the claim.
         return await self._submits.run(request.name,
                                        lambda: self._submit(request.name, job, user))
@@ -250,7 +256,37 @@ class SlurmConnector:
     # -- /request/... -------------------------------------------------------------
 
     async def request_info(self, ref: JobRef) -> JobInfo:
-        return JobInfo()
+        app = await self._app(ref)
+        return JobInfo(url=self._app_url(ref, app[0])) if app else JobInfo()
+
+    async def request_connect(self, ref: JobRef) -> AppAccess | None:
+        app = await self._app(ref)
+        return AppAccess(self._app_url(ref, app[0]), app[0].password) if app else None
+
+    async def interactive_app(self, jobid: str, number: int) -> InteractiveApp | None:
+        job = self._by_id(await self.snapshot.get()).get(jobid)
+        if job is None:
+            return None
+        app = await self._app(JobRef(job.name, number, jobid), job)
+        if app is None or app[0].number != number:
+            return None
+        record, user = app
+        return InteractiveApp(self.files.app_endpoint(record, user), record.token)
+
+    async def _app(self, ref: JobRef, job: QueueJob | None = None):
+        """``(AppRecord, owner)`` of the running job ``ref`` whose app listens, or None."""
+        if self._jobs_url is None:
+            return None
+        job = job or await self._queued_job(ref)
+        if job is None or category(job.state) != Category.RUNNING:
+            return None
+        user = self._as(job.owner)
+        record = await self.files.app_record(ref, user)
+        return (record, user) if record is not None else None
+
+    def _app_url(self, ref: JobRef, record: AppRecord) -> str:
+        token = access_token(ref.jobid, record.token)
+        return with_token(self._jobs_url.url(ref.number), token)
 
     async def request_tail(self, ref: JobRef, lines: int) -> str | None:
         job = await self._queued_job(ref)

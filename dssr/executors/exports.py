@@ -60,6 +60,11 @@ def export_block(
     lines = ["# ---- downstream parameters (DSSR) ----"]
     lines += [f"export {name}={shlex.quote(value)}"
               for name, value in export_values(params, settings, found, app_login)]
+    if params.interactive:
+        # The port and password the batch wrapper picked on the node (APP_SETUP).
+        lines += [f'export {name}="$DSSR_SERVICE_{kind}"'
+                  for kind in ("PORT", "PASSWORD")
+                  for name in (f"JARVICE_SERVICE_{kind}", f"SINGULARITYENV_JARVICE_SERVICE_{kind}")]
     lines += [
         'export JOB_LOCAL_USER="$USER"',
         # Upstream's shell text, already quoted by upstream for an assignment.

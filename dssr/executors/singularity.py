@@ -47,11 +47,13 @@ def prepare(
     held: bool,
     settings: ExecutorSettings,
     secrets: Iterable[str] = (),
+    number: int = 0,
 ) -> SingularityJob:
     """Turn the decoded ``singularity`` script of a ``/submit`` into a Slurm submission.
 
     ``secrets`` (e.g. the bearer token) are scrubbed from ``fscript`` along with the
-    registry and proxy credentials. Raises ``BadRequest`` for any refusal (field
+    registry and proxy credentials; ``number`` is the Jarvice job number (an
+    interactive job's app record carries it). Raises ``BadRequest`` for any refusal (field
     ``hpc_script``, or ``JOBOBJ_DEVICES`` for a device).
     """
     params = parse_header(script)
@@ -66,7 +68,7 @@ def prepare(
     return SingularityJob(
         params=params,
         batch=batch_job(name, nodes, params, files.output,
-                        name_prefix(settings.job_scratch_dir, name), held, filled),
+                        name_prefix(settings.job_scratch_dir, name), held, filled, number),
         fscript=scrub_fscript(shown, known),
         files=files,
     )

@@ -29,13 +29,17 @@ SUCCESS_MARK = "JARVICE_CMD_SUCCESS"
 
 
 def exclusive(params: JobParameters) -> bool:
-    """Whole nodes unless the job opts out; interactive and GPU jobs always get them."""
-    return params.devices.exclusive or params.interactive or params.gpus > 0
+    """Whole nodes unless the job opts out; GPU jobs always get them.
+
+    (Interactive jobs need not: each gets its own free port, see ``APP_SETUP``.)
+    """
+    return params.devices.exclusive or params.gpus > 0
 
 
 def batch_job(name: str, nodes: int, params: JobParameters, output: str, files_prefix: str,
-              held: bool, filled_script: str) -> BatchJob:
-    """The Slurm job running ``filled_script`` for the Jarvice job ``name`` (validated).
+              held: bool, filled_script: str, number: int = 0) -> BatchJob:
+    """The Slurm job running ``filled_script`` for the Jarvice job ``name`` (validated)
+    and ``number``.
 
     ``output`` is sbatch's output pattern, ``files_prefix`` what the job's own files
     start with before the job id (``dssr.jobfiles``). Slurm gets ``cores * nodes``
@@ -43,7 +47,8 @@ def batch_job(name: str, nodes: int, params: JobParameters, output: str, files_p
     """
     return BatchJob(
         name=JOB_PREFIX + name,
-        script=slurm_batch_script(filled_script, files_prefix),
+        script=slurm_batch_script(filled_script, files_prefix,
+                                  number if params.interactive else None),
         output=output,
         nodes=nodes,
         tasks=params.cores * nodes,
@@ -58,8 +63,34 @@ def batch_job(name: str, nodes: int, params: JobParameters, output: str, files_p
     )
 
 
+# An interactive job's rank 0, before the app starts: a free port and a password for
+# the app (exported), an access token for DSSR's proxy, and once the app listens, the
+# app record (mode 0600; see dssr.jobfiles.AppRecord). The token stays out of the
+# app's environment.
+APP_SETUP = """\
+if [ -n "${DSSR_APP_RECORD:-}" ] && [ "$PROCESS_PROCID" = 0 ]; then
+    for dssr_try in $(seq 1 200); do
+        DSSR_SERVICE_PORT=$((20000 + RANDOM % 40000))
+        (: <>"/dev/tcp/127.0.0.1/$DSSR_SERVICE_PORT") 2>/dev/null || break
+    done
+    DSSR_SERVICE_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr +/ -_)
+    DSSR_ACCESS_TOKEN=$(head -c 24 /dev/urandom | base64 | tr +/ -_)
+    export DSSR_SERVICE_PORT DSSR_SERVICE_PASSWORD
+    (
+        until (: <>"/dev/tcp/127.0.0.1/$DSSR_SERVICE_PORT") 2>/dev/null; do sleep 0.5; done
+        umask 077
+        printf "NUMBER=%s\\nNODE=%s\\nPORT=%s\\nPASSWORD=%s\\nTOKEN=%s\\n" \\
+            "$DSSR_JOB_NUMBER" "$(hostname)" "$DSSR_SERVICE_PORT" \\
+            "$DSSR_SERVICE_PASSWORD" "$DSSR_ACCESS_TOKEN" > "$DSSR_APP_RECORD.tmp" \\
+            && mv -f -- "$DSSR_APP_RECORD.tmp" "$DSSR_APP_RECORD"
+    ) </dev/null >/dev/null 2>&1 &
+    unset DSSR_ACCESS_TOKEN
+fi"""
+
+
 def _node_command(chunks: int) -> str:
-    """What each srun task runs: neutral variables, then the decoded script from a pipe."""
+    """What each srun task runs: neutral variables, an interactive app's port and
+    record, then the decoded script from a pipe."""
     names = [f"DSSR_PAYLOAD_{index}" for index in range(chunks)]
     payload = " ".join(f'"${name}"' for name in names)
     run = (f"env {' '.join('-u ' + name for name in names)} -u DSSR_RANK0_LOG "
@@ -69,6 +100,7 @@ def _node_command(chunks: int) -> str:
         'export JOB_JOBID="$SLURM_JOB_ID" JOB_JOB_NODELIST="$SLURM_JOB_NODELIST"',
         'export JOB_NNODES="$SLURM_NNODES" JOB_NTASKS="$SLURM_NTASKS"',
         'export JOB_SUBMIT_DIR="$SLURM_SUBMIT_DIR" JOB_GPUS_PER_NODE="$SLURM_GPUS_PER_NODE"',
+        APP_SETUP,
         'if [ "$PROCESS_PROCID" = 0 ]; then',
         f'    {run} 2>&1 | tee -- "$DSSR_RANK0_LOG"',
         '    exit "${PIPESTATUS[0]}"',
@@ -101,7 +133,7 @@ dssr_end_record() {{
         "$SLURM_JOB_ID" "$DSSR_STATE" "$DSSR_EXIT_CODE" "$DSSR_STEP_EXIT_CODE" \\
         "$DSSR_START" "$end" \\
         > "$DSSR_END_RECORD.tmp" && mv -f -- "$DSSR_END_RECORD.tmp" "$DSSR_END_RECORD"
-    rm -f -- "$DSSR_RANK0_LOG"
+    rm -f -- "$DSSR_RANK0_LOG" ${{DSSR_APP_RECORD:+"$DSSR_APP_RECORD"}}
 }}
 
 # SIGTERM: DSSR's /terminate (its marker is there), anyone's scancel, or the time limit
@@ -154,17 +186,23 @@ exit "$DSSR_EXIT_CODE"
 """
 
 
-def slurm_batch_script(filled_script: str, files_prefix: str) -> str:
+def slurm_batch_script(filled_script: str, files_prefix: str,
+                       number: int | None = None) -> str:
     """The ``#!/bin/bash`` batch script that runs ``filled_script`` on every node.
 
     ``files_prefix`` and the job id make the job's files' base path (``dssr.jobfiles``);
     rank 0's output is kept beside the end record, as ``<end record>.rank0``, until the
-    verdict is taken.
+    verdict is taken. ``number``, for an interactive job: its Jarvice job number (the
+    app record goes beside the end record).
     """
     payload = base64.b64encode(filled_script.encode()).decode()
     chunks = [payload[i:i + CHUNK] for i in range(0, len(payload), CHUNK)] or [""]
     exports = "".join(f"export DSSR_PAYLOAD_{index}={shlex.quote(chunk)}\n"
                       for index, chunk in enumerate(chunks))
+    if number is not None:
+        exports += (f'export DSSR_APP_RECORD="$DSSR_JOB_FILES.app" '
+                    f"DSSR_JOB_NUMBER={int(number)}\n"
+                    'rm -f -- "$DSSR_APP_RECORD"\n')
     return (_HEAD.format(files_prefix=shlex.quote(files_prefix))
             + exports
             + _TAIL.format(node_command=_node_command(len(chunks)), mark=SUCCESS_MARK))

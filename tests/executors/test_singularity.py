@@ -108,8 +108,10 @@ class PrepareTests(SynchronousTestCase):
     def test_interactive_accepted_where_supported(self):
         settings = ExecutorSettings(interactive=True)
         job = prepare(template(JOBOBJ_INTERACTIVE="True", JOBOBJ_DEVICES='["exclusive=False"]'),
-                      NAME, 1, False, settings)
-        self.assertIn("--exclusive", sbatch(job.batch))
+                      NAME, 1, False, settings, number=42)
+        self.assertNotIn("--exclusive", sbatch(job.batch))  # its own port, not the node
+        self.assertIn("DSSR_JOB_NUMBER=42\n", job.batch.script)
+        self.assertIn('export JARVICE_SERVICE_PORT="$DSSR_SERVICE_PORT"', job.fscript)
 
     def test_refusals_are_bad_requests_on_hpc_script(self):
         for script in (template(JOBOBJ_APPDEFVERSION="1"), template(body="{HOME}"),

@@ -48,7 +48,8 @@ class SbatchArgvTests(SynchronousTestCase):
         self.assertNotIn("--exclusive", argv_for(JOBOBJ_DEVICES=off))
         self.assertIn("--exclusive", argv_for(JOBOBJ_DEVICES='["exclusive=True"]'))
         self.assertIn("--exclusive", argv_for(JOBOBJ_DEVICES=off, JOBOBJ_GPUS="1"))
-        self.assertIn("--exclusive", argv_for(JOBOBJ_DEVICES=off, JOBOBJ_INTERACTIVE="True"))
+        # Each interactive job gets its own port: no need for whole nodes.
+        self.assertNotIn("--exclusive", argv_for(JOBOBJ_DEVICES=off, JOBOBJ_INTERACTIVE="True"))
 
 
 class BatchScriptTextTests(SynchronousTestCase):

@@ -121,6 +121,12 @@ class FakeRemote:
             return fail(answer)
         return succeed(answer)
 
+    def tcp_endpoint(self, host, port, user=None):
+        return ("tcp", host, port, user)
+
+    def unix_endpoint(self, path, user=None):
+        return ("unix", path, user)
+
     def state(self):
         return self.connection
 

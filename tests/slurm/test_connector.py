@@ -23,7 +23,18 @@ from dssr.executors.singularity import prepare
 from dssr.identity import IdentityMap, parse_mapping
 from dssr.jobfiles import COLLECTED, LIST_DIRECTORY, TAIL
 from dssr.jobfiles import TAIL_BYTES as OUTPUT_BYTES
-from dssr.jobs import DirEntry, ExitStatus, JobRef, ListedJob, RunStatus, SubmitRequest
+from dssr.jobs import (
+    AppAccess,
+    DirEntry,
+    ExitStatus,
+    InteractiveApp,
+    JobInfo,
+    JobRef,
+    ListedJob,
+    RunStatus,
+    SubmitRequest,
+)
+from dssr.proxy.urls import parse_jobs_domain
 from dssr.remote.interfaces import ConnectionLost, NotConnected, RemoteResult
 from tests.executors.sample import APP_PASSWORD, OTHER_PASSWORD, OWNER_PASSWORD, template
 from tests.slurm.fakes import SUBMIT, FakeRemote, captured, exited, fixture_text, ok
@@ -1016,3 +1027,41 @@ class CommandLogTests(ConnectorTestCase):
             self.error(Unavailable, "running")
         self.assertIn("squeue", formatEvent(events[-1]))
         self.assertIn("gone", formatEvent(events[-1]))
+
+
+APP_TOKEN = "t" * 32
+APP_RECORD = f"NUMBER=4\nNODE=vm\nPORT=34567\nPASSWORD=app-pw\nTOKEN={APP_TOKEN}\n".encode()
+
+
+class InteractiveTests(ConnectorTestCase):
+    """info, connect and the proxy's lookup, from the app record on the cluster."""
+
+    def setUp(self):
+        super().setUp()
+        self.connector = self.make(jobs_url=parse_jobs_domain("http://proxy:8081/job$"))
+        self.remote.answer("cat", ok(APP_RECORD))
+
+    def test_info_and_connect_of_a_running_app(self):
+        url = f"http://proxy:8081/job4/?dssr_token=9.{APP_TOKEN}"
+        self.assertEqual(self.result("request_info", RUNNING), JobInfo(url=url))
+        self.assertEqual(self.result("request_connect", RUNNING), AppAccess(url, "app-pw"))
+        cat, = {call.argv for call in self.remote.of("cat")}
+        self.assertEqual(cat, ("cat", "--", f"{SCRATCH}/.jarvice/{RUNNING.name}.9.app"))
+
+    def test_the_proxys_lookup(self):
+        self.assertEqual(self.result("interactive_app", "9", 4),
+                         InteractiveApp(("tcp", "vm", 34567, None), APP_TOKEN))
+        self.assertIsNone(self.result("interactive_app", "9", 5))  # another job's number
+        self.assertIsNone(self.result("interactive_app", "99", 4))  # no such job
+
+    def test_no_url_before_the_app_listens_or_once_it_ended(self):
+        self.remote.answer("cat", NO_FILE)
+        self.assertEqual(self.result("request_info", RUNNING), JobInfo())
+        self.assertIsNone(self.result("request_connect", RUNNING))
+        self.assertEqual(self.result("request_info", COMPLETED), JobInfo())
+        self.assertEqual(len(self.remote.of("cat")), 2)  # an ended job's is not read
+
+    def test_nothing_without_a_jobs_url(self):
+        self.connector = self.make()
+        self.assertEqual(self.result("request_info", RUNNING), JobInfo())
+        self.assertEqual(self.remote.of("cat"), [])

@@ -1,0 +1,1 @@
+"""DSSR's proxy to interactive jobs' web apps, over forwarded SSH streams."""

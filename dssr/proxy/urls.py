@@ -1,0 +1,96 @@
+"""Where users reach interactive jobs: ``JARVICE_JOBS_DOMAIN`` as URLs and routes.
+
+Its forms (as Jarvice's job ingress): host-based ``jobs.example.com`` (each job is
+``https://job-<number>.jobs.example.com/``), path-based ``jobs.example.com/job$``
+(``https://jobs.example.com/job<number>/``), or a full URL with scheme and port, used
+as written (``http://127.0.0.1:8081/job$``). ``$`` stands for the job number.
+"""
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+TOKEN_PARAMETER = "dssr_token"  # noqa: S105 (a parameter name, not a secret)
+_TOKEN = re.compile(r"^([0-9]+)\.([A-Za-z0-9_-]{16,128})$")
+
+
+@dataclass(frozen=True)
+class JobsURL:
+    """``scheme``://``host````path`` with ``$`` for the job number in host or path."""
+
+    scheme: str
+    host: str
+    path: str
+
+    def url(self, number: int) -> str:
+        """The root URL of job ``number``'s app."""
+        return f"{self.scheme}://{self.root_host(number)}{self.root_path(number)}"
+
+    def root_host(self, number: int) -> str:
+        return self.host.replace("$", str(number))
+
+    def root_path(self, number: int) -> str:
+        return self.path.replace("$", str(number))
+
+    def number(self, host: str, path: str) -> int | None:
+        """The job number a request for ``host`` and ``path`` is for, or None."""
+        if "$" in self.host:
+            found = re.fullmatch(_pattern(self.host), host.lower())
+            return int(found.group(1)) if found and path.startswith(self.path) else None
+        found = re.match(_pattern(self.path), path)
+        return int(found.group(1)) if found else None
+
+
+def _pattern(template: str) -> str:
+    """A regular expression matching ``template`` with a number for its ``$``."""
+    before, _, after = template.lower().partition("$")
+    return re.escape(before) + "([0-9]{1,18})" + re.escape(after)
+
+
+def parse_jobs_domain(text: str) -> JobsURL:
+    """``JARVICE_JOBS_DOMAIN`` as a ``JobsURL``; ``ValueError`` for one that cannot route."""
+    text = text.strip()
+    if not text:
+        raise ValueError("is empty")
+    if "://" not in text:
+        text = "https://" + (text if "/" in text else f"job-$.{text}")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{text!r} is not an http(s) address")
+    path = parts.path or "/"
+    if not path.endswith("/"):
+        path += "/"
+    where = (parts.netloc + path).count("$")
+    if where != 1 or ("$" in parts.netloc and path != "/"):
+        raise ValueError(f"{text!r} needs exactly one $ (the job number), in the host "
+                         "or in the path")
+    return JobsURL(parts.scheme, parts.netloc.lower(), path)
+
+
+def access_token(jobid: str, secret: str) -> str:
+    """The token in a job's URL: the Slurm job id (to find the job) and its secret."""
+    return f"{jobid}.{secret}"
+
+
+def split_token(token: str) -> tuple[str, str] | None:
+    """``(jobid, secret)`` of a well-formed access token, else None."""
+    found = _TOKEN.match(token)
+    return (found.group(1), found.group(2)) if found else None
+
+
+def with_token(url: str, token: str) -> str:
+    """``url`` carrying ``token`` in its query, as upstream hands it to the user."""
+    return f"{url}?{urlencode({TOKEN_PARAMETER: token})}"
+
+
+def without_token(target: str) -> tuple[str, str | None]:
+    """A request target with the access token taken out of its query, and the token."""
+    path, question, query = target.partition("?")
+    if not question:
+        return target, None
+    pairs = parse_qsl(query, keep_blank_values=True)
+    token = next((value for key, value in pairs if key == TOKEN_PARAMETER), None)
+    if token is None:
+        return target, None
+    rest = urlencode([(key, value) for key, value in pairs if key != TOKEN_PARAMETER])
+    return (f"{path}?{rest}" if rest else path), token

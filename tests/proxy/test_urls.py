@@ -1,0 +1,57 @@
+"""JARVICE_JOBS_DOMAIN forms, routes, and the access token in URLs."""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from dssr.proxy.urls import (
+    JobsURL,
+    access_token,
+    parse_jobs_domain,
+    split_token,
+    with_token,
+    without_token,
+)
+
+
+class FormsTests(SynchronousTestCase):
+    def test_full_url_used_as_written(self):
+        jobs = parse_jobs_domain("http://127.0.0.1:8081/job$")
+        self.assertEqual(jobs, JobsURL("http", "127.0.0.1:8081", "/job$/"))
+        self.assertEqual(jobs.url(42), "http://127.0.0.1:8081/job42/")
+        self.assertEqual(jobs.number("127.0.0.1:8081", "/job42/static/app.js"), 42)
+        self.assertEqual(jobs.number("anything", "/job42/"), 42)
+        for path in ("/job/", "/jobx/", "/other/job42/", "/job42"):
+            self.assertIsNone(jobs.number("127.0.0.1:8081", path))
+
+    def test_path_based(self):
+        jobs = parse_jobs_domain("jobs.example.com/path/$")
+        self.assertEqual(jobs.url(7), "https://jobs.example.com/path/7/")
+
+    def test_host_based(self):
+        jobs = parse_jobs_domain("Jobs.Example.com")
+        self.assertEqual(jobs.url(7), "https://job-7.jobs.example.com/")
+        self.assertEqual(jobs.number("JOB-7.jobs.example.com", "/x"), 7)
+        self.assertIsNone(jobs.number("job-7.jobs.example.com.evil.org", "/"))
+        self.assertIsNone(jobs.number("job-x.jobs.example.com", "/"))
+
+    def test_refused(self):
+        for text in ("", "ftp://x/$", "http://x/job", "http://x/$/$", "http://job-$.x/p$"):
+            self.assertRaises(ValueError, parse_jobs_domain, text)
+
+
+class TokenTests(SynchronousTestCase):
+    def test_round_trip(self):
+        token = access_token("123", "s" * 32)
+        self.assertEqual(split_token(token), ("123", "s" * 32))
+        url = with_token("http://h/job1/", token)
+        self.assertEqual(url, f"http://h/job1/?dssr_token={token}")
+
+    def test_malformed(self):
+        for token in ("", "123", "abc.ssssssssssssssssssss", "1.short", "1." + "s" * 200,
+                      "1.ssssssssssssssss;x"):
+            self.assertIsNone(split_token(token))
+
+    def test_taken_out_of_a_target(self):
+        self.assertEqual(without_token("/job1/?dssr_token=1.abc&a=b"), ("/job1/?a=b", "1.abc"))
+        self.assertEqual(without_token("/job1/?dssr_token=1.abc"), ("/job1/", "1.abc"))
+        self.assertEqual(without_token("/job1/?a=b"), ("/job1/?a=b", None))
+        self.assertEqual(without_token("/job1/"), ("/job1/", None))
