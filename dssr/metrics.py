@@ -73,6 +73,7 @@ class Metrics:
     def __init__(self, connector):
         self.requests = RequestMetrics()
         self._connector = connector
+        self._sources: list = []  # more than the connector's (the proxy's)
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(self)
 
@@ -82,7 +83,12 @@ class Metrics:
         build.add_metric([__version__], 1)
         yield build
         yield from self.requests.families()
-        yield from families_of(self._connector.metrics())
+        yield from families_of([*self._connector.metrics(),
+                                *(sample for source in self._sources for sample in source())])
+
+    def add(self, source) -> None:
+        """Show the ``Sample`` values ``source()`` gives too (e.g. the proxy's)."""
+        self._sources.append(source)
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every metric now."""

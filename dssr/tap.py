@@ -95,6 +95,7 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
         proxy = proxy_service(reactor, settings.proxy_listen, jobs_url, connector,
                               compose.proxy_limits(settings))
         proxy.setServiceParent(top)
+        api.metrics.add(proxy.factory.metrics)
     report = StartupReport(settings, connector, reactor,
                            warnings=[w for w in [exposure.warning(settings, real)] if w])
     report.setName("startup")

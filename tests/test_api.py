@@ -438,6 +438,10 @@ class MetricsTests(ApiCase):
         self.assertEqual(samples[("dssr_queue_snapshots_total", ())], 3)
         self.assertEqual(samples[("dssr_jobs", (("state", "RUNNING"),))], 2)
 
+    def test_other_sources_are_shown_too(self):
+        self.api.metrics.add(lambda: [Sample("dssr_proxy_open_streams", "gauge", "open", 4)])
+        self.assertEqual(self.scrape()[("dssr_proxy_open_streams", ())], 4)
+
 
 class OpenMetricsTests(ApiCase):
     server_key = "upstream:s3cret"

@@ -120,6 +120,24 @@ class MakeServiceTests(SynchronousTestCase):
         self.addCleanup(top.stopService)
         self.assertEqual(len(reactor.tcpServers), 1)
 
+    def test_tree_with_the_proxy(self):
+        options = Options(environ={"JARVICE_JOBS_DOMAIN": "http://127.0.0.1:8081/job$"})
+        options.parseOptions(["--listen", "tcp:0", "--state-dir", self.mktemp(),
+                              "--proxy-listen", "tcp:8081:interface=127.0.0.1"])
+        reactor = MemoryReactorClock()
+        top = makeService(options, reactor=reactor)
+        self.assertEqual(sorted(service.name for service in top),
+                         ["connector", "http", "proxy", "startup"])
+        top.startService()
+        self.addCleanup(top.stopService)
+        self.assertEqual([port for port, *_ in reactor.tcpServers][1], 8081)
+
+    def test_proxy_needs_a_jobs_domain(self):
+        options = Options(environ={})
+        options.parseOptions(["--state-dir", self.mktemp(), "--proxy-listen", "tcp:8081"])
+        error = self.assertRaises(SystemExit, makeService, options, MemoryReactorClock())
+        self.assertIn("proxy_listen needs jobs_domain", str(error))
+
 
 class ExposureTests(SynchronousTestCase):
     """A real connector on an open port needs a server key or an explicit opt-out."""
