@@ -4,7 +4,7 @@ import io
 import os
 import subprocess
 
-from twisted.internet.defer import ensureDeferred, succeed
+from twisted.internet.defer import ensureDeferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from dssr import check
 from dssr.checks import config, login, slurm
 from dssr.checks.cluster import STEPS, Cluster
+from dssr.checks.login import check_forwarding
 from dssr.checks.report import (
     ASCII,
     UNICODE,
@@ -25,7 +26,7 @@ from dssr.checks.report import (
 )
 from dssr.checks.runner import Check, Runner
 from dssr.remote.hostkeys import KnownHosts
-from dssr.remote.interfaces import HostKeyError, RemoteResult
+from dssr.remote.interfaces import ForwardRefused, HostKeyError, RemoteResult
 from dssr.remote.keys import describe, fingerprint
 from dssr.settings import load
 from tests.integration.sshd import generate_key
@@ -253,6 +254,35 @@ class LoginTests(SynchronousTestCase):
         fixes = login.host_key_fixes(self.host_key_error(known, offered), offered, "login1",
                                      2222, known.path)
         self.assertIn("marked @revoked: give the login node a new host key", fixes[0])
+
+
+class ForwardingEndpoints:
+    """``tcp_endpoint`` whose connects fail with SSH's ``code`` for some users."""
+
+    def __init__(self, codes):
+        self.codes = codes
+
+    def tcp_endpoint(self, host, port, user=None):
+        code = self.codes.get(user)
+        endpoint = type("Endpoint", (), {})()
+        endpoint.connect = lambda factory: fail(ForwardRefused("refused", code))
+        return endpoint
+
+
+class ForwardingCheckTests(SynchronousTestCase):
+    def outcome(self, codes):
+        return self.successResultOf(ensureDeferred(check_forwarding(
+            ForwardingEndpoints(codes), [None, "dssr-alice"], "login1", 22)))
+
+    def test_nothing_listening_means_forwarding_is_allowed(self):
+        self.assertEqual(self.outcome({None: 2, "dssr-alice": 2}).status, Status.PASS)
+
+    def test_prohibited_names_the_accounts_and_the_fix(self):
+        outcome = self.outcome({None: 2, "dssr-alice": 1})
+        self.assertEqual(outcome.status, Status.FAIL)
+        self.assertIn("dssr-alice", outcome.detail)
+        self.assertNotIn("service account", outcome.detail)
+        self.assertIn("AllowTcpForwarding yes", " ".join(outcome.fixes))
 
 
 class CheckProgramTests(SynchronousTestCase):

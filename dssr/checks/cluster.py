@@ -70,6 +70,12 @@ class Cluster:
             checks.append(Check("private data", self._guard(
                 lambda: privatedata.check_private_data(self._remote, mapped)),
                 ("slurm controller",)))
+        if self._settings.jobs_domain and self._settings.remote == "ssh":
+            accounts = [None] + [user.cluster_user for user in
+                                 (self._mapping.users.values() if self._mapping else ())]
+            checks.append(Check("forwarding", self._guard(lambda: login.check_forwarding(
+                self._ssh_remote(), accounts, self._host, self._port)),
+                ("authentication",)))
         if submit_test:
             checks.append(Check("submit test", self._guard(self._submit_test),
                                 ("slurm controller", "scratch dir")))

@@ -15,9 +15,15 @@ from dssr import compose
 from dssr.checks.config import env_label
 from dssr.checks.report import Outcome, failed, passed
 from dssr.remote.hostkeys import KnownHosts, host_token
-from dssr.remote.interfaces import AuthenticationFailed, HostKeyError, RemoteError
+from dssr.remote.interfaces import (
+    AuthenticationFailed,
+    ForwardRefused,
+    HostKeyError,
+    RemoteError,
+)
 from dssr.remote.keys import describe
 
+CONNECT_FAILED = 2  # RFC 4254's reason for a stream whose destination did not answer
 # ssh-keyscan -t and /etc/ssh/ssh_host_<kind>_key.pub, by Conch's key type.
 _KINDS = {"Ed25519": "ed25519", "RSA": "rsa", "EC": "ecdsa"}
 
@@ -141,6 +147,29 @@ def host_key_fixes(error: HostKeyError, offered: Key, host: str, port: int,
     return [f"{compare}, then add it: {add}",
             f"or set {env_label('ssh_host_key_policy')} to accept-new to trust the key "
             f"offered on first connect"]
+
+
+async def check_forwarding(remote, users: list, host: str, port: int) -> Outcome:
+    """Whether sshd lets each of ``users`` (None: the service account) open forwarded
+    streams, as the proxy to interactive jobs needs: a stream to the login node's own
+    sshd port opens, or fails only because nothing listens there."""
+    denied = []
+    for user in users:
+        try:
+            probe = await connectProtocol(remote.tcp_endpoint("127.0.0.1", port, user),
+                                          _Probe())
+        except ForwardRefused as refusal:
+            if refusal.code != CONNECT_FAILED:  # connect failed: allowed, nothing there
+                denied.append(user or "the service account")
+            continue
+        probe.transport.loseConnection()
+        await probe.lost
+    if denied:
+        return failed(f"sshd on {host} does not let {', '.join(denied)} open forwarded "
+                      f"streams: interactive jobs' apps cannot be reached",
+                      f"set AllowTcpForwarding yes in {host}'s sshd_config (for these "
+                      f"accounts at least, in a Match User block) and reload sshd")
+    return passed(f"sshd on {host} allows TCP forwarding for DSSR's accounts")
 
 
 def login_outcome(login, user: str, key: Key, host: str, port: int) -> Outcome:

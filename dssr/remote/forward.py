@@ -97,7 +97,7 @@ def refusal(destination, where: str, reason) -> ForwardRefused:
     detail = _REFUSALS.get(code, "refused")
     text = said.decode("utf-8", "replace")
     return ForwardRefused(f"{where} would not open a stream to {destination}: {detail}"
-                          + (f"; it said: {text}" if text else ""))
+                          + (f"; it said: {text}" if text else ""), code)
 
 
 @implementer(ITransport, IPushProducer, IConsumer)

@@ -42,7 +42,12 @@ class ChannelRefused(RemoteError):
 
 class ForwardRefused(RemoteError):
     """The login node would not open a stream to a host:port or socket (forwarding
-    not allowed for the account, or nothing listening there)."""
+    not allowed for the account, or nothing listening there); ``code`` is SSH's reason
+    (1 administratively prohibited, 2 connect failed, ...) when the server gave one."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
 
 
 class OutputTooLarge(RemoteError):
