@@ -3,12 +3,19 @@
 import os
 import random
 
+import treq
+from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
+from twisted.web.client import HTTPConnectionPool
 
 from dssr.connectors.dummy import DummyConnector
+from dssr.connectors.dummy_app import PretendApp
 from dssr.errors import Forbidden, NotFound
 from dssr.jobs import UNKNOWN_EXIT, JobRef, ListedJob, SubmitRequest
+from dssr.proxy.server import ProxyFactory, ProxyLimits
+from dssr.proxy.urls import parse_jobs_domain
+from tests.integration.sshd import free_port
 
 
 def request(name="job-1", held=False, nodes=2):
@@ -144,6 +151,44 @@ class InteractiveTests(DummyCase):
         self.clock.advance(6)
         self.assertEqual((await self.connector.request_info(ref)).url,
                          "https://dummy.invalid/job-1/")
+
+
+class ProxiedTests(DummyCase):
+    """The whole interactive flow without a cluster: info URL, proxy, pretend app."""
+
+    interactive = True
+
+    def start(self):
+        self.proxy_port = free_port()
+        jobs_url = parse_jobs_domain(f"http://127.0.0.1:{self.proxy_port}/job$")
+        app = PretendApp(reactor)
+        connector = DummyConnector(
+            os.path.join(self.state, "dummy.sqlite"), self.clock,
+            os.path.join(self.state, "data"), queued_time=5, running_time=10,
+            failing_percent=0, interactive=True, jobs_url=jobs_url, app=app)
+        connector.service.startService()
+        self.addCleanup(lambda: connector.service.running and connector.service.stopService())
+        proxy = ProxyFactory(jobs_url, connector, reactor, ProxyLimits())
+        listening = reactor.listenTCP(self.proxy_port, proxy, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        return connector
+
+    async def test_a_browser_gets_the_page_through_the_proxy(self):
+        ref = await self.submit()
+        self.clock.advance(6)
+        url = (await self.connector.request_info(ref)).url
+        self.assertTrue(url.startswith(f"http://127.0.0.1:{self.proxy_port}/job1/?dssr_token="))
+        self.assertEqual((await self.connector.request_connect(ref)).address, url)
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        response = await treq.get(url, pool=pool)  # the redirect sets the cookie
+        self.assertEqual(response.code, 200)
+        self.assertIn(b"A dummy interactive job", await response.content())
+        wrong = url[:-4] + "xxxx"
+        response = await treq.get(wrong, pool=pool)
+        self.assertEqual(response.code, 403)
+        await response.content()
+        self.clock.advance(10)  # the job ended
+        self.assertIsNone(await self.connector.interactive_app(ref.jobid, 1))
 
 
 class RestartTests(DummyCase):

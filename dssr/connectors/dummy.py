@@ -16,12 +16,15 @@ from twisted.enterprise import adbapi
 from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
+from dssr.connectors.dummy_app import PretendApp
 from dssr.connectors.interfaces import IConnector
 from dssr.errors import Forbidden, NotFound, Unavailable
 from dssr.jobs import (
     UNKNOWN_EXIT,
+    AppAccess,
     DirEntry,
     ExitStatus,
+    InteractiveApp,
     JobInfo,
     JobRef,
     ListedJob,
@@ -30,6 +33,7 @@ from dssr.jobs import (
     Submitted,
     hms,
 )
+from dssr.proxy.urls import JobsURL, access_token, parse_jobs_domain, with_token
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -124,11 +128,13 @@ def _init_connection(connection) -> None:
 
 
 class Database(Service):
-    """The SQLite file, opened as a one-thread connection pool while the service runs."""
+    """The SQLite file, opened as a one-thread connection pool while the service runs
+    (and the pretend ``app``, if any, stopped with it)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, app: PretendApp | None = None):
         self.path = path
         self.pool = None
+        self._app = app
 
     def startService(self):
         super().startService()
@@ -144,6 +150,7 @@ class Database(Service):
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        return self._app.stop() if self._app is not None else None
 
     def usable(self):
         """The pool, or ``Unavailable`` when the service is not running."""
@@ -161,8 +168,11 @@ class DummyConnector:
 
     def __init__(self, database: str, clock, data_root: str, queued_time: float = 5.0,
                  running_time: float = 10.0, failing_percent: int = 50,
-                 interactive: bool = False, rng: random.Random | None = None):
-        self.service = Database(database)
+                 interactive: bool = False, rng: random.Random | None = None,
+                 jobs_url: JobsURL | None = None, app: PretendApp | None = None):
+        self.service = Database(database, app)
+        self._jobs_url = jobs_url
+        self._app = app
         self._clock = clock
         self._data_root = data_root
         self._queued_time = queued_time
@@ -187,12 +197,11 @@ class DummyConnector:
         except sqlite3.Error as error:
             raise Unavailable(f"dummy database error: {error}") from None
 
-    async def _find(self, ref: JobRef) -> DummyJob | None:
+    async def _find(self, ref: JobRef, by_name: bool = True) -> DummyJob | None:
         jobs = await self._query(
-            f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE jobid = ? AND name = ?",  # noqa: S608
-            (_rowid(ref), ref.name),
-        )
-        return jobs[0] if jobs else None
+            f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE jobid = ?",  # noqa: S608
+            (_rowid(ref),))
+        return jobs[0] if jobs and (jobs[0].name == ref.name or not by_name) else None
 
     async def _all(self) -> list[DummyJob]:
         return await self._query(f"SELECT {', '.join(COLUMNS)} FROM jobs ORDER BY jobid")  # noqa: S608
@@ -275,22 +284,32 @@ class DummyConnector:
                 f"Held={'yes' if job.held else 'no'}")
 
     async def request_info(self, ref: JobRef) -> JobInfo:
-        job = await self._known(ref)
-        running = job.state(self._clock.seconds()) == "RUNNING"
-        url = f"https://dummy.invalid/{job.name}/" if job.interactive and running else ""
-        return JobInfo(url=url)
+        return JobInfo(url=self._url(await self._known(ref), ref))
+
+    def _url(self, job: DummyJob, ref: JobRef) -> str:
+        """A running interactive job's URL: through the proxy when there is one."""
+        if not job.interactive or job.state(self._clock.seconds()) != "RUNNING":
+            return ""
+        if self._jobs_url is None or self._app is None:
+            return f"https://dummy.invalid/{job.name}/"
+        token = access_token(ref.jobid, self._app.secret(ref.jobid))
+        return with_token(self._jobs_url.url(ref.number), token)
 
     async def request_tail(self, ref: JobRef, lines: int) -> str | None:
         job = await self._known(ref)
         output = job.output(self._clock.seconds())
         return "".join(line + "\n" for line in output[-lines:]) if output else None
 
-    async def request_connect(self, ref: JobRef) -> None:
-        await self._known(ref)
-        return None  # its jobs run no app
+    async def request_connect(self, ref: JobRef) -> AppAccess | None:
+        url = self._url(await self._known(ref), ref)
+        return AppAccess(url, "dummy") if url else None
 
-    async def interactive_app(self, jobid: str, number: int) -> None:
-        return None
+    async def interactive_app(self, jobid: str, number: int) -> InteractiveApp | None:
+        job = await self._find(JobRef("", number, jobid), by_name=False)
+        if (self._app is None or job is None or job.number != number
+                or not self._url(job, JobRef(job.name, number, jobid))):
+            return None
+        return InteractiveApp(self._app.endpoint(), self._app.secret(jobid))
 
     async def request_screenshot(self, ref: JobRef) -> bytes | None:
         await self._known(ref)
@@ -338,4 +357,6 @@ def make_connector(settings, reactor) -> DummyConnector:
         running_time=settings.dummy_running_time,
         failing_percent=settings.dummy_failing_percent,
         interactive=settings.dummy_interactive,
+        jobs_url=parse_jobs_domain(settings.jobs_domain) if settings.jobs_domain else None,
+        app=PretendApp(reactor) if settings.dummy_interactive else None,
     )

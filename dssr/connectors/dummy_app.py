@@ -1,0 +1,53 @@
+"""The dummy connector's pretend interactive app: a tiny page served in this process.
+
+An interactive dummy job "runs" it while it is running: DSSR's proxy reaches it
+through a plain TCP endpoint on 127.0.0.1, so ``twistd -n dssr`` with
+``dummy_interactive``, ``jobs_domain`` and ``proxy_listen`` shows the whole flow
+(``info`` URL, token, cookie, splice) without a cluster.
+"""
+
+import base64
+import hashlib
+import hmac
+import html
+import os
+
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+
+class _Page(Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        path = html.escape(request.path.decode("utf-8", "replace"))
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return (f"<!doctype html><title>DSSR dummy app</title><h1>A dummy interactive "
+                f"job</h1><p>Served by DSSR's dummy connector through DSSR's proxy; "
+                f"you asked for <code>{path}</code>.</p>").encode()
+
+
+class PretendApp:
+    """The page every running interactive dummy job serves, listening on first use."""
+
+    def __init__(self, reactor, key: bytes | None = None):
+        self._reactor = reactor
+        self._key = key or os.urandom(32)
+        self._port = None
+
+    def secret(self, jobid: str) -> str:
+        """Job ``jobid``'s access secret (unguessable without this process's key)."""
+        digest = hmac.new(self._key, jobid.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def endpoint(self):
+        """A client endpoint to the page."""
+        if self._port is None:
+            self._port = self._reactor.listenTCP(0, Site(_Page()), interface="127.0.0.1")
+        return HostnameEndpoint(self._reactor, "127.0.0.1", self._port.getHost().port)
+
+    def stop(self):
+        """Stop listening (a Deferred, or None when it never listened)."""
+        port, self._port = self._port, None
+        return port.stopListening() if port is not None else None
