@@ -13,7 +13,7 @@ import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-BIG = 20 * 1024 * 1024
+BIG = int(os.environ.get("ECHO_APP_BIG", 20 * 1024 * 1024))
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SEEN = [0]
 LOCK = threading.Lock()
