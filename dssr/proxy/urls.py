@@ -8,7 +8,7 @@ as written (``http://127.0.0.1:8081/job$``). ``$`` stands for the job number.
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 TOKEN_PARAMETER = "dssr_token"  # noqa: S105 (a parameter name, not a secret)
 _TOKEN = re.compile(r"^([0-9]+)\.([A-Za-z0-9_-]{16,128})$")
@@ -84,13 +84,18 @@ def with_token(url: str, token: str) -> str:
 
 
 def without_token(target: str) -> tuple[str, str | None]:
-    """A request target with the access token taken out of its query, and the token."""
+    """A request target with the access token taken out of its query (the rest kept
+    byte for byte), and the token."""
     path, question, query = target.partition("?")
     if not question:
         return target, None
-    pairs = parse_qsl(query, keep_blank_values=True)
-    token = next((value for key, value in pairs if key == TOKEN_PARAMETER), None)
+    kept, token = [], None
+    for pair in query.split("&"):
+        key, _, value = pair.partition("=")
+        if key != TOKEN_PARAMETER:
+            kept.append(pair)
+        elif token is None:
+            token = unquote(value)
     if token is None:
         return target, None
-    rest = urlencode([(key, value) for key, value in pairs if key != TOKEN_PARAMETER])
-    return (f"{path}?{rest}" if rest else path), token
+    return (f"{path}?{'&'.join(kept)}" if kept else path), token

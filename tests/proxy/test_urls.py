@@ -55,3 +55,5 @@ class TokenTests(SynchronousTestCase):
         self.assertEqual(without_token("/job1/?dssr_token=1.abc"), ("/job1/", "1.abc"))
         self.assertEqual(without_token("/job1/?a=b"), ("/job1/?a=b", None))
         self.assertEqual(without_token("/job1/"), ("/job1/", None))
+        self.assertEqual(without_token("/j/?q=a%20b+c&dssr_token=1.x&dssr_token=2.y&z"),
+                         ("/j/?q=a%20b+c&z", "1.x"))
