@@ -115,7 +115,10 @@ async def bench(reactor, options) -> None:
         with open(known_hosts, "wb") as known:
             known.write(server.known_hosts_line())
         await server.start()
-        app_port, forward_port = free_port(), free_port()
+        app_port = free_port()
+        forward_port = free_port()
+        while forward_port == app_port:  # free_port may hand out one port twice
+            forward_port = free_port()
         app = subprocess.Popen(
             [sys.executable, echo_app.__file__],
             env={**os.environ, "JARVICE_SERVICE_PORT": str(app_port),
