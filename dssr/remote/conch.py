@@ -223,9 +223,13 @@ class Connection(SSHConnection):
         return channel
 
     def adjustWindow(self, channel, bytesToAdd: int) -> None:
-        # Conch grows every window as data arrives; a paused stream's must wait.
-        if not (isinstance(channel, ForwardChannel) and channel.paused):
+        # Conch grows every window as data arrives; a stream grows its own as it is read.
+        if not isinstance(channel, ForwardChannel):
             super().adjustWindow(channel, bytesToAdd)
+
+    def grow_window(self, channel, bytesToAdd: int) -> None:
+        """Let ``channel``'s far side send ``bytesToAdd`` more bytes."""
+        super().adjustWindow(channel, bytesToAdd)
 
     def ping(self) -> Deferred[None]:
         """A keepalive round trip: fires when the server answers, whatever it answers."""

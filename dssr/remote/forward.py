@@ -3,8 +3,9 @@
 A ``ForwardChannel`` is one OpenSSH ``direct-tcpip`` (or
 ``direct-streamlocal@openssh.com``) channel on a persistent connection, and is itself
 the ``ITransport`` of the protocol connected through it, with flow control both ways:
-when the server's window is full the protocol's producer is paused, and when the
-protocol pauses us we stop growing our window, so the far side stops sending. A
+when the server's window is full the protocol's producer is paused; our window grows
+as the protocol takes data, so while it pauses us the far side can send at most one
+window more (held here). A
 ``ForwardEndpoint`` makes such a channel an ``IStreamClientEndpoint``, so standard
 Twisted clients (``Agent.usingEndpointFactory``, ``connectProtocol``) use it as is.
 
@@ -117,9 +118,10 @@ class ForwardChannel(SSHChannel):
         self.opened: Deferred[ForwardChannel] = Deferred(lambda _: self._abandon())
         self.done: Deferred[None] = Deferred()
         self.protocol = None
-        self.paused = False  # our reader paused us: the window must not grow
+        self.paused = False  # our reader paused us: hold what arrives
         self._where = where
         self._pending: deque[bytes] = deque()
+        self._held = 0  # bytes in _pending
         self._producer = None
         self._streaming = True
         self._abandoned = False
@@ -151,6 +153,7 @@ class ForwardChannel(SSHChannel):
 
     def dataReceived(self, data: bytes) -> None:
         self._pending.append(data)
+        self._held += len(data)
         self._deliver()
 
     def eofReceived(self) -> None:
@@ -225,9 +228,6 @@ class ForwardChannel(SSHChannel):
     def resumeProducing(self) -> None:
         self.paused = False
         self._deliver()
-        if (not self.paused and self.conn is not None and not self.localClosed
-                and self.localWindowLeft < self.localWindowSize // 2):
-            self.conn.adjustWindow(self, self.localWindowSize - self.localWindowLeft)
 
     def stopProducing(self) -> None:
         self.abortConnection()
@@ -245,8 +245,16 @@ class ForwardChannel(SSHChannel):
         self._producer = None
 
     def _deliver(self, force: bool = False) -> None:
+        """Hand the protocol what arrived (unless it paused us), then grow the window
+        by what it took: the far side may have one window in flight or held, no more."""
         while self._pending and self.protocol is not None and (force or not self.paused):
-            self.protocol.dataReceived(self._pending.popleft())
+            data = self._pending.popleft()
+            self._held -= len(data)
+            self.protocol.dataReceived(data)
+        granted = self.localWindowLeft + self._held
+        if (self.conn is not None and not self.localClosed
+                and granted < self.localWindowSize // 2):
+            self.conn.grow_window(self, self.localWindowSize - granted)
 
     def _abandon(self) -> None:
         """The caller gave up before the server answered: close once it does."""

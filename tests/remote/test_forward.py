@@ -203,6 +203,25 @@ class FlowTests(SynchronousTestCase):
         self.assertEqual(channel.localWindowLeft, window)
 
 
+    def test_the_window_grows_as_a_slow_reader_takes_data(self):
+        # As a TCP client transport does: pause after each write until its buffer drains.
+        conn, channel, protocol, _ = open_stream()
+        protocol.dataReceived = lambda data: (protocol.data.append(data),
+                                              channel.pauseProducing())
+        for _ in range(60):
+            data(conn, b"d" * 30000)
+        self.assertEqual((len(protocol.data), conn.transport.take()), (1, []))
+        first_grant = None
+        while len(protocol.data) < 60:
+            channel.resumeProducing()
+            grants = [p for p in conn.transport.take() if p[0] == msg.MSG_CHANNEL_WINDOW_ADJUST]
+            if grants and first_grant is None:
+                first_grant = len(protocol.data)
+        # Granted while most of it was still held, not only once it was all taken.
+        self.assertLess(first_grant, 40)
+        self.assertGreaterEqual(channel.localWindowLeft, channel.localWindowSize // 2)
+
+
 class CloseTests(SynchronousTestCase):
     def test_far_eof_closes_our_side_and_then_the_protocol(self):
         conn, channel, protocol, _ = open_stream()
