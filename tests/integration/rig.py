@@ -112,6 +112,9 @@ class RigCase(TestCase):
 
     timeout = 180
     overrides: dict = {}
+    # How DSSR asks Slurm (slurm_interface): a test class runs over both when a
+    # subclass sets "http" (slurmrestd, minted tokens unless overridden).
+    interface = "cli"
     # Rig modes (ctl.sh: accounting, privatedata, coordinator) the tests need, switched
     # in this order before each test and back to what they were after it.
     modes: dict[str, bool] = {}
@@ -134,6 +137,7 @@ class RigCase(TestCase):
     async def start_dssr(self, **overrides):
         """(Re)start DSSR against the rig; a second call replaces the first DSSR."""
         values = settings_module.from_environment(self.environment)
+        values["slurm_interface"] = self.interface
         values.update(self.overrides)
         values.update(overrides)
         values["snapshot_ttl"] = values.get("snapshot_ttl", 0.5)
@@ -229,3 +233,14 @@ class RigCase(TestCase):
     async def run_to_end(self, ref: dict) -> list:
         await self.wait_for(ref, None)
         return await self.answer("/exitstatus", ref)
+
+
+class MappedRigCase(RigCase):
+    """A ``RigCase`` whose DSSR maps alice@ and bob@example.org to the rig's users."""
+
+    def setUp(self):
+        # Unsigned test tokens: believed only because this DSSR is told to.
+        self.overrides = {**self.overrides,
+                          "id_mapping_file": id_mapping_file(self, rig_environment()),
+                          "trust_unverified_tokens": True}
+        return super().setUp()
