@@ -30,6 +30,7 @@ from twisted.logger import (
     globalLogPublisher,
 )
 
+from dssr.remote.forward import ForwardChannel
 from dssr.remote.hostkeys import KnownHosts, host_token, preferred_algorithms
 from dssr.remote.interfaces import (
     AuthenticationFailed,
@@ -214,6 +215,17 @@ class Connection(SSHConnection):
         channel = ExecChannel(command, stdin, max_output)
         self.openChannel(channel)
         return channel
+
+    def forward(self, destination) -> ForwardChannel:
+        """Open a stream channel to ``destination`` (see ``dssr.remote.forward``)."""
+        channel = ForwardChannel(destination, str(self.target))
+        self.openChannel(channel, destination.open_data())
+        return channel
+
+    def adjustWindow(self, channel, bytesToAdd: int) -> None:
+        # Conch grows every window as data arrives; a paused stream's must wait.
+        if not (isinstance(channel, ForwardChannel) and channel.paused):
+            super().adjustWindow(channel, bytesToAdd)
 
     def ping(self) -> Deferred[None]:
         """A keepalive round trip: fires when the server answers, whatever it answers."""

@@ -40,6 +40,11 @@ class ChannelRefused(RemoteError):
     """The login node refused to open a session channel (e.g. at its MaxSessions)."""
 
 
+class ForwardRefused(RemoteError):
+    """The login node would not open a stream to a host:port or socket (forwarding
+    not allowed for the account, or nothing listening there)."""
+
+
 class OutputTooLarge(RemoteError):
     """The command wrote more output than the configured cap and was stopped."""
 
@@ -67,6 +72,24 @@ class IRemote(Interface):
         ``RemoteResult`` whatever the exit status; errbacks with a ``RemoteError``
         subclass when the command could not run or finish. Raises ``ValueError`` at
         once when ``argv`` is not a non-empty list of str.
+        """
+
+    def tcp_endpoint(host, port, user=None):
+        """An ``IStreamClientEndpoint`` reaching ``host``:``port`` as the login node sees it.
+
+        Over SSH each ``connect`` opens a ``direct-tcpip`` channel on ``user``'s
+        persistent connection (None: the service account), waiting for that connection
+        like a command does; it fails with ``ForwardRefused`` when the server refuses
+        the channel (forwarding not allowed, nothing listening) and with another
+        ``RemoteError`` when there is no connection. The protocol's transport has flow
+        control both ways (``IPushProducer``, ``IConsumer``). Streams do not count
+        against the command channel cap: sshd's MaxSessions counts only sessions.
+        The local transport connects over TCP from this host, whatever ``user``.
+        """
+
+    def unix_endpoint(path, user=None):
+        """As ``tcp_endpoint``, for the unix socket ``path`` on the login node
+        (``direct-streamlocal@openssh.com`` over SSH; sshd's AllowStreamLocalForwarding).
         """
 
     def state():

@@ -2,8 +2,12 @@
 
 A ``Link`` dials, caps the channels open at once and queues the rest in order,
 sends keepalives, and reconnects with backoff. It knows nothing of SSH itself: it
-drives any connection object with ``execute``/``ping``/``close``/``abort``/``alive``
-/``lost`` (``dssr.remote.conch.Connection``, or a fake in tests).
+drives any connection object with ``execute``/``forward``/``ping``/``close``/``abort``
+/``alive``/``lost`` (``dssr.remote.conch.Connection``, or a fake in tests).
+
+Streams (forwarded channels) wait for the connection as commands do, but not for a
+free channel: sshd's MaxSessions counts sessions (commands), not forwarded streams
+(checked against OpenSSH 9.2 in tests/integration/test_forward.py).
 """
 
 import random
@@ -26,46 +30,14 @@ from dssr.remote.interfaces import (
     RemoteError,
     RemoteResult,
 )
-from dssr.settings import default
+from dssr.remote.policy import Policy, backoff_delay
+from dssr.remote.streams import Streams
 
 _log = Logger()
 
 # Errors that retrying will not fix until an admin acts: commands waiting for a
 # connection fail at once instead of waiting out their queue timeout.
 _FATAL = (HostKeyError, AuthenticationFailed)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Limits and timings shared by every link (seconds; 0 disables a timeout).
-
-    Those that are settings default to the settings table's ``ssh_*`` defaults.
-    """
-
-    max_channels: int = default("ssh_max_channels")
-    max_output: int = default("ssh_max_output")
-    command_timeout: float = default("ssh_command_timeout")
-    queue_timeout: float = 30.0
-    # How long a command waits while the connection is down: a longer outage fails
-    # commands (a 503 upstream retries) instead of holding every caller.
-    connect_wait: float = default("ssh_connect_wait")
-    connect_timeout: float = 15.0
-    keepalive: float = default("ssh_keepalive")
-    keepalive_misses: int = 3
-    idle_timeout: float = default("ssh_idle_timeout")
-    backoff_base: float = 0.5
-    backoff_cap: float = 60.0
-    refused_retry: float = 0.5
-
-
-def backoff_delay(attempt: int, base: float, cap: float, random: Callable[[], float]) -> float:
-    """Seconds before reconnect ``attempt`` (0, 1, ...): doubling from ``base`` up to ``cap``.
-
-    Jittered into the upper half of that span, so several DSSRs (or users) that lost
-    the login node together do not all come back in step.
-    """
-    ceiling = min(cap, base * 2 ** min(attempt, 64))
-    return ceiling * (0.5 + random() / 2)
 
 
 @dataclass
@@ -109,6 +81,8 @@ class Link:
         self._attempt = 0
         self._stopped = False
         self._queue: deque[_Job] = deque()
+        self._streams = Streams(clock, name, policy.connect_wait, self._idle_check,
+                                lambda: self.last_error)
         # Channels that count against the server's MaxSessions: open ones, and closed
         # ones until a round trip proves the server has freed their session.
         self._channels: set = set()
@@ -152,6 +126,28 @@ class Link:
         self._pump()
         return job.result
 
+    def stream(self, destination) -> Deferred:
+        """Open a stream to ``destination``; fires with the channel once the server agreed.
+
+        Fails with ``NotConnected`` past ``connect_wait`` without a connection, with
+        ``ForwardRefused`` when the server refuses. Cancelling it closes the stream.
+        """
+        if self._stopped:
+            return fail(NotConnected(f"{self.name}: DSSR is shutting down"))
+        if self._conn is None and self._retry is not None and isinstance(
+                self.last_error, _FATAL):
+            return fail(self.last_error)
+        self._cancel_idle()
+        conn = self._conn if self._conn is not None and self._conn.alive else None
+        opened = self._streams.open_stream(destination, conn)
+        self._ensure_connecting()
+        return opened
+
+    @property
+    def streams(self) -> Streams:
+        """This link's streams: ``opened`` so far, ``open()`` now."""
+        return self._streams
+
     def stop(self) -> Deferred[None]:
         """Close the connection, fail waiting commands; fires once closed."""
         self._stopped = True
@@ -191,6 +187,7 @@ class Link:
         conn.lost.addCallback(self._lost, conn)
         self._start_keepalive()
         self._pump()
+        self._streams.connected(conn)
         self._idle_check()
 
     def _dial_failed(self, failure) -> None:
@@ -333,6 +330,7 @@ class Link:
         self._idle_check()
 
     def _fail_queue(self, error: RemoteError) -> None:
+        self._streams.fail(error)
         while self._queue:
             job = self._queue.popleft()
             job.deadline.cancel()
@@ -368,7 +366,7 @@ class Link:
 
     def _idle_check(self) -> None:
         if (self._persistent or self._conn is None or self._queue or self._channels
-                or self._idle is not None):
+                or self._streams.busy() or self._idle is not None):
             return
         self._idle = self._clock.callLater(self._policy.idle_timeout, self._close_idle)
 

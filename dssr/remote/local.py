@@ -6,6 +6,7 @@ import signal
 from collections.abc import Mapping
 
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from twisted.internet.interfaces import IReactorProcess
 from twisted.internet.protocol import ProcessProtocol
@@ -75,6 +76,14 @@ class LocalRemote:
                 f"the command ran longer than {timeout:g}s and was cut off"))
             process.result.addBoth(_cancel_timer, timer)
         return process.result
+
+    def tcp_endpoint(self, host: str, port: int, user: str | None = None):
+        """A plain TCP endpoint from this host: there is no login to forward through."""
+        return HostnameEndpoint(self._reactor, host, port)
+
+    def unix_endpoint(self, path: str, user: str | None = None):
+        """A plain unix socket endpoint on this host, connected as DSSR's own account."""
+        return UNIXClientEndpoint(self._reactor, path)
 
     def state(self) -> tuple[str, str | None]:
         return "connected", None

@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
+from dssr.remote.forward import ForwardEndpoint, TCPDestination, UnixDestination
 from dssr.remote.interfaces import IRemote, RemoteError
 from dssr.remote.keys import decode_key_text, load_private_key
 from dssr.remote.link import Link, Policy
@@ -64,6 +65,21 @@ class SSHRemote(Service):
             return fail(error)
         return link.run(shlex.join(argv).encode("utf-8"), stdin, timeout)
 
+    def tcp_endpoint(self, host: str, port: int, user: str | None = None) -> ForwardEndpoint:
+        return self._endpoint(TCPDestination(host, port), user)
+
+    def unix_endpoint(self, path: str, user: str | None = None) -> ForwardEndpoint:
+        return self._endpoint(UnixDestination(path), user)
+
+    def _endpoint(self, destination, user: str | None) -> ForwardEndpoint:
+        def open_stream() -> Deferred:
+            try:
+                link = self._link(user)
+            except RemoteError as error:
+                return fail(error)
+            return link.stream(destination)
+        return ForwardEndpoint(open_stream, destination)
+
     @property
     def service(self) -> "SSHRemote":
         return self
@@ -72,7 +88,7 @@ class SSHRemote(Service):
         return self._main.state()
 
     def metrics(self):
-        """Samples for ``/metrics``: logins, commands, failures, connections up.
+        """Samples for ``/metrics``: logins, commands, failures, connections up, streams.
 
         Labelled by ``role``, ``service`` or ``mapped`` (summed over mapped users), so
         the page names no account unless ``user_labels`` adds a ``user`` label.
@@ -84,7 +100,8 @@ class SSHRemote(Service):
                 labels["user"] = user
             totals.setdefault(tuple(labels.items()), Counter()).update({
                 "logins": link.logins, "commands": link.commands, "failures": link.failures,
-                "connected": int(link.state()[0] == "connected")})
+                "connected": int(link.state()[0] == "connected"),
+                "streams": link.streams.opened, "open_streams": link.streams.open()})
         for labels, counts in totals.items():
             labels = dict(labels)
             yield Sample("dssr_ssh_logins", "counter", "SSH logins made", counts["logins"],
@@ -95,6 +112,10 @@ class SSHRemote(Service):
                          "Commands that could not run or finish", counts["failures"], labels)
             yield Sample("dssr_ssh_connected", "gauge", "SSH connections up",
                          counts["connected"], labels)
+            yield Sample("dssr_ssh_streams", "counter", "Forwarded streams opened",
+                         counts["streams"], labels)
+            yield Sample("dssr_ssh_open_streams", "gauge", "Forwarded streams open now",
+                         counts["open_streams"], labels)
 
     def startService(self) -> None:
         super().startService()

@@ -79,12 +79,16 @@ class _Ended(ProcessProtocol):
 
 
 class SSHServer:
-    """An sshd whose files live in ``directory``; ``start`` and ``stop`` it from the reactor."""
+    """An sshd whose files live in ``directory``; ``start`` and ``stop`` it from the reactor.
+
+    ``extra_config`` lines are added to its sshd_config.
+    """
 
     host = "127.0.0.1"
 
-    def __init__(self, reactor, directory: str):
+    def __init__(self, reactor, directory: str, extra_config: str = ""):
         self.reactor = reactor
+        self.extra_config = extra_config
         self.directory = directory
         self.port = free_port()
         self.log_path = os.path.join(directory, "sshd.log")
@@ -127,6 +131,7 @@ class SSHServer:
         """Start sshd and return once it listens (it keeps its port across restarts)."""
         require_sshd()
         config = _CONFIG.format(port=self.port, directory=self.directory, marker=self._marker)
+        config += self.extra_config
         self._write("sshd_config", config.encode(), 0o600)
         listening = f"Server listening on {self.host} port {self.port}"
         already = self.log().count(listening)

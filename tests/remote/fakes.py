@@ -34,6 +34,29 @@ class FakeChannel:
             self.done.callback(None)
 
 
+class FakeStream:
+    """A stream on a ``FakeConnection``; the test opens, refuses or closes it."""
+
+    def __init__(self, destination):
+        self.destination = destination
+        self.opened = Deferred(lambda _: setattr(self, "abandoned", True))
+        self.done = Deferred()
+        self.abandoned = False
+        self.protocol = None
+
+    def getPeer(self):
+        return self.destination
+
+    def attach(self, protocol) -> None:
+        self.protocol = protocol
+
+    def close(self) -> None:
+        if not self.opened.called:
+            self.opened.errback(ConnectionLost("gone"))
+        if not self.done.called:
+            self.done.callback(None)
+
+
 class FakeConnection:
     """Records channels and pings; ``drop`` simulates the network going away."""
 
@@ -41,6 +64,7 @@ class FakeConnection:
         self.alive = True
         self.lost = Deferred()
         self.channels: list[FakeChannel] = []
+        self.streams: list[FakeStream] = []
         self.pings: list[Deferred] = []
         self.closed_why = None
         self.aborted_why = None
@@ -49,6 +73,11 @@ class FakeConnection:
         channel = FakeChannel(command, stdin, max_output)
         self.channels.append(channel)
         return channel
+
+    def forward(self, destination) -> FakeStream:
+        stream = FakeStream(destination)
+        self.streams.append(stream)
+        return stream
 
     def open_channels(self) -> list[FakeChannel]:
         return [channel for channel in self.channels if not channel.done.called]
@@ -78,6 +107,8 @@ class FakeConnection:
             if not channel.result.called:
                 channel.result.errback(error)
             channel.done.callback(None)
+        for stream in self.streams:
+            stream.close()
         pings, self.pings = self.pings, []
         for answer in pings:
             answer.callback(None)

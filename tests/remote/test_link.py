@@ -1,5 +1,6 @@
 """Link: channel cap and queue, barrier, backoff, keepalive, idle close — on a Clock."""
 
+from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -320,3 +321,72 @@ class LifecycleTests(SynchronousTestCase):
         self.assertTrue(dialer.attempts[0].called)
         clock.advance(3600)
         self.assertEqual(len(dialer.attempts), 1)
+
+
+class StreamTests(SynchronousTestCase):
+    def test_a_stream_waits_for_the_connection_then_opens(self):
+        link, _clock, dialer = make_link()
+        link.start()
+        opened = link.stream("node1:80")
+        self.assertNoResult(opened)
+        conn = dialer.connect()
+        stream, = conn.streams
+        self.assertEqual(stream.destination, "node1:80")
+        self.assertNoResult(opened)
+        stream.opened.callback(stream)
+        self.assertIs(self.successResultOf(opened), stream)
+        self.assertEqual((link.streams.opened, link.streams.open()), (1, 1))
+        stream.close()
+        self.assertEqual(link.streams.open(), 0)
+
+    def test_streams_do_not_wait_for_a_free_session(self):
+        link, _clock, dialer = make_link(max_channels=1)
+        link.start()
+        conn = dialer.connect()
+        link.run(b"busy", None, None)
+        link.run(b"queued", None, None)
+        link.stream("node1:80")
+        self.assertEqual((len(conn.channels), len(conn.streams)), (1, 1))
+
+    def test_no_connection_within_the_wait(self):
+        link, clock, dialer = make_link(connect_wait=5.0)
+        link.start()
+        opened = link.stream("node1:80")
+        clock.advance(5.0)
+        self.assertIn("within 5s", str(self.failureResultOf(opened, NotConnected).value))
+        dialer.connect()  # nothing left to open
+        self.assertEqual(dialer.connections[0].streams, [])
+
+    def test_a_refused_login_fails_waiting_streams_at_once(self):
+        link, _clock, dialer = make_link()
+        link.start()
+        opened = link.stream("node1:80")
+        dialer.refuse(AuthenticationFailed("no"))
+        self.failureResultOf(opened, AuthenticationFailed)
+
+    def test_cancelling_a_wait_forgets_it(self):
+        link, _clock, dialer = make_link()
+        link.start()
+        waiting = link.stream("node1:80")
+        waiting.cancel()
+        self.failureResultOf(waiting, CancelledError)
+        self.assertEqual(dialer.connect().streams, [])
+
+    def test_cancelling_an_open_abandons_the_channel(self):
+        link, _clock, dialer = make_link()
+        link.start()
+        conn = dialer.connect()
+        link.stream("node1:80").addErrback(lambda _: None).cancel()
+        self.assertTrue(conn.streams[0].abandoned)
+
+    def test_an_open_stream_keeps_an_on_demand_link(self):
+        link, clock, dialer = make_link(persistent=False, idle_timeout=60.0)
+        link.stream("node1:80")
+        conn = dialer.connect()
+        stream, = conn.streams
+        stream.opened.callback(stream)
+        clock.advance(600.0)
+        self.assertIsNone(conn.closed_why)
+        stream.close()
+        clock.advance(60.0)
+        self.assertEqual(conn.closed_why, "idle for 60s")

@@ -6,6 +6,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.application.service import IService
 from twisted.internet.defer import succeed
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -133,6 +134,13 @@ class MetricsTests(SynchronousTestCase):
                 channel.finish()
         for run in runs:
             self.successResultOf(run)
+        endpoint = remote.tcp_endpoint("node1", 8080, user="alice")
+        opened, refused = (endpoint.connect(Factory.forProtocol(Protocol)) for _ in "ab")
+        alice = connector.calls[1][2]
+        alice.streams[0].opened.callback(alice.streams[0])
+        alice.streams[1].close()
+        self.successResultOf(opened)
+        self.failureResultOf(refused, ConnectionLost)
         return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in remote.metrics()}
 
     def test_by_role_naming_no_account(self):
@@ -143,7 +151,9 @@ class MetricsTests(SynchronousTestCase):
             ("dssr_remote_commands", service): 2, ("dssr_remote_commands", mapped): 3,
             ("dssr_remote_command_failures", service): 0,
             ("dssr_remote_command_failures", mapped): 0,
-            ("dssr_ssh_connected", service): 1, ("dssr_ssh_connected", mapped): 2})
+            ("dssr_ssh_connected", service): 1, ("dssr_ssh_connected", mapped): 2,
+            ("dssr_ssh_streams", service): 0, ("dssr_ssh_streams", mapped): 2,
+            ("dssr_ssh_open_streams", service): 0, ("dssr_ssh_open_streams", mapped): 1})
 
     def test_by_account_when_asked(self):
         samples = self.samples(True)
@@ -151,4 +161,4 @@ class MetricsTests(SynchronousTestCase):
                                                            ("user", "bob")))], 2)
         self.assertEqual(samples[("dssr_remote_commands", (("role", "service"),
                                                            ("user", "svc")))], 2)
-        self.assertEqual(len(samples), 12)
+        self.assertEqual(len(samples), 18)
