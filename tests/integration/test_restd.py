@@ -133,3 +133,23 @@ class ExtrasTests(RestCase):
                 "hpc_script": {"singularity": job_script("true", devices)}}
         body = await self.answer("/submit", args, expect=400)
         self.assertEqual(body["field"], "JOBOBJ_DEVICES")
+
+
+class ThroughSSHTests(RestCase):
+    """slurmrestd reached through DSSR's SSH connection (direct-tcpip), not over TCP."""
+
+    overrides = {"slurmrestd_via": "ssh"}
+
+    async def test_a_job_from_start_to_end_and_a_terminated_one(self):
+        done = await self.submit(self.name("via-ssh"), "echo through-ssh; "
+                                 "echo JARVICE_CMD_SUCCESS")
+        doomed = await self.submit(self.name("via-ssh-term"), "sleep 120")
+        rc, _, (stdout, _) = await self.run_to_end(done)
+        self.assertEqual(rc, 0, stdout)
+        self.assertIn("through-ssh", stdout)
+        await self.wait_for(doomed, "running")
+        self.assertIs(await self.answer("/terminate", doomed), True)
+        self.assertEqual((await self.run_to_end(doomed))[0], -15)
+        streams = [sample for sample in self.connector.metrics()
+                   if sample.name == "dssr_ssh_streams"]
+        self.assertGreater(sum(sample.value for sample in streams), 0, streams)

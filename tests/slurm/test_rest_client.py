@@ -4,13 +4,15 @@ import json
 
 from treq.testing import RequestTraversalAgent
 from twisted.internet.defer import Deferred, ensureDeferred, fail
+from twisted.internet.endpoints import _WrapperEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import URI
 from twisted.web.resource import Resource
 
 from dssr.errors import Unavailable
-from dssr.slurm.rest.client import RestClient, base_url
+from dssr.slurm.rest.client import RestClient, ThroughRemote, base_url
 
 
 class Echo(Resource):
@@ -86,3 +88,20 @@ class ClientTests(SynchronousTestCase):
         self.assertEqual(base_url("http://[::1]", 6820), "http://[::1]:6820")
         for bad in ("ftp://login1", "http://login1/slurm", "http://u:p@login1", "http://"):
             self.assertRaises(ValueError, base_url, bad, 6820)
+
+
+class ThroughRemoteTests(SynchronousTestCase):
+    def test_the_login_node_connects_to_slurmrestd(self):
+        asked = []
+
+        class Remote:
+            def tcp_endpoint(self, host, port, user=None):
+                asked.append((host, port, user))
+                return "stream endpoint"
+
+        endpoints = ThroughRemote(Remote())
+        self.assertEqual(endpoints.endpointForURI(URI.fromBytes(b"http://127.0.0.1:6820/x")),
+                         "stream endpoint")
+        wrapped = endpoints.endpointForURI(URI.fromBytes(b"https://login1:6821/x"))
+        self.assertIsInstance(wrapped, _WrapperEndpoint)
+        self.assertEqual(asked, [("127.0.0.1", 6820, None), ("login1", 6821, None)])
