@@ -172,6 +172,14 @@ def pinged(document: dict | None) -> bool:
                .upper() == "UP" for ping in pings)
 
 
+def _step_state(step: dict) -> str:
+    """A step's state in accounting: a string (v0.0.38), a list, or ``{current}``."""
+    value = step.get("state")
+    if isinstance(value, dict):
+        value = value.get("current")
+    return state(value) if value else ""
+
+
 def accounted(document: dict | None) -> AccountingRecord | None:
     """The job in an answer to ``GET /slurmdb/.../job/{id}``, or None if it has none.
 
@@ -187,9 +195,7 @@ def accounted(document: dict | None) -> AccountingRecord | None:
     current = (job.get("state") or {}).get("current")
     job_state = state(current)
     code, signal = exit_status(job.get("exit_code"))
-    steps = {state((step.get("state") if isinstance(step.get("state"), str | list)
-                    else (step.get("state") or {}).get("current")) or "UNKNOWN")
-             for step in job.get("steps") or [] if isinstance(step, dict)}
+    steps = {_step_state(step) for step in job.get("steps") or [] if isinstance(step, dict)}
     if job_state == "FAILED" and "OUT_OF_MEMORY" in steps:
         job_state = "OUT_OF_MEMORY"
     return AccountingRecord(state=job_state, exit_code=code, signal=signal,
