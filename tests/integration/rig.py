@@ -54,12 +54,14 @@ def job_script(body: str, *header: str, cores: int = 1) -> str:
     """A base64 upstream-style singularity script whose work is the shell ``body``.
 
     There is no singularity on the rig, so the body runs directly; braces in it must
-    be doubled as upstream doubles them.
+    be doubled as upstream doubles them. A ``JOBOBJ_DEVICES`` line in ``header``
+    replaces the default one (the first of two would win).
     """
+    devices = [] if any(line.startswith("JOBOBJ_DEVICES=") for line in header) else [
+        'JOBOBJ_DEVICES=["exclusive=False"]']
     lines = ["JOBOBJ_APPDEFVERSION=2", "JOBOBJ_REPO=docker.io/library/ubuntu:22.04",
-             "JOBOBJ_ARCH=amd64", f"JARVICE_CPU_CORES={cores}",
-             'JOBOBJ_DEVICES=["exclusive=False"]', "JARVICE_CMD='true'", *header,
-             "{DOWNSTREAM_PARAMETERS}", body]
+             "JOBOBJ_ARCH=amd64", f"JARVICE_CPU_CORES={cores}", *devices,
+             "JARVICE_CMD='true'", *header, "{DOWNSTREAM_PARAMETERS}", body]
     return base64.b64encode("\n".join(lines).encode() + b"\n").decode()
 
 

@@ -101,7 +101,7 @@ class CapturedV38Tests(SynchronousTestCase):
     """The real slurmrestd of Slurm 22.05.8 on the rig (tests/fixtures/slurmrestd/v0.0.38)."""
 
     def jobs(self):
-        jobs = answers.queue(document("v0.0.38", "jobs"), 1795939200)
+        jobs = answers.queue(document("v0.0.38", "jobs"), 1795941112)
         return {job.name: job for job in jobs if job.name.startswith("capture-")}
 
     def test_the_queue(self):
@@ -112,7 +112,6 @@ class CapturedV38Tests(SynchronousTestCase):
         running = jobs["capture-run"]
         self.assertEqual((running.state, running.nodes, running.owner, running.elapsed),
                          ("RUNNING", ("vm",), "dssr-alice", "00:00:14"))
-        self.assertEqual(jobs["capture-ok"].elapsed, "00:00:00")
         # Deleted with slurmrestd's default SIGKILL: Slurm's terminate, so CANCELLED
         # (the batch shell's TERM trap ran: exit 143); signal=TERM reaches only the job,
         # which then ends FAILED.
@@ -122,15 +121,20 @@ class CapturedV38Tests(SynchronousTestCase):
     def test_exit_codes_are_raw_wait_statuses(self):
         killed = document("v0.0.38", "job_killed")["jobs"][0]
         self.assertEqual(answers.exit_status(killed["exit_code"]), (143, 0))
+        failed = document("v0.0.38", "job_failed")["jobs"][0]
+        self.assertEqual((failed["job_state"], answers.exit_status(failed["exit_code"])),
+                         ("FAILED", (3, 0)))
         self.assertEqual(answers.exit_status(256), (1, 0))
         self.assertEqual(answers.exit_status(9), (0, 9))
         self.assertEqual(answers.exit_status(
             document("v0.0.38", "job_completed")["jobs"][0]["exit_code"]), (0, 0))
 
     def test_submits(self):
-        self.assertEqual(answers.submitted(document("v0.0.38", "submit")), "3397")
+        self.assertEqual(answers.submitted(document("v0.0.38", "submit")), "5122")
         held = document("v0.0.38", "submit_held")  # an "error" 2042 that is only news
-        self.assertEqual(answers.submitted(held), "3399")
+        self.assertEqual(answers.submitted(held), "5125")
+        noted = document("v0.0.38", "job_comment")["jobs"][0]  # sbatch's text, as sbatch
+        self.assertEqual(noted["comment"], "a-note")
         refused = document("v0.0.38", "submit_bad_partition")
         self.assertIsNone(answers.submitted(refused))
         self.assertEqual(answers.error_text(refused), "Invalid partition name specified")
@@ -156,3 +160,15 @@ class CapturedV38Tests(SynchronousTestCase):
 
     def test_the_versions_offered(self):
         self.assertEqual(choose(document("v0.0.38", "openapi")), "v0.0.38")
+
+    def test_accounting(self):
+        records = {name: answers.accounted(document("v0.0.38", f"slurmdb_job_{name}"))
+                   for name in ("completed", "failed", "killed")}
+        self.assertEqual({name: (record.state, record.name) for name, record in
+                          records.items()},
+                         {"completed": ("COMPLETED", "jarvice_capture-ok"),
+                          "failed": ("FAILED", "jarvice_capture-fail"),
+                          "killed": ("CANCELLED", "jarvice_capture-kill")})
+        self.assertIsNone(answers.accounted(document("v0.0.38", "slurmdb_job_unknown")))
+        self.assertEqual(answers.error_numbers(document("v0.0.38", "slurmdb_job_unknown")),
+                         {answers.NOTHING_FOUND})

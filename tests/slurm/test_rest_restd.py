@@ -189,6 +189,9 @@ class RestSlurmTests(SynchronousTestCase):
                        answer(200, document("v0.0.41", "slurmdb_job_oom")))
         self.assertEqual(self.run_(self.slurm.accounting("105", "dssr-alice")).state,
                          "OUT_OF_MEMORY")
+        self.client.on("GET", "/slurmdb/v0.0.41/job/107",
+                       answer(200, document("v0.0.38", "slurmdb_job_unknown")))
+        self.assertIsNone(self.run_(self.slurm.accounting("107")))  # no record: still asked
         self.client.on("GET", "/slurmdb/v0.0.41/job/106", Answer(404, None, "Not Found"))
         self.assertIsNone(self.run_(self.slurm.accounting("106")))
         self.assertIsNone(self.run_(self.slurm.accounting("105")))  # not asked again

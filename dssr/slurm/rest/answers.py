@@ -22,6 +22,7 @@ STATE_FLAGS = ("COMPLETING", "STAGE_OUT", "CONFIGURING", "RESIZING", "REQUEUED",
 ACCESS_DENIED = 2002
 INVALID_JOB_ID = 2017
 ALREADY_DONE = 2021
+NOTHING_FOUND = 9003  # slurmdbd has no record of the job
 
 
 class AnswerError(SlurmOutputError):

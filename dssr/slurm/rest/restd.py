@@ -193,6 +193,8 @@ class RestSlurm:
                       "using end records from now on")
             self._accounting = False
             return None
+        if answers.error_numbers(answer.document) == {answers.NOTHING_FOUND}:
+            return None  # no record (yet): the end record decides
         if answer.status != 200 or answer.document is None or answers.errors(answer.document):
             _log.warn("slurmrestd accounting for job {jobid} failed (HTTP {status}): {error}; "
                       "its end record decides how it ended", jobid=jobid,
