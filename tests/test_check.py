@@ -127,10 +127,11 @@ class EnvironmentTests(SynchronousTestCase):
             "rename JARVICE_SLURM_SSH_PKY to JARVICE_SLURM_SSH_PKEY"))
 
     def test_passing_line_names_what_is_ignored(self):
-        outcome = config.check_environment({"JARVICE_SLURMRESTD_PORT": "6820",
+        outcome = config.check_environment({"JARVICE_SYSTEM_NAMESPACE": "jarvice-system",
+                                            "JARVICE_SLURMRESTD_PORT": "6820",
                                             "JARVICE_BAREMETAL_CONNECTOR": "slurm"})
         self.assertEqual(outcome, passed("no misspelt JARVICE_*/DSSR_* names; ignored (DSSR "
-                                         "does not use them): JARVICE_SLURMRESTD_PORT"))
+                                         "does not use them): JARVICE_SYSTEM_NAMESPACE"))
 
 
 class SettingsTests(SynchronousTestCase):

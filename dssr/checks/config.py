@@ -19,10 +19,6 @@ from dssr.settings import BY_KEY, SETTINGS, Settings, SettingsError, load
 from dssr.slurm.rest.client import base_url
 
 KNOWN = frozenset({s.env for s in SETTINGS if s.env} | {"WAITRESS_PORT", "WAITRESS_BIND_ADDRESS"})
-# Names the reference downstream reads that DSSR has no use for: fine to leave set.
-REFERENCE_ONLY = frozenset({
-    "JARVICE_SLURMRESTD_ADDR", "JARVICE_SLURMRESTD_PORT", "JARVICE_SLURMRESTD_API_VERSION",
-})
 PREFIXES = ("JARVICE_", "DSSR_")
 # How alike a name must be to a known one to be called a typo of it (difflib ratio).
 TYPO_CUTOFF = 0.8
@@ -60,7 +56,7 @@ def unknown_names(environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]
     """
     typos, others = {}, []
     for name in sorted(environ):
-        if (not name.startswith(PREFIXES) or name in KNOWN or name in REFERENCE_ONLY
+        if (not name.startswith(PREFIXES) or name in KNOWN
                 or service_link(name, environ[name])):
             continue
         meant = closest(name, KNOWN)
@@ -79,9 +75,8 @@ def check_environment(environ: Mapping[str, str]) -> Outcome:
         return failed(f"{names}: not a setting DSSR knows, so it is ignored (likely a typo)",
                       *(f"rename {name} to {meant}" for name, meant in typos.items()))
     detail = "no misspelt JARVICE_*/DSSR_* names"
-    ignored = sorted(REFERENCE_ONLY & set(environ)) + others
-    if ignored:
-        detail += f"; ignored (DSSR does not use them): {', '.join(ignored)}"
+    if others:
+        detail += f"; ignored (DSSR does not use them): {', '.join(others)}"
     return passed(detail)
 
 
