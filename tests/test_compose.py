@@ -188,7 +188,7 @@ class RestTests(SynchronousTestCase):
         self.assertIsInstance(static._tokens, StaticToken)
         self.assertEqual(static._client.base, "http://login1:7000")
         self.assertIsInstance(self.connector().slurm._tokens, ScontrolTokens)
-        self.assertEqual(self.connector(slurmrestd_api_version="0.0.40").slurm.version,
+        self.assertEqual(self.connector(slurmrestd_api_version="v0.0.40").slurm.version,
                          "v0.0.40")
 
     def test_the_service_holds_the_transport_and_the_client(self):

@@ -3,9 +3,10 @@ as Slurm's published OpenAPI documents describe them (tests/fixtures/slurmrestd)
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from dssr.settings import API_VERSIONS
 from dssr.slurm.rest import answers
 from dssr.slurm.rest.answers import AnswerError
-from dssr.slurm.rest.versions import choose, normalise, offered
+from dssr.slurm.rest.versions import SUPPORTED, choose, offered
 from tests.slurm.restd_fixtures import document, schemas, violations
 
 NOW = 1764400600  # when the hand-written v0.0.40/41 queue was "taken"
@@ -85,16 +86,15 @@ class VersionTests(SynchronousTestCase):
         self.assertEqual(offered({"paths": paths}), ["v0.0.39", "v0.0.40", "v0.0.42"])
         self.assertEqual(choose({"paths": paths}), "v0.0.40")
 
+    def test_the_settings_offer_the_versions_spoken(self):
+        self.assertEqual(API_VERSIONS, SUPPORTED)
+
     def test_none_in_common_says_what_each_speaks(self):
         from dssr.errors import Unavailable
         error = self.assertRaises(Unavailable, choose, {"paths": {"/slurm/v0.0.44/jobs": {}}})
         self.assertIn("v0.0.44", error.message)
         self.assertIn("v0.0.38", error.message)
 
-    def test_configured_versions(self):
-        self.assertEqual(normalise("0.0.40"), "v0.0.40")
-        self.assertEqual(normalise(" "), "")
-        self.assertRaises(ValueError, normalise, "v0.0.44")
 
 
 class CapturedV38Tests(SynchronousTestCase):

@@ -5,7 +5,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from dssr.errors import Unavailable
-from dssr.jobfiles import PREPARE
+from dssr.jobfiles import CLAIM_SUBMIT
 from dssr.remote.logged import LoggedRemote
 from dssr.slurm.interfaces import BatchJob, Refused, Setup
 from dssr.slurm.rest.client import Answer
@@ -13,7 +13,7 @@ from dssr.slurm.rest.restd import RestSlurm
 from tests.slurm.fakes import FakeRemote, exited, ok
 from tests.slurm.restd_fixtures import document, status
 
-SETUP = Setup(PREPARE, ("directory", "end record", "cancel marker"))
+SETUP = Setup(CLAIM_SUBMIT, ("directory", "claim", "120", "20"))
 JOB = BatchJob(name="jarvice_j-1", script="#!/bin/bash\ntrue\n", output=".jarvice/j-1.out",
                nodes=1, tasks=2)
 OPENAPI = {"paths": {"/slurm/v0.0.38/jobs": {}, "/slurm/v0.0.41/jobs/": {}}}
@@ -64,13 +64,18 @@ def answer(status, doc):
     return Answer(status, doc)
 
 
+def home(call):
+    """The claim was ours: the submit's mark (its last argument), then the home."""
+    return ok(f"{call.argv[-1]}/home/dssr-alice\n".encode())
+
+
 class RestSlurmTests(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
         self.clock.advance(1764400600)
         self.client = FakeClient()
         self.client.on("GET", "/openapi/v3", answer(200, OPENAPI))
-        self.remote = FakeRemote(submit=[ok(b"/home/dssr-alice\n")])
+        self.remote = FakeRemote(submit=[home], rm=[ok()], record=[ok()])
         self.tokens = FakeTokens()
         self.slurm = RestSlurm(self.client, self.tokens, LoggedRemote(self.remote, self.clock),
                                self.clock, "dssr-svc")
@@ -86,12 +91,24 @@ class RestSlurmTests(SynchronousTestCase):
                        answer(200, document("v0.0.41", "submit")))
         jobid = self.run_(self.slurm.submit(JOB, "dssr-alice", SETUP))
         self.assertEqual(jobid, "4242")
-        [prepare] = self.remote.calls
-        self.assertEqual((prepare.user, prepare.argv[-2:]), ("dssr-alice", ("printenv", "HOME")))
+        prepare, record = self.remote.calls
+        self.assertEqual((prepare.key, prepare.user), ("submit", "dssr-alice"))
+        self.assertEqual((record.key, record.argv[-2:], record.user),
+                         ("record", ("claim", "4242"), "dssr-alice"))
         _, _, user, token, body = self.client.calls[-1]
         self.assertEqual((user, token), ("dssr-alice", "token-of-dssr-alice"))
         self.assertEqual(body["job"]["current_working_directory"], "/home/dssr-alice")
         self.assertEqual(body["job"]["standard_output"], "/home/dssr-alice/.jarvice/j-1.out")
+
+    def test_a_name_claimed_before_is_that_job_and_one_in_progress_is_busy(self):
+        self.remote.answer("submit", ok(b"4242\n"))
+        self.assertEqual(self.run_(self.slurm.submit(JOB, "dssr-alice", SETUP)), "4242")
+        self.remote.answer("submit", ok(b"pending-0123456789abcdef:/home/dssr-alice\n"))
+        self.assertIn("in progress", self.failure(self.slurm.submit(JOB, None, SETUP),
+                                                  Unavailable).message)
+        self.remote.answer("submit", exited(75, b"another submit of this job name"))
+        self.failure(self.slurm.submit(JOB, None, SETUP), Unavailable)
+        self.assertEqual(self.client.calls, [])
 
     def test_a_refused_submit_is_refused_with_slurms_reason(self):
         self.slurm.version = "v0.0.38"
@@ -100,6 +117,7 @@ class RestSlurmTests(SynchronousTestCase):
                               document("v0.0.38", "submit_bad_partition")))
         refusal = self.failure(self.slurm.submit(JOB, None, SETUP), Refused)
         self.assertIn("partition", str(refusal).lower())
+        self.assertEqual(self.remote.keys(), ["submit", "rm"])  # the claim let go
 
     def test_a_failed_setup_submits_nothing(self):
         self.remote.answer("submit", exited(1, b"mkdir: permission denied"))

@@ -7,6 +7,8 @@ else detected from the server's OpenAPI document before the first request and ag
 after slurmrestd could not be reached (it may have come back as a newer Slurm).
 """
 
+import secrets
+
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -15,7 +17,15 @@ from dssr.errors import Unavailable
 from dssr.jobs import JOBID
 from dssr.remote.output import first_line
 from dssr.slurm.cli import with_setup
-from dssr.slurm.interfaces import AccountingRecord, BatchJob, ISlurm, QueueJob, Refused, Setup
+from dssr.slurm.interfaces import (
+    SETUP_BUSY,
+    AccountingRecord,
+    BatchJob,
+    ISlurm,
+    QueueJob,
+    Refused,
+    Setup,
+)
 from dssr.slurm.rest import answers
 from dssr.slurm.rest.answers import ACCESS_DENIED, ALREADY_DONE, INVALID_JOB_ID, AnswerError
 from dssr.slurm.rest.bodies import environment, job_body
@@ -23,8 +33,12 @@ from dssr.slurm.rest.client import Answer, ClientService
 from dssr.slurm.rest.versions import choose
 
 _log = Logger(namespace="dssr.slurm")
-# What a submit's setup prints after it ran: the user's home, the job's directory.
-HOME = ["printenv", "HOME"]
+# What a submit's claim holds until slurmrestd gave the job id (never all digits).
+PENDING = "pending-"
+# Print mark $1 and the user's home.
+MARK_HOME = 'printf "%s%s\\n" "$1" "$HOME"'
+# Record job id $2 in claim $1 (one short write: a reader sees it empty or whole).
+RECORD = 'printf "%s\\n" "$2" > "$1"'
 # How slurmrestd signals a job it is asked to cancel: as scancel does (SIGKILL is
 # Slurm's "terminate": SIGTERM to the batch shell, SIGKILL after KillWait; CANCELLED).
 CANCEL_SIGNAL = "KILL"
@@ -121,12 +135,37 @@ class RestSlurm:
 
     async def submit(self, job: BatchJob, user: str | None = None,
                      setup: Setup | None = None) -> str:
-        argv = with_setup(setup, HOME) if setup is not None else HOME
-        prepared = await self._commands.run(argv, user=user)
-        home = prepared.stdout.decode("utf-8", "replace").strip()
-        if not prepared.ok or not home.startswith("/"):
+        """The setup (a submit claim, ``dssr.jobfiles.CLAIM_SUBMIT``) runs as ``user`` over
+        the remote around a command printing a mark of this submit and the user's home:
+        a job id instead means the name is already submitted. Then the POST, and the job
+        id written into the claim (or the claim dropped if the POST failed)."""
+        mark = f"{PENDING}{secrets.token_hex(8)}:"
+        argv = ["sh", "-c", MARK_HOME, "sh", mark]
+        prepared = await self._commands.run(with_setup(setup, argv) if setup else argv,
+                                            user=user)
+        said = prepared.stdout.decode("utf-8", "replace").strip()
+        if prepared.status == SETUP_BUSY or (prepared.ok and said.startswith(PENDING)
+                                             and not said.startswith(mark)):
+            raise Unavailable("submit: another submit of this job name is in progress; "
+                              "try again")
+        if prepared.ok and said.isdigit():
+            return said  # claimed before: that job it is
+        home = said.removeprefix(mark)
+        if not prepared.ok or not said.startswith(mark) or not home.startswith("/"):
             raise Unavailable(f"preparing the job's directory failed: "
                               f"{first_line(prepared.stderr) or 'no home directory'}")
+        claim = setup.args[1] if setup else None
+        try:
+            jobid = await self._post(job, user, home)
+        except Exception:
+            if claim:
+                await self._commands.run(["rm", "-f", "--", claim], user=user)
+            raise
+        if claim:
+            await self._commands.run(["sh", "-c", RECORD, "sh", claim, jobid], user=user)
+        return jobid
+
+    async def _post(self, job: BatchJob, user: str | None, home: str) -> str:
         version = await self._version()
         body = job_body(job, version, home, environment(home, user or self._service_user))
         answer = await self._slurm("POST", "job/submit", user, body)

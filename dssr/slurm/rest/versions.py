@@ -15,18 +15,6 @@ SUPPORTED = ("v0.0.41", "v0.0.40", "v0.0.38")
 _SLURM_PATH = re.compile(r"^/slurm/(v[0-9]+\.[0-9]+\.[0-9]+)/")
 
 
-def normalise(text: str) -> str:
-    """A configured version as ``v0.0.NN`` (``0.0.38`` and ``v0.0.38`` alike); empty stays
-    empty (detect it); ValueError if DSSR does not speak it."""
-    text = str(text).strip()
-    if not text:
-        return ""
-    version = text if text.startswith("v") else "v" + text
-    if version not in SUPPORTED:
-        raise ValueError(f"must be one of {', '.join(SUPPORTED)} (or empty: detected)")
-    return version
-
-
 def typed(version: str) -> bool:
     """Whether ``version`` has typed fields (v0.0.40 on) rather than v0.0.38's strings."""
     return version != "v0.0.38"
