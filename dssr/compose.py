@@ -192,12 +192,6 @@ def slurm_tokens(settings: Settings, clock, commands: LoggedRemote, service_user
     return ScontrolTokens(commands, clock, settings.slurm_jwt_lifespan, service_user)
 
 
-def rest_user(settings: Settings) -> str:
-    """Who slurmrestd acts as for the service account: ``ssh_user``, else (remote=local)
-    the account DSSR runs as."""
-    return settings.ssh_user or pwd.getpwuid(os.geteuid()).pw_name
-
-
 def rest_client(settings: Settings, reactor, remote=None) -> RestClient:
     """The HTTP client of the slurmrestd the settings name: connecting directly, or
     (``slurmrestd_via: ssh``) through ``remote``, the login node connecting for DSSR."""
@@ -221,7 +215,7 @@ def rest_client(settings: Settings, reactor, remote=None) -> RestClient:
 
 def rest_slurm(settings: Settings, reactor, commands: LoggedRemote) -> RestSlurm:
     """``ISlurm`` over the slurmrestd the settings name (see ``rest_client``)."""
-    user = rest_user(settings)
+    user = service_user(settings)
     return RestSlurm(rest_client(settings, reactor, commands.remote),
                      slurm_tokens(settings, reactor, commands, user), commands, reactor,
                      user, settings.slurmrestd_api_version)

@@ -81,7 +81,7 @@ class Cluster:
 
     def _restd_checks(self, logged_in: tuple[str, ...]) -> list[Check]:
         """slurmrestd answers, its version, and a token round trip to slurmctld."""
-        user = compose.rest_user(self._settings)
+        user = compose.service_user(self._settings)
         tokens = []  # built once the remote exists (scontrol tokens run over it)
         version = []
 
