@@ -13,6 +13,7 @@ from dataclasses import fields
 from twisted.conch.ssh.keys import Key
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.logger import Logger
+from twisted.web.client import HTTPConnectionPool
 
 from dssr.connectors.loader import build, resolve
 from dssr.connectors.slurm import SlurmConnector
@@ -30,6 +31,9 @@ from dssr.remote.logged import LoggedRemote
 from dssr.remote.ssh import SSHRemote
 from dssr.settings import BY_KEY, Settings, SettingsError, default
 from dssr.slurm.cli import CLISlurm
+from dssr.slurm.rest.client import RestClient, ThroughRemote, agent, base_url
+from dssr.slurm.rest.restd import RestSlurm
+from dssr.slurm.rest.tokens import MintedTokens, ScontrolTokens, StaticToken
 
 _log = Logger(namespace="dssr.compose")
 
@@ -177,20 +181,63 @@ def remote(settings: Settings, reactor, mapping: IdentityMap | None):
 # -- the Slurm connector -----------------------------------------------------------
 
 
+def slurm_tokens(settings: Settings, clock, commands: LoggedRemote, service_user: str):
+    """Where slurmrestd tokens come from: minted with the cluster's key, one static
+    SlurmUser token, else ``scontrol token`` run as each user over ``commands``."""
+    if settings.slurm_jwt_key_file:
+        key = _read(settings.slurm_jwt_key_file, "slurm_jwt_key_file")
+        if not key:
+            raise SettingsError(f"slurm_jwt_key_file {settings.slurm_jwt_key_file} is empty")
+        return MintedTokens(key, clock, settings.slurm_jwt_lifespan)
+    if settings.slurm_sa_token:
+        return StaticToken(settings.slurm_sa_token)
+    return ScontrolTokens(commands, clock, settings.slurm_jwt_lifespan, service_user)
+
+
+def rest_client(settings: Settings, reactor, remote=None) -> RestClient:
+    """The HTTP client of the slurmrestd the settings name: connecting directly, or
+    (``slurmrestd_via: ssh``) through ``remote``, the login node connecting for DSSR."""
+    if not settings.slurmrestd_addr:
+        raise SettingsError("slurmrestd_addr must be set for slurm_interface=http "
+                            "(JARVICE_SLURMRESTD_ADDR, e.g. http://login1)")
+    try:
+        base = base_url(settings.slurmrestd_addr, settings.slurmrestd_port)
+    except ValueError as error:
+        raise SettingsError(f"slurmrestd_addr ({settings.slurmrestd_addr!r}): {error}") from None
+    authorities = None
+    if settings.slurmrestd_ca_file:
+        authorities = _read(settings.slurmrestd_ca_file, "slurmrestd_ca_file")
+    endpoints = None
+    if settings.slurmrestd_via == "ssh":
+        endpoints = ThroughRemote(remote, authorities)
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    return RestClient(agent(reactor, settings.slurmrestd_timeout, authorities, endpoints, pool),
+                      base, reactor, settings.slurmrestd_timeout, pool)
+
+
+def rest_slurm(settings: Settings, reactor, commands: LoggedRemote) -> RestSlurm:
+    """``ISlurm`` over the slurmrestd the settings name (see ``rest_client``)."""
+    user = service_user(settings)
+    return RestSlurm(rest_client(settings, reactor, commands.remote),
+                     slurm_tokens(settings, reactor, commands, user), commands, reactor,
+                     user, settings.slurmrestd_api_version)
+
+
 def slurm_over(remote, clock, executor: ExecutorSettings,
                identities: IdentityMap | None = None,
                snapshot_ttl: float = default("snapshot_ttl"), listing_root: str = "",
                service_user: str = "",
                output_retention: float = default("output_retention"),
                snapshot_max_stale: float = default("snapshot_max_stale"),
-               jobs_url: JobsURL | None = None) -> SlurmConnector:
-    """The Slurm connector on Slurm's commands and the job files, both over ``remote``."""
+               jobs_url: JobsURL | None = None, slurm=CLISlurm) -> SlurmConnector:
+    """The Slurm connector on the job files over ``remote`` and ``slurm(commands, users)``,
+    an ``ISlurm`` (default: Slurm's commands over ``remote``)."""
     commands = LoggedRemote(remote, clock, service_user)
     files = JobFiles(commands, executor.job_scratch_dir, listing_root, output_retention)
     users = (service_user,) if service_user else ()
     if service_user and identities is not None:
         users += tuple(user.cluster_user for user in identities.users.values())
-    return SlurmConnector(CLISlurm(commands, users), files, clock, executor, identities,
+    return SlurmConnector(slurm(commands, users), files, clock, executor, identities,
                           snapshot_ttl, service_user, snapshot_max_stale, jobs_url)
 
 
@@ -203,12 +250,17 @@ def service_user(settings: Settings) -> str:
 
 
 def slurm_connector(settings: Settings, reactor) -> SlurmConnector:
-    """The ``slurm`` connector as the settings describe it (``slurm_interface`` cli)."""
+    """The ``slurm`` connector as the settings describe it (``slurm_interface``: Slurm's
+    commands, or slurmrestd)."""
     mapping = identities(settings)
+    slurm = CLISlurm
+    if settings.slurm_interface == "http":
+        def slurm(commands, users):
+            return rest_slurm(settings, reactor, commands)
     return slurm_over(remote(settings, reactor, mapping), reactor, executor_settings(settings),
                       mapping, settings.snapshot_ttl, settings.pvcls_root,
                       service_user(settings), settings.output_retention,
-                      settings.snapshot_max_stale, jobs_url(settings))
+                      settings.snapshot_max_stale, jobs_url(settings), slurm)
 
 
 def proxy_limits(settings: Settings) -> ProxyLimits:

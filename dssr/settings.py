@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 LOOPBACK = "127.0.0.1"
+API_VERSIONS = ("v0.0.41", "v0.0.40", "v0.0.38")  # dssr.slurm.rest.versions.SUPPORTED
 
 
 class SettingsError(ValueError):
@@ -210,9 +211,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("remote", "ssh", _choice("ssh", "local"),
             "How the slurm connector reaches Slurm: ssh to the login node, or local "
             "(DSSR runs on the login node itself)", env="DSSR_REMOTE"),
-    Setting("slurm_interface", "cli", _choice("cli"),
-            "Slurm interface; only cli (commands over SSH) is supported",
-            env="JARVICE_SLURM_INTERFACE"),
+    Setting("slurm_interface", "cli", _choice("cli", "http"), "How DSSR asks Slurm: cli "
+            "(commands) or http (slurmrestd)", env="JARVICE_SLURM_INTERFACE"),
+    Setting("slurmrestd_addr", "", _str, "slurmrestd's URL without the port "
+            "(http://login1)", env="JARVICE_SLURMRESTD_ADDR"),
+    Setting("slurmrestd_via", "direct", _choice("direct", "ssh"), "Reach slurmrestd "
+            "directly or through the SSH connection", env="DSSR_SLURMRESTD_VIA"),
+    Setting("slurmrestd_port", 6820, _positive_int, "slurmrestd's port",
+            env="JARVICE_SLURMRESTD_PORT"),
+    Setting("slurmrestd_api_version", "", _choice("", *API_VERSIONS), "slurmrestd OpenAPI "
+            "version (empty: detected)", env="JARVICE_SLURMRESTD_API_VERSION"),
+    Setting("slurmrestd_ca_file", "", _str, "PEM CA certificates for an https slurmrestd "
+            "(empty: the system's)", env="DSSR_SLURMRESTD_CA_FILE"),
+    Setting("slurmrestd_timeout", 30.0, _positive_float, "Seconds slurmrestd has to "
+            "connect and answer (then 503)", env="DSSR_SLURMRESTD_TIMEOUT"),
+    Setting("slurm_jwt_key_file", "", _str, "The cluster's jwt_hs256.key: DSSR signs "
+            "slurmrestd tokens with it", env="DSSR_SLURM_JWT_KEY_FILE"),
+    Setting("slurm_sa_token", "", _str, "A SlurmUser token acting for each user (without "
+            "slurm_jwt_key_file)", env="JARVICE_SLURM_SA_TOKEN", secret=True),
+    Setting("slurm_jwt_lifespan", 1800, _positive_int, "Seconds a slurmrestd token lives "
+            "(renewed with a third left)", env="DSSR_SLURM_JWT_LIFESPAN"),
     Setting("snapshot_ttl", 2.0, _non_negative_float,
             "Seconds one squeue snapshot serves all callers", env="DSSR_SNAPSHOT_TTL"),
     Setting("snapshot_max_stale", 10.0, _non_negative_float,

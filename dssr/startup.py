@@ -17,6 +17,15 @@ from dssr.errors import Unavailable
 _log = Logger(namespace="dssr")
 
 
+def _token_source(settings) -> str:
+    """Where slurmrestd tokens come from, in words (never a token)."""
+    if settings.slurm_jwt_key_file:
+        return f"minted with {settings.slurm_jwt_key_file}"
+    if settings.slurm_sa_token:
+        return "from slurm_sa_token (set)"
+    return "from scontrol token over the remote"
+
+
 def report_lines(settings) -> list[str]:
     """Human-readable lines describing the configuration; never a secret's value."""
     lines = [
@@ -46,6 +55,11 @@ def report_lines(settings) -> list[str]:
             f"{'set' if settings.ssh_pkey else 'MISSING'}, host keys from "
             f"{settings.ssh_known_hosts} ({settings.ssh_host_key_policy}), at most "
             f"{settings.ssh_max_channels} commands at once")
+    if settings.slurm_interface == "http":
+        lines.append(f"slurm: slurmrestd at {settings.slurmrestd_addr or '(no slurmrestd_addr)'}"
+                     f" port {settings.slurmrestd_port}, OpenAPI "
+                     f"{settings.slurmrestd_api_version or 'detected'}, tokens "
+                     + _token_source(settings))
     lines.append(
         f"users: ID mapping from {settings.id_mapping_file}, tokens "
         + ("verified" if settings.jwt_public_key_file else "NOT verified")

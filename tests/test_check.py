@@ -10,7 +10,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from dssr import check
-from dssr.checks import config, login, slurm
+from dssr.checks import config, login, restd, slurm
 from dssr.checks.cluster import STEPS, Cluster
 from dssr.checks.login import check_forwarding
 from dssr.checks.report import (
@@ -25,11 +25,15 @@ from dssr.checks.report import (
     summary,
 )
 from dssr.checks.runner import Check, Runner
+from dssr.errors import Unavailable
 from dssr.remote.hostkeys import KnownHosts
 from dssr.remote.interfaces import ForwardRefused, HostKeyError, RemoteResult
 from dssr.remote.keys import describe, fingerprint
 from dssr.settings import load
+from dssr.slurm.rest.client import Answer
 from tests.integration.sshd import generate_key
+from tests.slurm.restd_fixtures import document
+from tests.slurm.test_rest_restd import FakeClient, FakeTokens
 
 
 def result(status=0, stdout=b"", stderr=b""):
@@ -124,10 +128,11 @@ class EnvironmentTests(SynchronousTestCase):
             "rename JARVICE_SLURM_SSH_PKY to JARVICE_SLURM_SSH_PKEY"))
 
     def test_passing_line_names_what_is_ignored(self):
-        outcome = config.check_environment({"JARVICE_SLURMRESTD_PORT": "6820",
+        outcome = config.check_environment({"JARVICE_SYSTEM_NAMESPACE": "jarvice-system",
+                                            "JARVICE_SLURMRESTD_PORT": "6820",
                                             "JARVICE_BAREMETAL_CONNECTOR": "slurm"})
         self.assertEqual(outcome, passed("no misspelt JARVICE_*/DSSR_* names; ignored (DSSR "
-                                         "does not use them): JARVICE_SLURMRESTD_PORT"))
+                                         "does not use them): JARVICE_SYSTEM_NAMESPACE"))
 
 
 class SettingsTests(SynchronousTestCase):
@@ -436,3 +441,61 @@ class CommandTests(SynchronousTestCase):
             "✗ environment: JARVICE_DUMMY_JOB_RUNNING_TIM: not a setting DSSR knows, so it is "
             "ignored (likely a typo)",
             "  fix: rename JARVICE_DUMMY_JOB_RUNNING_TIM to JARVICE_DUMMY_JOB_RUNNING_TIME"])
+
+
+class RestdCheckTests(SynchronousTestCase):
+    """slurmrestd's checks: reachable, its version, a token round trip; each with fixes."""
+
+    def setUp(self):
+        self.client, self.tokens = FakeClient(), FakeTokens()
+        self.settings = load({"connector": "slurm", "slurm_interface": "http",
+                              "slurmrestd_addr": "http://login1"})
+
+    def test_a_silent_endpoint_says_how_to_start_it(self):
+        self.client.on("GET", "/openapi/v3", Unavailable("slurmrestd at x: connection refused"))
+        outcome = done(restd.check_endpoint(self.client, self.settings))
+        self.assertEqual(outcome.status, Status.FAIL)
+        self.assertIn("slurmrestd -a rest_auth/jwt", outcome.fixes[0])
+        self.assertIn("JARVICE_SLURMRESTD_ADDR", outcome.fixes[0])
+
+    def test_version_and_token_round_trip(self):
+        self.client.on("GET", "/openapi/v3",
+                       Answer(200, {"paths": {"/slurm/v0.0.38/ping": {}}}))
+        self.client.on("GET", "/slurm/v0.0.38/ping", Answer(200, document("v0.0.38", "ping")),
+                       Answer(401, None, "Authentication failure"))
+        outcome, version = done(restd.check_version(self.client, self.tokens, "svc",
+                                                    self.settings))
+        self.assertEqual((outcome.status, version), (Status.PASS, "v0.0.38"))
+        ok = done(restd.check_token(self.client, self.tokens, "svc", version, self.settings))
+        self.assertEqual(ok.status, Status.PASS, ok.detail)
+        refused = done(restd.check_token(self.client, self.tokens, "svc", version,
+                                         self.settings))
+        self.assertEqual(refused.status, Status.FAIL)
+        self.assertIn("Authentication failure", refused.detail)
+        self.assertIn("DSSR_SLURM_JWT_KEY_FILE", refused.fixes[1])
+        self.assertNotIn("token-of", refused.detail + "".join(refused.fixes))
+
+    def test_a_pinned_version_the_server_lacks(self):
+        self.client.on("GET", "/openapi/v3", Answer(200, {"paths": {"/slurm/v0.0.38/x": {}}}))
+        settings = load({"slurm_interface": "http", "slurmrestd_addr": "http://l",
+                         "slurmrestd_api_version": "v0.0.40"})
+        outcome, _ = done(restd.check_version(self.client, self.tokens, "svc", settings))
+        self.assertEqual(outcome.status, Status.FAIL)
+        self.assertIn("not v0.0.40", outcome.detail)
+
+    def test_settings_check_names_what_http_lacks(self):
+        problems = config.rest_problems(load({"slurm_interface": "http",
+                                              "slurm_jwt_key_file": "/nonexistent"}))
+        self.assertEqual(problems[0][0],
+                         "slurmrestd_addr is not set (slurm_interface is http)")
+        self.assertIn("slurm_jwt_key_file /nonexistent", problems[1][0])
+
+    def test_the_checks_follow_the_cluster_ones(self):
+        settings = load(environ={"JARVICE_BAREMETAL_CONNECTOR": "slurm",
+                                 "JARVICE_SLURM_CLUSTER_ADDR": "login1",
+                                 "JARVICE_SLURM_SSH_USER": "svc",
+                                 "JARVICE_SLURM_INTERFACE": "http",
+                                 "JARVICE_SLURMRESTD_ADDR": "http://login1",
+                                 "JARVICE_SLURM_SSH_PKEY": generate_key()[0].decode()})
+        names = [c.name for c in Cluster(MemoryReactorClock(), settings, 1, 1).checks(False)]
+        self.assertEqual(names, [*STEPS, "slurmrestd", "slurmrestd version", "slurmrestd token"])

@@ -24,6 +24,10 @@ from dssr.remote.local import LocalRemote
 from dssr.remote.ssh import SSHRemote
 from dssr.settings import SettingsError
 from dssr.slurm.interfaces import ISlurm
+from dssr.slurm.rest.client import ClientService
+from dssr.slurm.rest.restd import RestSlurm
+from dssr.slurm.rest.tokens import MintedTokens, ScontrolTokens, StaticToken
+from dssr.startup import report_lines
 
 
 def key_text(passphrase=None):
@@ -158,3 +162,52 @@ class ConnectorTests(SynchronousTestCase):
     def test_no_mapping_file_anywhere_is_no_mapping(self):
         self.in_a_directory_holding(None)
         self.assertIsNone(compose.identities(settings()))
+
+
+class RestTests(SynchronousTestCase):
+    """slurm_interface=http: slurmrestd's client, its tokens, and what is refused."""
+
+    def key_file(self, data=b"k" * 32):
+        path = self.mktemp()
+        with open(path, "wb") as handle:
+            handle.write(data)
+        return path
+
+    def connector(self, **values):
+        values = {"slurmrestd_addr": "http://login1", **values}
+        return compose.slurm_connector(settings(connector="slurm", slurm_interface="http",
+                                                **values), MemoryReactorClock())
+
+    def test_each_token_source(self):
+        minted = self.connector(slurm_jwt_key_file=self.key_file()).slurm
+        verifyObject(ISlurm, minted)
+        self.assertIsInstance(minted, RestSlurm)
+        self.assertIsInstance(minted._tokens, MintedTokens)
+        self.assertEqual(minted._client.base, "http://login1:6820")
+        static = self.connector(slurm_sa_token="sa", slurmrestd_port="7000").slurm
+        self.assertIsInstance(static._tokens, StaticToken)
+        self.assertEqual(static._client.base, "http://login1:7000")
+        self.assertIsInstance(self.connector().slurm._tokens, ScontrolTokens)
+        self.assertEqual(self.connector(slurmrestd_api_version="v0.0.40").slurm.version,
+                         "v0.0.40")
+
+    def test_the_service_holds_the_transport_and_the_client(self):
+        service = self.connector(slurm_sa_token="sa").service
+        self.assertEqual([type(child) for child in service],
+                         [SSHRemote, ClientService])
+
+    def test_what_cannot_work_is_refused_at_start(self):
+        for values, named in (({"slurmrestd_addr": ""}, "slurmrestd_addr"),
+                              ({"slurmrestd_addr": "ftp://x"}, "slurmrestd_addr"),
+                              ({"slurm_jwt_key_file": "/nonexistent/key"}, "slurm_jwt_key_file"),
+                              ({"slurm_jwt_key_file": self.key_file(b"")}, "is empty")):
+            error = self.assertRaises(SettingsError, self.connector, **values)
+            self.assertIn(named, str(error))
+        self.assertRaises(SettingsError, settings, slurmrestd_api_version="v0.0.44")
+
+    def test_the_startup_report_names_no_token(self):
+        text = "\n".join(report_lines(settings(
+            connector="slurm", slurm_interface="http", slurmrestd_addr="http://login1",
+            slurm_sa_token="sa-token-secret")))
+        self.assertIn("slurmrestd at http://login1 port 6820", text)
+        self.assertNotIn("sa-token-secret", text)

@@ -30,7 +30,7 @@ from dssr.compose import slurm_over
 from dssr.connectors.dummy import DummyConnector
 from dssr.edge import EdgeLimits, make_site
 from dssr.executors.config import ExecutorSettings
-from dssr.simulator.client import BytesProducer
+from dssr.producers import BytesProducer
 from tests.fakes import served
 from tests.slurm.fakes import FakeRemote, captured, exited, ok
 from tests.strategies import (

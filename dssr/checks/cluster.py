@@ -5,10 +5,11 @@ a check must not do is changed (see ``login.ObservedKnownHosts``).
 """
 
 from dssr import compose
-from dssr.checks import login, privatedata, slurm
+from dssr.checks import login, privatedata, restd, slurm
 from dssr.checks.report import Outcome, failed
 from dssr.checks.runner import Check
 from dssr.remote.interfaces import RemoteError
+from dssr.remote.logged import LoggedRemote
 
 # The checks of an SSH setup, in order, without the per-mapped-user ones and the
 # optional submit test: what ``dssr check`` lists as skipped when the settings fail.
@@ -35,6 +36,7 @@ class Cluster:
         self._key = None
         self._login = None
         self._remote = None
+        self._client = None
 
     def checks(self, submit_test: bool) -> list[Check]:
         """Every check that applies, each after the ones it needs."""
@@ -76,10 +78,48 @@ class Cluster:
             checks.append(Check("forwarding", self._guard(lambda: login.check_forwarding(
                 self._ssh_remote(), accounts, self._host, self._port)),
                 ("authentication",)))
+        if self._settings.slurm_interface == "http":
+            checks += self._restd_checks(logged_in)
         if submit_test:
             checks.append(Check("submit test", self._guard(self._submit_test),
                                 ("slurm controller", "scratch dir")))
         return checks
+
+    def _restd_checks(self, logged_in: tuple[str, ...]) -> list[Check]:
+        """slurmrestd answers, its version, and a token round trip to slurmctld."""
+        user = compose.service_user(self._settings)
+        tokens = []  # built once the remote exists (scontrol tokens run over it)
+        version = []
+
+        def client():
+            if self._client is None:
+                self._client = compose.rest_client(self._settings, self._reactor, self._remote)
+            return self._client
+
+        def source():
+            if not tokens:
+                commands = LoggedRemote(self._remote, self._reactor, user)
+                tokens.append(compose.slurm_tokens(self._settings, self._reactor, commands,
+                                                   user))
+            return tokens[0]
+
+        async def endpoint():
+            return await restd.check_endpoint(client(), self._settings)
+
+        async def speaks():
+            outcome, found = await restd.check_version(client(), source(), user,
+                                                       self._settings)
+            version.append(found)
+            return outcome
+
+        async def token():
+            return await restd.check_token(client(), source(), user, version[-1],
+                                           self._settings)
+
+        through = logged_in if self._settings.slurmrestd_via == "ssh" else ()
+        return [Check("slurmrestd", self._guard(endpoint), through),
+                Check("slurmrestd version", self._guard(speaks), ("slurmrestd", *logged_in)),
+                Check("slurmrestd token", self._guard(token), ("slurmrestd version",))]
 
     async def close(self) -> None:
         """Log out everywhere (the reactor may stop once this fires)."""
@@ -88,6 +128,8 @@ class Cluster:
             await self._login.close("dssr check is done")
         if self._remote is not None and self._remote.service is not None:
             await self._remote.service.stopService()
+        if self._client is not None:
+            await self._client.close()
 
     # -- the way in ----------------------------------------------------------------
 

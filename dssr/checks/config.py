@@ -16,12 +16,9 @@ from dssr.connectors.loader import ConnectorError, is_embedded, resolve
 from dssr.identity import unverified_tokens_refusal
 from dssr.remote.hostkeys import host_token
 from dssr.settings import BY_KEY, SETTINGS, Settings, SettingsError, load
+from dssr.slurm.rest.client import base_url
 
 KNOWN = frozenset({s.env for s in SETTINGS if s.env} | {"WAITRESS_PORT", "WAITRESS_BIND_ADDRESS"})
-# Names the reference downstream reads that DSSR has no use for: fine to leave set.
-REFERENCE_ONLY = frozenset({
-    "JARVICE_SLURMRESTD_ADDR", "JARVICE_SLURMRESTD_PORT", "JARVICE_SLURMRESTD_API_VERSION",
-})
 PREFIXES = ("JARVICE_", "DSSR_")
 # How alike a name must be to a known one to be called a typo of it (difflib ratio).
 TYPO_CUTOFF = 0.8
@@ -59,7 +56,7 @@ def unknown_names(environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]
     """
     typos, others = {}, []
     for name in sorted(environ):
-        if (not name.startswith(PREFIXES) or name in KNOWN or name in REFERENCE_ONLY
+        if (not name.startswith(PREFIXES) or name in KNOWN
                 or service_link(name, environ[name])):
             continue
         meant = closest(name, KNOWN)
@@ -78,9 +75,8 @@ def check_environment(environ: Mapping[str, str]) -> Outcome:
         return failed(f"{names}: not a setting DSSR knows, so it is ignored (likely a typo)",
                       *(f"rename {name} to {meant}" for name, meant in typos.items()))
     detail = "no misspelt JARVICE_*/DSSR_* names"
-    ignored = sorted(REFERENCE_ONLY & set(environ)) + others
-    if ignored:
-        detail += f"; ignored (DSSR does not use them): {', '.join(ignored)}"
+    if others:
+        detail += f"; ignored (DSSR does not use them): {', '.join(others)}"
     return passed(detail)
 
 
@@ -174,14 +170,16 @@ def _yaml_values(config_path: str | None) -> Mapping:
 
 def slurm_problems(settings: Settings) -> list[tuple[str, str]]:
     """What keeps the slurm connector from starting with ``settings``, each with its fix."""
+    rest = rest_problems(settings) if settings.slurm_interface == "http" else []
     if settings.remote == "local":
         if settings.id_mapping_file:
             return [("id_mapping_file is set but remote is local: a local transport cannot "
                      "act as other users",
                      f"set {env_label('remote')} to ssh, or unset "
-                     f"{env_label('id_mapping_file')}")]
-        return []
+                     f"{env_label('id_mapping_file')}"), *rest]
+        return rest
     problems = [(f"{key} is not set", missing_fix(key)) for key in missing_ssh_settings(settings)]
+    problems += rest
     refusal = unverified_tokens_refusal(settings, compose.mapping_file(settings))
     if refusal:
         problems.append((refusal, f"set {env_label('jwt_public_key_file')} or "
@@ -197,9 +195,32 @@ def slurm_problems(settings: Settings) -> list[tuple[str, str]]:
     return problems
 
 
+def rest_problems(settings: Settings) -> list[tuple[str, str]]:
+    """What keeps the slurmrestd client from being built, each with its fix."""
+    problems = []
+    address_fix = (f"set {env_label('slurmrestd_addr')} to slurmrestd's URL, e.g. "
+                   "http://login1 (the port goes in JARVICE_SLURMRESTD_PORT)")
+    if not settings.slurmrestd_addr:
+        problems.append(("slurmrestd_addr is not set (slurm_interface is http)", address_fix))
+    else:
+        try:
+            base_url(settings.slurmrestd_addr, settings.slurmrestd_port)
+        except ValueError as error:
+            problems.append((f"slurmrestd_addr ({settings.slurmrestd_addr!r}): {error}",
+                             address_fix))
+    try:
+        compose.slurm_tokens(settings, None, None, "")
+    except SettingsError as error:
+        problems.append((str(error), f"set {env_label('slurm_jwt_key_file')} to a readable "
+                                     "copy of the cluster's jwt_hs256.key, or unset it"))
+    return problems
+
+
 def describe_slurm(settings: Settings) -> str:
     """What the slurm connector will talk to, for the passing settings line."""
     if settings.remote == "local":
         return "connector slurm, run on this host (remote local)"
     target = f"{settings.ssh_user}@{host_token(settings.cluster_addr, settings.cluster_port)}"
-    return f"connector slurm over SSH to {target}"
+    rest = (f", Slurm through slurmrestd at {settings.slurmrestd_addr} port "
+            f"{settings.slurmrestd_port}" if settings.slurm_interface == "http" else "")
+    return f"connector slurm over SSH to {target}{rest}"

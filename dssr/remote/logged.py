@@ -47,3 +47,10 @@ class LoggedRemote:
                    status=result.signal if result.status is None else result.status,
                    ms=(self._clock.seconds() - started) * 1000)
         return result
+
+    def unready(self) -> str | None:
+        """Why the transport cannot run a command right now without waiting, or None."""
+        state, error = self.remote.state()
+        if state == "connected":
+            return None
+        return f"SSH {state}" + (f": {error}" if error else "")

@@ -10,14 +10,13 @@ import json
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from twisted.internet.defer import TimeoutError, ensureDeferred, succeed
+from twisted.internet.defer import TimeoutError, ensureDeferred
 from twisted.internet.error import ConnectError
 from twisted.web.client import ResponseFailed, readBody
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer
-from zope.interface import implementer
 
 from dssr.jobs import JobRef
+from dssr.producers import BytesProducer
 
 TAIL_LINES = 1000  # lines of output asked for at each poll of a running job
 _SHOWN = 300  # characters of an unexpected answer quoted in an error
@@ -44,28 +43,6 @@ class ExitStatus:
     totaltime: str
     stdout: str
     termination: str
-
-
-@implementer(IBodyProducer)
-class BytesProducer:
-    """A request body written at once: no cooperator, so any clock drives the exchange."""
-
-    def __init__(self, data: bytes):
-        self.data = data
-        self.length = len(data)
-
-    def startProducing(self, consumer):
-        consumer.write(self.data)
-        return succeed(None)
-
-    def pauseProducing(self):
-        pass
-
-    def resumeProducing(self):
-        pass
-
-    def stopProducing(self):
-        pass
 
 
 def basic_auth(credentials: str) -> bytes:

@@ -160,10 +160,7 @@ class CLISlurm:
             raise Unavailable(f"Slurm controller is not up: {first_line(result.stdout)}")
 
     def unready(self) -> str | None:
-        state, error = self._commands.remote.state()
-        if state == "connected":
-            return None
-        return f"SSH {state}" + (f": {error}" if error else "")
+        return self._commands.unready()
 
     def metrics(self):
         return self._commands.remote.metrics()

@@ -75,6 +75,8 @@ write_dbd_conf() {
     write_if_changed "$DBD_CONF" 0600 <<CONF
 # Written by tests/cluster/up.sh: the rig's accounting daemon. Do not edit.
 AuthType=auth/munge
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$JWT_KEY
 DbdAddr=127.0.0.1
 DbdHost=$NODE
 DbdPort=$DBD_PORT

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Change one part of a running rig, for tests; state (jobs) survives every change:
-#   ctl.sh stop|start|status slurmctld|slurmd|sshd|slurmdbd|mariadb
+#   ctl.sh stop|start|status slurmctld|slurmd|sshd|slurmdbd|mariadb|slurmrestd
 #                                  one daemon (status: exit 0 when it runs)
 #   ctl.sh drop sshd               cut established SSH connections, keep accepting new ones
 #   ctl.sh accounting on|off|status     slurmdbd accounting in slurm.conf (restarts slurmctld)
@@ -14,7 +14,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib.sh"
 
 usage() {
-    die "usage: ctl.sh stop|start|status slurmctld|slurmd|sshd|slurmdbd|mariadb, ctl.sh drop sshd,
+    die "usage: ctl.sh stop|start|status slurmctld|slurmd|sshd|slurmdbd|mariadb|slurmrestd,
+       ctl.sh drop sshd,
        or ctl.sh accounting|privatedata|coordinator on|off|status"
 }
 [[ $# -eq 2 ]] || usage
@@ -49,6 +50,7 @@ apply() {
         scontrol reconfigure
     fi
     wait_node
+    restart_slurmrestd_if_changed
 }
 
 # switch NAME on|off|status: the mode NAME (ACCOUNTING, PRIVATE_DATA, COORDINATOR).
@@ -78,7 +80,7 @@ case $1 in
         drop_sshd
         ;;
     start | stop | status)
-        [[ $2 =~ ^(slurmctld|slurmd|sshd|slurmdbd|mariadb)$ ]] || usage
+        [[ $2 =~ ^(slurmctld|slurmd|sshd|slurmdbd|mariadb|slurmrestd)$ ]] || usage
         case $1 in
             start) "start_$2" ;;
             stop) "stop_$2" ;;

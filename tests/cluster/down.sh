@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop what up.sh started: sshd, slurmd, slurmctld, slurmdbd, MariaDB, and munged if
+# Stop what up.sh started: slurmrestd, sshd, slurmd, slurmctld, slurmdbd, MariaDB, and munged if
 # up.sh started it. Job state, the accounting database, keys, users and logs stay, so
 # up.sh brings back the same rig. With --purge, also remove the rig directory (the
 # database with it), the users and the /etc/slurm link.
@@ -16,6 +16,7 @@ case ${1:-} in
     *) die "usage: down.sh [--purge]" ;;
 esac
 
+stop_slurmrestd
 stop_sshd
 stop_slurmd
 stop_slurmctld

@@ -187,6 +187,7 @@ AccountingStoragePort=$DBD_PORT"
     # each job to it (cgroup.conf), and the kernel's OOM killer ends a job over it,
     # which Slurm sees and records as OUT_OF_MEMORY.
     # MinJobAge=10: ended jobs leave squeue within ~10 s plus the purge cycle.
+    # auth/jwt beside munge: slurmrestd's clients present tokens signed with $JWT_KEY.
     cat <<CONF
 # Written by tests/cluster/up.sh: DSSR's one-node test cluster. Do not edit.
 ClusterName=$CLUSTER
@@ -194,6 +195,8 @@ SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$JWT_KEY
 CryptoType=crypto/munge
 MpiDefault=none
 SwitchType=switch/none
@@ -261,3 +264,5 @@ wait_node() {
 
 # shellcheck source=accounting.sh
 source "$(dirname "${BASH_SOURCE[0]}")/accounting.sh"
+# shellcheck source=restd.sh
+source "$(dirname "${BASH_SOURCE[0]}")/restd.sh"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bring up DSSR's test cluster on this Debian 12 host (as root): a one-node Slurm
 # (slurmctld + slurmd), munge, and a private OpenSSH sshd on 127.0.0.1 with a service
-# account and two mapped users. With --accounting, also MariaDB and slurmdbd, with the
+# account and two mapped users, and slurmrestd with JWT authentication. With --accounting, also MariaDB and slurmdbd, with the
 # cluster, accounts and users registered (the service account coordinates the mapped
 # users' account); without it, Slurm keeps no accounting. Idempotent: a second run
 # keeps the running daemons (restarting one only if its config changed).
@@ -24,11 +24,11 @@ COORDINATOR=1
 
 install_packages() {
     local cmd missing=0
-    for cmd in slurmctld slurmd munged mungekey sbatch ssh-keygen ssh-keyscan; do
+    for cmd in slurmctld slurmd slurmrestd munged mungekey sbatch ssh-keygen ssh-keyscan; do
         command -v "$cmd" >/dev/null || missing=1
     done
     [[ -x /usr/sbin/sshd ]] || missing=1
-    local packages=(slurm-wlm munge openssh-server)
+    local packages=(slurm-wlm slurmrestd munge openssh-server)
     if ((ACCOUNTING)); then
         accounting_installed || missing=1
         packages+=(slurmdbd mariadb-server)
@@ -178,6 +178,9 @@ write_env() {
         env_line DSSR_RIG_NODE "$NODE"
         env_line DSSR_RIG_CLUSTER "$CLUSTER"
         env_line DSSR_RIG_USERS_ACCOUNT "$USERS_ACCOUNT"
+        env_line JARVICE_SLURMRESTD_ADDR http://127.0.0.1
+        env_line JARVICE_SLURMRESTD_PORT "$RESTD_PORT"
+        env_line DSSR_SLURM_JWT_KEY_FILE "$JWT_KEY"
     } >"$tmp"
     chmod 0600 "$tmp"
     mv -f "$tmp" "$ENV_FILE"
@@ -193,7 +196,9 @@ install_packages
 make_dirs
 save_modes
 start_munge
+make_jwt_key
 start_slurm
+restart_slurmrestd_if_changed
 make_user "$SVC_USER"
 for user in "${MAPPED_USERS[@]}"; do
     make_user "$user"

@@ -54,12 +54,14 @@ def job_script(body: str, *header: str, cores: int = 1) -> str:
     """A base64 upstream-style singularity script whose work is the shell ``body``.
 
     There is no singularity on the rig, so the body runs directly; braces in it must
-    be doubled as upstream doubles them.
+    be doubled as upstream doubles them. A ``JOBOBJ_DEVICES`` line in ``header``
+    replaces the default one (the first of two would win).
     """
+    devices = [] if any(line.startswith("JOBOBJ_DEVICES=") for line in header) else [
+        'JOBOBJ_DEVICES=["exclusive=False"]']
     lines = ["JOBOBJ_APPDEFVERSION=2", "JOBOBJ_REPO=docker.io/library/ubuntu:22.04",
-             "JOBOBJ_ARCH=amd64", f"JARVICE_CPU_CORES={cores}",
-             'JOBOBJ_DEVICES=["exclusive=False"]', "JARVICE_CMD='true'", *header,
-             "{DOWNSTREAM_PARAMETERS}", body]
+             "JOBOBJ_ARCH=amd64", f"JARVICE_CPU_CORES={cores}", *devices,
+             "JARVICE_CMD='true'", *header, "{DOWNSTREAM_PARAMETERS}", body]
     return base64.b64encode("\n".join(lines).encode() + b"\n").decode()
 
 
@@ -112,6 +114,9 @@ class RigCase(TestCase):
 
     timeout = 180
     overrides: dict = {}
+    # How DSSR asks Slurm (slurm_interface): a test class runs over both when a
+    # subclass sets "http" (slurmrestd, minted tokens unless overridden).
+    interface = "cli"
     # Rig modes (ctl.sh: accounting, privatedata, coordinator) the tests need, switched
     # in this order before each test and back to what they were after it.
     modes: dict[str, bool] = {}
@@ -134,6 +139,7 @@ class RigCase(TestCase):
     async def start_dssr(self, **overrides):
         """(Re)start DSSR against the rig; a second call replaces the first DSSR."""
         values = settings_module.from_environment(self.environment)
+        values["slurm_interface"] = self.interface
         values.update(self.overrides)
         values.update(overrides)
         values["snapshot_ttl"] = values.get("snapshot_ttl", 0.5)
@@ -229,3 +235,14 @@ class RigCase(TestCase):
     async def run_to_end(self, ref: dict) -> list:
         await self.wait_for(ref, None)
         return await self.answer("/exitstatus", ref)
+
+
+class MappedRigCase(RigCase):
+    """A ``RigCase`` whose DSSR maps alice@ and bob@example.org to the rig's users."""
+
+    def setUp(self):
+        # Unsigned test tokens: believed only because this DSSR is told to.
+        self.overrides = {**self.overrides,
+                          "id_mapping_file": id_mapping_file(self, rig_environment()),
+                          "trust_unverified_tokens": True}
+        return super().setUp()

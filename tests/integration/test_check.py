@@ -22,7 +22,9 @@ ALL_STEPS = ("environment", "settings", "private key", "login node", "host key",
              "authentication", "slurm commands", "slurm controller", "scratch dir")
 
 
-class CheckTests(TestCase):
+class CheckCase(TestCase):
+    """``dssr check`` run in-process against the rig, and its lines read."""
+
     timeout = 120
 
     def setUp(self):
@@ -60,6 +62,9 @@ class CheckTests(TestCase):
     def rig_key(self, who: str) -> bytes:
         with open(self.environ[f"DSSR_RIG_{who}_KEY"], "rb") as handle:
             return handle.read()
+
+
+class CheckTests(CheckCase):
 
     async def test_passes_against_the_rig(self):
         code, lines = await self.check()
@@ -266,3 +271,32 @@ class PrivateDataCheckTests(TestCase):
             "✗ private data: PrivateData=jobs hides the jobs of dssr-alice, dssr-bob from "
             "dssr-svc: it coordinates no account of theirs (dssr-users)",
             "  fix: sacctmgr -i add coordinator account=dssr-users names=dssr-svc"]))
+
+
+class RestCheckTests(CheckCase):
+    """``dssr check`` with slurm_interface http: slurmrestd's three checks after the rest."""
+
+    async def test_passes_against_the_rig(self):
+        code, lines = await self.check(JARVICE_SLURM_INTERFACE="http")
+        self.assertEqual(code, 0, "\n".join(lines))
+        steps = (*ALL_STEPS, "slurmrestd", "slurmrestd version", "slurmrestd token")
+        self.assertEqual([line.split(":")[0] for line in lines[:-1]],
+                         [f"✓ {step}" for step in steps])
+        self.assertIn("OpenAPI v0.0.38", self.line(lines, "✓ slurmrestd version"))
+        self.assertIn("ping: UP", self.line(lines, "✓ slurmrestd token"))
+
+    async def test_each_broken_part_has_its_fix(self):
+        bad_key = self.write("jwt.key", b"not the cluster's key, 32 bytes!")
+        code, lines = await self.check(JARVICE_SLURM_INTERFACE="http",
+                                       DSSR_SLURM_JWT_KEY_FILE=bad_key)
+        self.assertEqual(code, 1)
+        self.assertTrue(self.line(lines, "✗ slurmrestd token").startswith(
+            "✗ slurmrestd token: slurmrestd refused the minted token of dssr-svc"),
+            "\n".join(lines))
+        self.assertIn("DSSR_SLURM_JWT_KEY_FILE", self.fixes(lines, "✗ slurmrestd token")[1])
+        code, lines = await self.check(JARVICE_SLURM_INTERFACE="http",
+                                       JARVICE_SLURMRESTD_PORT=str(free_port()))
+        self.assertEqual(code, 1)
+        self.line(lines, "✗ slurmrestd:")
+        self.assertIn("JARVICE_SLURMRESTD_ADDR", self.fixes(lines, "✗ slurmrestd:")[0])
+        self.assertIn("skipped", self.line(lines, "- slurmrestd version"))

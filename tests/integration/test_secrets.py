@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import secrets
+import time
 
 import jwt
 import treq
@@ -71,6 +72,7 @@ class Canaries:
         self.plain_key_b64 = environment["JARVICE_SLURM_SSH_PKEY"]
         with open(environment["DSSR_RIG_ALICE_KEY"], "rb") as handle:
             self.alice_key_b64 = base64.b64encode(handle.read()).decode()
+        self.extra: dict[str, str] = {}  # canaries of one test only
 
     def settings(self) -> dict[str, str]:
         """DSSR's environment: every secret set to its canary, debug logging."""
@@ -106,6 +108,7 @@ class Canaries:
             "registry password": self.registry_password,
             "proxy user": self.proxy_user,
             "proxy password": self.proxy_password,
+            **self.extra,
         }
 
     def job_lines(self) -> list[str]:
@@ -260,4 +263,25 @@ class LocalSecretsTests(SecretsCase):
                      "JARVICE_SLURM_SSH_PKEY", "JARVICE_BAREMETAL_HTTP_PROXY", "DSSR_RIG"):
             self.assertNotIn(name, names)
         self.assertIn(f"SLURM_CONF={self.environment['SLURM_CONF']}", stdout.splitlines())
+        self.assertNoLeak(process)
+
+
+class RestSecretsTests(SecretsCase):
+    async def test_no_slurmrestd_token_in_answers_log_or_job(self):
+        with open(self.environment["DSSR_SLURM_JWT_KEY_FILE"], "rb") as handle:
+            key = handle.read()
+        now = int(time.time())
+        token = jwt.encode({"sun": "root", "iat": now, "exp": now + 3600,
+                            "note": canary("satoken")}, key, algorithm="HS256")
+        self.canaries.extra.update({"slurmrestd token": token,
+                                    "slurmrestd token signature": token.rsplit(".", 1)[1],
+                                    "cluster JWT key": base64.b64encode(key).decode()})
+        process = await self.start(JARVICE_SLURM_INTERFACE="http", JARVICE_SLURM_SA_TOKEN=token,
+                                   DSSR_SLURM_JWT_KEY_FILE="")
+        await self.probe_the_edges()
+        (rc, _, (stdout, _)), tail = await self.run_job("")
+        self.assertEqual(rc, 0, stdout)
+        self.assertJobEnvironment(stdout)
+        self.assertJobEnvironment(tail)
+        self.assertIn("slurmrestd at http://127.0.0.1", process.tail(lines=100000))
         self.assertNoLeak(process)

@@ -11,6 +11,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.utils import getProcessOutputAndValue
 
 from tests.integration.rig import (
+    MappedRigCase,
     RigCase,
     bearer,
     id_mapping_file,
@@ -241,13 +242,7 @@ class ReferenceMappingFileTests(RigCase):
         self.assertIn(self.environment["DSSR_RIG_ALICE"], stdout.splitlines())
 
 
-class MappedUserTests(RigCase):
-    def setUp(self):
-        # Unsigned test tokens: believed only because this DSSR is told to.
-        self.overrides = {"id_mapping_file": id_mapping_file(self, rig_environment()),
-                          "trust_unverified_tokens": True}
-        return super().setUp()
-
+class MappedUserTests(MappedRigCase):
     async def test_jobs_run_as_their_mapped_users(self):
         alice = await self.submit(self.name("alice"), "id -un; echo JARVICE_CMD_SUCCESS",
                                   bearer=bearer("alice@example.org"))
@@ -400,3 +395,21 @@ class SlowControllerTests(RigCase):
         self.assertLess(p99, 0.5, f"p99 {p99 * 1000:.1f} ms over {len(times)} calls")
         self.assertLess(max(ages), self.BOUND)
         self.assertGreater(self.connector.snapshot.fetches, 3)  # it did keep refreshing
+
+
+# The lifecycle over slurmrestd: the same tests, Slurm asked through its REST API (as
+# the submitting user, with tokens DSSR mints from the rig's key).
+class JobLifecycleOverRestTests(JobLifecycleTests):
+    interface = "http"
+
+
+class PurgeAndRestartOverRestTests(PurgeAndRestartTests):
+    interface = "http"
+
+
+class MappedUserOverRestTests(MappedUserTests):
+    interface = "http"
+
+
+class ControllerDownOverRestTests(ControllerDownTests):
+    interface = "http"

@@ -11,6 +11,7 @@ from dssr.jobfiles import CLAIM_SUBMIT, COLLECTED, LIST_DIRECTORY, PRUNE, TAIL
 from dssr.remote.interfaces import IRemote, RemoteResult
 from dssr.slurm.cli import with_setup
 from dssr.slurm.interfaces import Setup
+from dssr.slurm.rest.restd import RECORD
 
 FIXTURES = FilePath(__file__).parent().parent().child("fixtures").child("slurm")
 
@@ -67,8 +68,8 @@ class Call:
 
 # The program a submit runs: the name's claim around sbatch (its argv follows).
 SUBMIT = with_setup(Setup(CLAIM_SUBMIT, ()), [])[2]
-_SCRIPTS = {SUBMIT: "submit", COLLECTED: "collected", PRUNE: "prune", LIST_DIRECTORY: "list",
-            TAIL: "tail"}
+_SCRIPTS = {SUBMIT: "submit", RECORD: "record", COLLECTED: "collected", PRUNE: "prune",
+            LIST_DIRECTORY: "list", TAIL: "tail"}
 
 
 def command_key(argv) -> str:

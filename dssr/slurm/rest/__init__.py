@@ -1,0 +1,1 @@
+"""``ISlurm`` over slurmrestd: versions, job bodies, answers, tokens, the HTTP client."""

@@ -1,0 +1,262 @@
+"""``ISlurm`` over slurmrestd: one ``GET .../jobs`` per queue snapshot, jobs submitted,
+cancelled and released through REST as their owners, each with its own token.
+
+The job files (and so the setup before a submit, which also tells the user's home)
+still go through the ``IRemote`` commands. The OpenAPI version is the configured one,
+else detected from the server's OpenAPI document before the first request and again
+after slurmrestd could not be reached (it may have come back as a newer Slurm).
+"""
+
+import secrets
+
+from twisted.application.service import MultiService
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from dssr.errors import Unavailable
+from dssr.jobs import JOBID
+from dssr.remote.output import first_line
+from dssr.slurm.cli import with_setup
+from dssr.slurm.interfaces import (
+    SETUP_BUSY,
+    AccountingRecord,
+    BatchJob,
+    ISlurm,
+    QueueJob,
+    Refused,
+    Setup,
+)
+from dssr.slurm.rest import answers
+from dssr.slurm.rest.answers import ACCESS_DENIED, ALREADY_DONE, INVALID_JOB_ID, AnswerError
+from dssr.slurm.rest.bodies import environment, job_body
+from dssr.slurm.rest.client import Answer, ClientService
+from dssr.slurm.rest.versions import choose
+
+_log = Logger(namespace="dssr.slurm")
+# What a submit's claim holds until slurmrestd gave the job id (never all digits).
+PENDING = "pending-"
+# Print mark $1 and the user's home.
+MARK_HOME = 'printf "%s%s\\n" "$1" "$HOME"'
+# Record job id $2 in claim $1 (one short write: a reader sees it empty or whole).
+RECORD = 'printf "%s\\n" "$2" > "$1"'
+# How slurmrestd signals a job it is asked to cancel: as scancel does (SIGKILL is
+# Slurm's "terminate": SIGTERM to the batch shell, SIGKILL after KillWait; CANCELLED).
+CANCEL_SIGNAL = "KILL"
+
+
+def _jobid(jobid: str) -> str:
+    if not JOBID.fullmatch(jobid):
+        raise ValueError(f"not a Slurm job id: {jobid!r}")
+    return jobid
+
+
+@implementer(ISlurm)
+class RestSlurm:
+    """Slurm through ``client`` (a ``RestClient``) with tokens from ``tokens``, acting as
+    ``service_user`` or a mapped user; ``commands`` (a ``LoggedRemote``) runs the setup
+    before each submit. ``version`` pins the OpenAPI version (empty: detected)."""
+
+    def __init__(self, client, tokens, commands, clock, service_user: str, version: str = ""):
+        self._client = client
+        self._tokens = tokens
+        self._commands = commands
+        self._clock = clock
+        self._service_user = service_user
+        self._pinned = version
+        self.version = version
+        self._accounting = True
+        self.service = MultiService()
+        if commands.remote.service is not None:
+            commands.remote.service.setServiceParent(self.service)
+        ClientService(client).setServiceParent(self.service)
+
+    # -- requests ---------------------------------------------------------------
+
+    async def _version(self) -> str:
+        if not self.version:
+            answer = await self._send("GET", "/openapi/v3", None)
+            if answer.status != 200 or answer.document is None:
+                raise Unavailable(f"slurmrestd at {self._client.base} gave no OpenAPI "
+                                  f"document (HTTP {answer.status}) "
+                                  f"{answers.error_text(answer.document) or answer.text}")
+            self.version = choose(answer.document)
+            _log.info("slurmrestd at {base} speaks OpenAPI {version}", base=self._client.base,
+                      version=self.version)
+        return self.version
+
+    async def _send(self, method: str, path: str, user: str | None,
+                    body: dict | None = None) -> Answer:
+        """One request as ``user`` (None: the service account); a refused token is
+        ``Unavailable`` saying so (its cached copy is dropped: the next is new)."""
+        name = user or self._service_user
+        token = await self._tokens.token(name)
+        try:
+            answer = await self._client.request(method, path, name, token, body)
+        except Unavailable:
+            if not self._pinned:
+                self.version = ""  # detected again once it answers
+            raise
+        if answer.status in (401, 403):
+            self._tokens.forget(name)
+            raise Unavailable(
+                f"slurmrestd refused the {self._tokens.name} token of {name} (HTTP "
+                f"{answer.status}: {answers.error_text(answer.document) or answer.text}): "
+                "check that slurm.conf has AuthAltTypes=auth/jwt and, for minted tokens, "
+                "that DSSR_SLURM_JWT_KEY_FILE is the cluster's jwt key")
+        return answer
+
+    async def _slurm(self, method: str, what: str, user: str | None = None,
+                     body: dict | None = None) -> Answer:
+        """``method`` on ``/slurm/<version>/<what>``; an answer that is not JSON (no
+        such version, a proxy's error page) is ``Unavailable``."""
+        version = await self._version()
+        answer = await self._send(method, f"/slurm/{version}/{what}", user, body)
+        if answer.document is None:
+            raise Unavailable(f"slurmrestd answered {method} {what} with HTTP "
+                              f"{answer.status}, not JSON: {answer.text}")
+        return answer
+
+    def _down(self, answer: Answer, what: str, user: str | None = None) -> Unavailable:
+        reason = answers.error_text(answer.document) or "no reason given"
+        if not answers.error_numbers(answer.document) - {-1}:
+            # v0.0.38 says the same of a controller that is down and of a token slurmctld
+            # refused (expired, signed with another key, another user's).
+            reason += (f" (Slurm gave no error number: slurmctld is down, or it refused the "
+                       f"{self._tokens.name} token of {user or self._service_user})")
+        return Unavailable(f"slurmrestd could not {what} (HTTP {answer.status}): {reason}")
+
+    def _read(self, read, *args):
+        try:
+            return read(*args)
+        except AnswerError as error:
+            raise Unavailable(f"slurmrestd's answer not understood: {error}") from None
+
+    # -- ISlurm -----------------------------------------------------------------
+
+    async def submit(self, job: BatchJob, user: str | None = None,
+                     setup: Setup | None = None) -> str:
+        """The setup (a submit claim, ``dssr.jobfiles.CLAIM_SUBMIT``) runs as ``user`` over
+        the remote around a command printing a mark of this submit and the user's home:
+        a job id instead means the name is already submitted. Then the POST, and the job
+        id written into the claim (or the claim dropped if the POST failed)."""
+        mark = f"{PENDING}{secrets.token_hex(8)}:"
+        argv = ["sh", "-c", MARK_HOME, "sh", mark]
+        prepared = await self._commands.run(with_setup(setup, argv) if setup else argv,
+                                            user=user)
+        said = prepared.stdout.decode("utf-8", "replace").strip()
+        if prepared.status == SETUP_BUSY or (prepared.ok and said.startswith(PENDING)
+                                             and not said.startswith(mark)):
+            raise Unavailable("submit: another submit of this job name is in progress; "
+                              "try again")
+        if prepared.ok and said.isdigit():
+            return said  # claimed before: that job it is
+        home = said.removeprefix(mark)
+        if not prepared.ok or not said.startswith(mark) or not home.startswith("/"):
+            raise Unavailable(f"preparing the job's directory failed: "
+                              f"{first_line(prepared.stderr) or 'no home directory'}")
+        claim = setup.args[1] if setup else None
+        try:
+            jobid = await self._post(job, user, home)
+        except Exception:
+            if claim:
+                await self._commands.run(["rm", "-f", "--", claim], user=user)
+            raise
+        if claim:
+            await self._commands.run(["sh", "-c", RECORD, "sh", claim, jobid], user=user)
+        return jobid
+
+    async def _post(self, job: BatchJob, user: str | None, home: str) -> str:
+        version = await self._version()
+        body = job_body(job, version, home, environment(home, user or self._service_user))
+        answer = await self._slurm("POST", "job/submit", user, body)
+        jobid = answers.submitted(answer.document)
+        if jobid is None:
+            reason = answers.error_text(answer.document) or f"HTTP {answer.status}"
+            if answer.status >= 500 and not answers.error_numbers(answer.document) - {-1}:
+                raise self._down(answer, "submit the job")
+            raise Refused(f"slurmrestd refused the job: {reason}")
+        return jobid
+
+    async def queue(self) -> list[QueueJob]:
+        answer = await self._slurm("GET", "jobs")
+        if answer.status != 200 or answers.errors(answer.document):
+            raise self._down(answer, "list the jobs")
+        return self._read(answers.queue, answer.document, self._clock.seconds())
+
+    async def job(self, jobid: str, user: str | None = None) -> QueueJob | None:
+        answer = await self._slurm("GET", f"job/{_jobid(jobid)}", user)
+        if INVALID_JOB_ID in answers.error_numbers(answer.document):
+            return None
+        if answer.status != 200:
+            raise self._down(answer, f"show job {jobid}", user)
+        jobs = self._read(answers.queue, answer.document, self._clock.seconds())
+        return next((job for job in jobs if job.jobid == jobid), None)
+
+    async def cancel(self, jobid: str, user: str | None = None) -> None:
+        answer = await self._slurm(
+            "DELETE", f"job/{_jobid(jobid)}?signal={CANCEL_SIGNAL}", user)
+        self._refused(answer, f"cancelling job {jobid}", {ALREADY_DONE})
+
+    async def release(self, jobid: str, user: str | None = None) -> None:
+        answer = await self._slurm("POST", f"job/{_jobid(jobid)}", user, {"hold": False})
+        if INVALID_JOB_ID in answers.error_numbers(answer.document):
+            raise Refused(f"job {jobid} left the queue", unknown_job=True)
+        self._refused(answer, f"releasing job {jobid}")
+
+    def _refused(self, answer: Answer, what: str, fine: frozenset | set = frozenset()) -> None:
+        """Raise ``Refused`` (Slurm said no) or ``Unavailable`` for a failed answer."""
+        numbers = answers.error_numbers(answer.document) - set(fine)
+        if answer.status == 200 and not numbers:
+            return
+        if ACCESS_DENIED in numbers or INVALID_JOB_ID in numbers:
+            raise Refused(f"slurmrestd refused {what}: {answers.error_text(answer.document)}",
+                          unknown_job=INVALID_JOB_ID in numbers)
+        if answer.status == 200:
+            return
+        raise self._down(answer, what)
+
+    async def show(self, jobid: str) -> str:
+        answer = await self._slurm("GET", f"job/{_jobid(jobid)}")
+        jobs = (answer.document or {}).get("jobs") or []
+        if jobs and isinstance(jobs[0], dict):
+            return answers.describe(jobs[0])
+        return answers.error_text(answer.document) or f"no job {jobid}"
+
+    async def accounting(self, jobid: str, user: str | None = None) -> AccountingRecord | None:
+        if not self._accounting:
+            return None
+        version = await self._version()
+        answer = await self._send("GET", f"/slurmdb/{version}/job/{_jobid(jobid)}", user)
+        if answer.status == 404 and not answers.errors(answer.document):
+            _log.info("slurmrestd serves no /slurmdb (no openapi/dbv plugin or no slurmdbd): "
+                      "using end records from now on")
+            self._accounting = False
+            return None
+        if answers.error_numbers(answer.document) == {answers.NOTHING_FOUND}:
+            return None  # no record (yet): the end record decides
+        if answer.status != 200 or answer.document is None or answers.errors(answer.document):
+            _log.warn("slurmrestd accounting for job {jobid} failed (HTTP {status}): {error}; "
+                      "its end record decides how it ended", jobid=jobid,
+                      status=answer.status,
+                      error=answers.error_text(answer.document) or answer.text)
+            return None
+        try:
+            return answers.accounted(answer.document)
+        except AnswerError as error:
+            _log.warn("{error}; job {jobid}'s end record decides how it ended",
+                      error=error, jobid=jobid)
+            return None
+
+    async def ping(self) -> None:
+        answer = await self._slurm("GET", "ping")
+        if answer.status != 200 or not answers.pinged(answer.document):
+            raise self._down(answer, "reach a Slurm controller")
+
+    def unready(self) -> str | None:
+        return self._commands.unready() or (
+            f"slurmrestd at {self._client.base}: {self._client.last_failure}"
+            if self._client.last_failure else None)
+
+    def metrics(self):
+        yield from self._commands.remote.metrics()
+        yield from self._client.metrics()

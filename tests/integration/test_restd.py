@@ -1,0 +1,162 @@
+"""slurmrestd on the rig: the faults and the token modes only the http interface has.
+
+The lifecycle itself runs over slurmrestd in test_slurm.py (its *OverRest* classes).
+"""
+
+import json
+import os
+import time
+
+import jwt
+from twisted.internet.defer import ensureDeferred
+
+from tests.integration.rig import (
+    MappedRigCase,
+    RigCase,
+    bearer,
+    job_script,
+    rig_control,
+)
+
+
+def root_token(environment: dict[str, str], key: bytes | None = None) -> str:
+    """A SlurmUser (root, on the rig) token, signed with the rig's key unless ``key``."""
+    if key is None:
+        with open(environment["DSSR_SLURM_JWT_KEY_FILE"], "rb") as handle:
+            key = handle.read()
+    now = int(time.time())
+    return jwt.encode({"sun": "root", "iat": now, "exp": now + 3600}, key, algorithm="HS256")
+
+
+class RestCase(RigCase):
+    interface = "http"
+
+    async def poll(self, path: str) -> tuple[int, dict | list]:
+        code, body = await self.call(path)
+        return code, json.loads(body)
+
+
+class SlurmrestdDownTests(RestCase):
+    async def test_stopped_under_polling_is_503_then_back(self):
+        ref = await self.submit(self.name("restd-down"), "sleep 60")
+        await self.wait_for(ref, "running")
+        await rig_control("stop", "slurmrestd")
+        self.addCleanup(lambda: ensureDeferred(rig_control("start", "slurmrestd")))
+        # Answers may come from the last snapshot while it is younger than
+        # snapshot_max_stale; each lists the job, and then it is 503 (a refused
+        # connection fails at once), never a list without the job.
+        limit = self.settings.snapshot_max_stale + self.settings.slurmrestd_timeout + 5
+        started = time.monotonic()
+        while True:
+            code, body = await self.poll("/running")
+            if code != 200:
+                break
+            self.assertIn([ref["name"], ref["jobid"]], body)
+            self.assertLess(time.monotonic() - started, limit, "never 503")
+            await self.sleep(0.25)
+        self.assertEqual(code, 503, body)
+        self.assertIn("slurmrestd", body["error"])
+        self.assertEqual((await self.poll("/queued"))[0], 503)
+        code, body = await self.poll("/ready")
+        self.assertEqual(code, 503, body)
+        await rig_control("start", "slurmrestd")
+        for _ in range(120):
+            code, running = await self.poll("/running")
+            if code == 200:
+                break
+            await self.sleep(0.25)
+        self.assertEqual(code, 200, running)
+        self.assertIn([ref["name"], ref["jobid"]], running)
+        self.assertEqual((await self.poll("/ready"))[0], 200)
+
+
+class RefusedTokenTests(RestCase):
+    async def test_a_key_slurm_does_not_know_is_a_clear_503(self):
+        path = os.path.join(self.mktemp() + "-key")
+        with open(path, "wb") as handle:
+            handle.write(b"not the cluster's key, 32 bytes!")
+        await self.start_dssr_unready(slurm_jwt_key_file=path)
+        code, body = await self.poll("/running")
+        self.assertEqual(code, 503, body)
+        self.assertIn("refused the minted token", body["error"])
+        self.assertEqual((await self.poll("/gc"))[0], 500)
+
+    async def test_a_static_token_slurm_refuses_is_a_clear_503_without_the_token(self):
+        token = root_token(self.environment, key=b"someone else's key, 32 bytes...")
+        await self.start_dssr_unready(slurm_jwt_key_file="", slurm_sa_token=token)
+        code, body = await self.call("/running")
+        self.assertEqual(code, 503, body)
+        self.assertIn(b"refused the static token", body)
+        self.assertNotIn(token.encode(), body)
+        self.assertNotIn(token.split(".")[2].encode(), body)
+
+    async def test_a_version_the_server_does_not_offer_is_a_clear_503(self):
+        await self.start_dssr_unready(slurmrestd_api_version="v0.0.41")
+        code, body = await self.poll("/queued")
+        self.assertEqual(code, 503, body)
+        self.assertIn("HTTP 404", body["error"])
+
+    async def start_dssr_unready(self, **overrides):
+        """Start a DSSR that cannot become ready: the first one is replaced."""
+        self.overrides = {**self.overrides, **overrides}
+        try:
+            await self.start_dssr()
+        except self.failureException:
+            pass
+
+
+class TokenModeTests(MappedRigCase):
+    interface = "http"
+
+    async def both_users_run(self):
+        """Alice's and Bob's jobs run as them (the queue is read as the service account)."""
+        alice = await self.submit(self.name("tok-alice"), "id -un; echo JARVICE_CMD_SUCCESS",
+                                  bearer=bearer("alice@example.org"))
+        bob = await self.submit(self.name("tok-bob"), "id -un; echo JARVICE_CMD_SUCCESS",
+                                bearer=bearer("bob@example.org"))
+        for ref, user in ((alice, "DSSR_RIG_ALICE"), (bob, "DSSR_RIG_BOB")):
+            rc, _, (stdout, _) = await self.run_to_end(ref)
+            self.assertEqual(rc, 0, stdout)
+            self.assertIn(self.environment[user], stdout.splitlines())
+
+    async def test_tokens_from_scontrol_over_ssh(self):
+        await self.start_dssr(slurm_jwt_key_file="")
+        await self.both_users_run()
+
+    async def test_a_slurmuser_token_acting_for_each_user(self):
+        await self.start_dssr(slurm_jwt_key_file="",
+                              slurm_sa_token=root_token(self.environment))
+        await self.both_users_run()
+
+
+class ExtrasTests(RestCase):
+    async def test_sbatch_devices_reach_slurm_as_rest_fields(self):
+        devices = 'JOBOBJ_DEVICES=["exclusive=False", "sbatch_comment=from-rest"]'
+        ref = await self.submit(self.name("extra"), "sleep 30", devices)
+        events = await self.answer("/events", ref)
+        self.assertIn("comment=from-rest", events)
+        devices = 'JOBOBJ_DEVICES=["exclusive=False", "sbatch_exclude=nowhere"]'
+        args = {"name": self.name("no-field"), "number": 1, "nodes": 1,
+                "hpc_script": {"singularity": job_script("true", devices)}}
+        body = await self.answer("/submit", args, expect=400)
+        self.assertEqual(body["field"], "JOBOBJ_DEVICES")
+
+
+class ThroughSSHTests(RestCase):
+    """slurmrestd reached through DSSR's SSH connection (direct-tcpip), not over TCP."""
+
+    overrides = {"slurmrestd_via": "ssh"}
+
+    async def test_a_job_from_start_to_end_and_a_terminated_one(self):
+        done = await self.submit(self.name("via-ssh"), "echo through-ssh; "
+                                 "echo JARVICE_CMD_SUCCESS")
+        doomed = await self.submit(self.name("via-ssh-term"), "sleep 120")
+        rc, _, (stdout, _) = await self.run_to_end(done)
+        self.assertEqual(rc, 0, stdout)
+        self.assertIn("through-ssh", stdout)
+        await self.wait_for(doomed, "running")
+        self.assertIs(await self.answer("/terminate", doomed), True)
+        self.assertEqual((await self.run_to_end(doomed))[0], -15)
+        streams = [sample for sample in self.connector.metrics()
+                   if sample.name == "dssr_ssh_streams"]
+        self.assertGreater(sum(sample.value for sample in streams), 0, streams)
