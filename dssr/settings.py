@@ -6,13 +6,13 @@ for DSSR's own), a default, and a parser. Precedence, highest first: command lin
 YAML file, environment, default.
 """
 
-import base64
-import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
+from dssr import settingtypes as kinds
 
 LOOPBACK = "127.0.0.1"
 API_VERSIONS = ("v0.0.41", "v0.0.40", "v0.0.38")  # dssr.slurm.rest.versions.SUPPORTED
@@ -20,90 +20,6 @@ API_VERSIONS = ("v0.0.41", "v0.0.40", "v0.0.38")  # dssr.slurm.rest.versions.SUP
 
 class SettingsError(ValueError):
     """A setting has a value DSSR cannot use; the message names the setting."""
-
-
-def _int(text: str) -> int:
-    return int(str(text).strip())
-
-
-def _positive_int(text: str) -> int:
-    value = _int(text)
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(str(text).strip())
-    if not value > 0:
-        raise ValueError("must be more than zero")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(str(text).strip())
-    if not value >= 0:
-        raise ValueError("must be zero or more")
-    return value
-
-
-def _percent(text: str) -> int:
-    value = _int(text)
-    if not 0 <= value <= 100:
-        raise ValueError("must be between 0 and 100")
-    return value
-
-
-def _bool(text: str) -> bool:
-    if isinstance(text, bool):
-        return text
-    lowered = str(text).strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("must be true or false")
-
-
-def _str(text: str) -> str:
-    return str(text)
-
-
-def _non_negative_int(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise ValueError("must be zero or more")
-    return value
-
-
-def _server_key(text: str) -> str:
-    text = str(text)
-    if text and ":" not in text:
-        raise ValueError("must be user:password")
-    return text
-
-
-def _choice(*allowed: str) -> Callable[[Any], str]:
-    def parse(text: Any) -> str:
-        text = str(text).strip()
-        if text not in allowed:
-            raise ValueError("must be " + " or ".join(allowed))
-        return text
-    return parse
-
-
-def _comma_list(text: Any) -> tuple[str, ...]:
-    if isinstance(text, list | tuple):
-        return tuple(str(item).strip() for item in text if str(item).strip())
-    return tuple(item.strip() for item in str(text).split(",") if item.strip())
-
-
-def _base64_text(text: Any) -> str:
-    """A value the reference passes base64-encoded (registry user names, passwords)."""
-    try:
-        return base64.b64decode(str(text).strip(), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        raise ValueError("must be base64 of UTF-8 text") from None
 
 
 @dataclass(frozen=True)
@@ -120,201 +36,201 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("listen", f"tcp:5000:interface={LOOPBACK}", _str,
+    Setting("listen", f"tcp:5000:interface={LOOPBACK}", kinds.plain,
             "Twisted endpoint string to serve the API on (WAITRESS_PORT and "
             "WAITRESS_BIND_ADDRESS are honoured when this is not set)"),
-    Setting("connector", "dummy", _str,
+    Setting("connector", "dummy", kinds.plain,
             "Connector: dummy, slurm, or a dotted path to a third-party connector",
             env="JARVICE_BAREMETAL_CONNECTOR"),
-    Setting("executor", "singularity", _str,
+    Setting("executor", "singularity", kinds.plain,
             "Key of hpc_script holding the job script", env="JARVICE_BAREMETAL_EXECUTOR"),
-    Setting("loglevel", 20, _int, "Log level (10 debug, 20 info, 30 warning, 40 error)",
+    Setting("loglevel", 20, kinds.integer, "Log level (10 debug, 20 info, 30 warning, 40 error)",
             env="JARVICE_SCHED_LOGLEVEL", aliases=("JARVICE_SLURM_SCHED_LOGLEVEL",)),
-    Setting("log_format", "text", _choice("text", "json"),
+    Setting("log_format", "text", kinds.choice("text", "json"),
             "Log as text lines or as JSON objects, one a line", env="DSSR_LOG_FORMAT"),
-    Setting("server_key", "", _server_key,
+    Setting("server_key", "", kinds.server_key,
             "user:password upstream must send as HTTP Basic auth (empty: no auth)",
             env="JARVICE_SCHED_SERVER_KEY", secret=True),
-    Setting("allow_unauthenticated", False, _bool,
+    Setting("allow_unauthenticated", False, kinds.boolean,
             "Let a real connector serve a non-loopback address without server_key "
             "(anyone who reaches the port can run jobs; warned at every start)",
             env="DSSR_ALLOW_UNAUTHENTICATED"),
-    Setting("max_body", 1024 * 1024, _positive_int,
+    Setting("max_body", 1024 * 1024, kinds.positive_int,
             "Largest request body accepted, in bytes (larger: 413 before it is read)",
             env="DSSR_MAX_BODY"),
-    Setting("max_connections", 4096, _positive_int,
+    Setting("max_connections", 4096, kinds.positive_int,
             "HTTP connections served at once (kept below the file descriptor limit); "
             "more are answered 503 and closed", env="DSSR_MAX_CONNECTIONS"),
-    Setting("max_connections_per_peer", 256, _positive_int,
+    Setting("max_connections_per_peer", 256, kinds.positive_int,
             "HTTP connections served at once from one client address",
             env="DSSR_MAX_CONNECTIONS_PER_PEER"),
-    Setting("header_timeout", 10.0, _positive_float,
+    Setting("header_timeout", 10.0, kinds.positive_float,
             "Seconds a client has to send a request line and headers (408 after)",
             env="DSSR_HEADER_TIMEOUT"),
-    Setting("request_timeout", 30.0, _positive_float,
+    Setting("request_timeout", 30.0, kinds.positive_float,
             "Seconds a client has to send a whole request, body included (408 after)",
             env="DSSR_REQUEST_TIMEOUT"),
-    Setting("http_idle_timeout", 60.0, _positive_float,
+    Setting("http_idle_timeout", 60.0, kinds.positive_float,
             "Seconds an idle keep-alive connection stays open", env="DSSR_HTTP_IDLE_TIMEOUT"),
-    Setting("metrics_open", False, _bool,
+    Setting("metrics_open", False, kinds.boolean,
             "/metrics answers without credentials, like /live (false: it needs server_key "
             "when one is set)", env="DSSR_METRICS_OPEN"),
-    Setting("metrics_user_labels", False, _bool,
+    Setting("metrics_user_labels", False, kinds.boolean,
             "/metrics labels SSH samples with cluster account names (false: by role, "
             "service or mapped)", env="DSSR_METRICS_USER_LABELS"),
-    Setting("state_dir", "./dssr-state", _str,
+    Setting("state_dir", "./dssr-state", kinds.plain,
             "Directory for local state (the dummy connector's database)",
             env="DSSR_STATE_DIR"),
-    Setting("dummy_queued_time", 5.0, _non_negative_float,
+    Setting("dummy_queued_time", 5.0, kinds.non_negative_float,
             "Dummy connector: seconds a job stays queued", env="JARVICE_DUMMY_JOB_QUEUED_TIME"),
-    Setting("dummy_running_time", 10.0, _non_negative_float,
+    Setting("dummy_running_time", 10.0, kinds.non_negative_float,
             "Dummy connector: seconds a job runs", env="JARVICE_DUMMY_JOB_RUNNING_TIME"),
-    Setting("dummy_failing_percent", 50, _percent,
+    Setting("dummy_failing_percent", 50, kinds.percent,
             "Dummy connector: percentage of jobs that fail",
             env="JARVICE_DUMMY_JOB_FAILING_PERCENT"),
-    Setting("dummy_interactive", False, _bool,
+    Setting("dummy_interactive", False, kinds.boolean,
             "Dummy connector: jobs are interactive (info gives a URL)",
             env="JARVICE_DUMMY_JOBS_ARE_INTERACTIVE"),
-    Setting("cluster_addr", "", _str, "Login node host name or address",
+    Setting("cluster_addr", "", kinds.plain, "Login node host name or address",
             env="JARVICE_SLURM_CLUSTER_ADDR"),
-    Setting("cluster_port", 22, _positive_int, "Login node SSH port",
+    Setting("cluster_port", 22, kinds.positive_int, "Login node SSH port",
             env="JARVICE_SLURM_CLUSTER_PORT"),
-    Setting("ssh_user", "", _str, "Service account on the login node",
+    Setting("ssh_user", "", kinds.plain, "Service account on the login node",
             env="JARVICE_SLURM_SSH_USER"),
-    Setting("ssh_pkey", "", _str,
+    Setting("ssh_pkey", "", kinds.plain,
             "Service account private key: PEM/OpenSSH text or its base64",
             env="JARVICE_SLURM_SSH_PKEY", secret=True),
-    Setting("ssh_pkey_passphrase", "", _str, "Passphrase of the private key, if any",
+    Setting("ssh_pkey_passphrase", "", kinds.plain, "Passphrase of the private key, if any",
             env="DSSR_SSH_PKEY_PASSPHRASE", secret=True),
-    Setting("ssh_known_hosts", "~/.ssh/known_hosts", _str,
+    Setting("ssh_known_hosts", "~/.ssh/known_hosts", kinds.plain,
             "known_hosts file the login node's host key is checked against",
             env="JARVICE_SLURM_SSH_KNOWN_HOSTS"),
-    Setting("ssh_host_key_policy", "strict", _choice("strict", "accept-new"),
+    Setting("ssh_host_key_policy", "strict", kinds.choice("strict", "accept-new"),
             "strict: unknown host keys are refused; accept-new: trusted on first use "
             "and written to the known_hosts file", env="DSSR_SSH_HOST_KEY_POLICY"),
-    Setting("ssh_max_channels", 8, _positive_int,
+    Setting("ssh_max_channels", 8, kinds.positive_int,
             "Commands running at once per SSH connection (keep below sshd's MaxSessions)",
             env="DSSR_SSH_MAX_CHANNELS"),
-    Setting("ssh_command_timeout", 60.0, _non_negative_float,
+    Setting("ssh_command_timeout", 60.0, kinds.non_negative_float,
             "Seconds a remote command may run before it is cut off (0: no limit)",
             env="DSSR_SSH_COMMAND_TIMEOUT"),
-    Setting("ssh_connect_wait", 5.0, _non_negative_float,
+    Setting("ssh_connect_wait", 5.0, kinds.non_negative_float,
             "Seconds a command waits while the SSH connection is down before failing "
             "(the API then answers 503)", env="DSSR_SSH_CONNECT_WAIT"),
-    Setting("ssh_max_output", 64 * 1024 * 1024, _positive_int,
+    Setting("ssh_max_output", 64 * 1024 * 1024, kinds.positive_int,
             "Largest stdout/stderr kept from one remote command, in bytes",
             env="DSSR_SSH_MAX_OUTPUT"),
-    Setting("ssh_keepalive", 30.0, _non_negative_float,
+    Setting("ssh_keepalive", 30.0, kinds.non_negative_float,
             "Seconds between SSH keepalives (0: none)", env="DSSR_SSH_KEEPALIVE"),
-    Setting("ssh_idle_timeout", 300.0, _non_negative_float,
+    Setting("ssh_idle_timeout", 300.0, kinds.non_negative_float,
             "Seconds a mapped user's idle connection stays open", env="DSSR_SSH_IDLE_TIMEOUT"),
-    Setting("remote", "ssh", _choice("ssh", "local"),
+    Setting("remote", "ssh", kinds.choice("ssh", "local"),
             "How the slurm connector reaches Slurm: ssh to the login node, or local "
             "(DSSR runs on the login node itself)", env="DSSR_REMOTE"),
-    Setting("slurm_interface", "cli", _choice("cli", "http"), "How DSSR asks Slurm: cli "
+    Setting("slurm_interface", "cli", kinds.choice("cli", "http"), "How DSSR asks Slurm: cli "
             "(commands) or http (slurmrestd)", env="JARVICE_SLURM_INTERFACE"),
-    Setting("slurmrestd_addr", "", _str, "slurmrestd's URL without the port "
+    Setting("slurmrestd_addr", "", kinds.plain, "slurmrestd's URL without the port "
             "(http://login1)", env="JARVICE_SLURMRESTD_ADDR"),
-    Setting("slurmrestd_via", "direct", _choice("direct", "ssh"), "Reach slurmrestd "
+    Setting("slurmrestd_via", "direct", kinds.choice("direct", "ssh"), "Reach slurmrestd "
             "directly or through the SSH connection", env="DSSR_SLURMRESTD_VIA"),
-    Setting("slurmrestd_port", 6820, _positive_int, "slurmrestd's port",
+    Setting("slurmrestd_port", 6820, kinds.positive_int, "slurmrestd's port",
             env="JARVICE_SLURMRESTD_PORT"),
-    Setting("slurmrestd_api_version", "", _choice("", *API_VERSIONS), "slurmrestd OpenAPI "
+    Setting("slurmrestd_api_version", "", kinds.choice("", *API_VERSIONS), "slurmrestd OpenAPI "
             "version (empty: detected)", env="JARVICE_SLURMRESTD_API_VERSION"),
-    Setting("slurmrestd_ca_file", "", _str, "PEM CA certificates for an https slurmrestd "
+    Setting("slurmrestd_ca_file", "", kinds.plain, "PEM CA certificates for an https slurmrestd "
             "(empty: the system's)", env="DSSR_SLURMRESTD_CA_FILE"),
-    Setting("slurmrestd_timeout", 30.0, _positive_float, "Seconds slurmrestd has to "
+    Setting("slurmrestd_timeout", 30.0, kinds.positive_float, "Seconds slurmrestd has to "
             "connect and answer (then 503)", env="DSSR_SLURMRESTD_TIMEOUT"),
-    Setting("slurm_jwt_key_file", "", _str, "The cluster's jwt_hs256.key: DSSR signs "
+    Setting("slurm_jwt_key_file", "", kinds.plain, "The cluster's jwt_hs256.key: DSSR signs "
             "slurmrestd tokens with it", env="DSSR_SLURM_JWT_KEY_FILE"),
-    Setting("slurm_sa_token", "", _str, "A SlurmUser token acting for each user (without "
+    Setting("slurm_sa_token", "", kinds.plain, "A SlurmUser token acting for each user (without "
             "slurm_jwt_key_file)", env="JARVICE_SLURM_SA_TOKEN", secret=True),
-    Setting("slurm_jwt_lifespan", 1800, _positive_int, "Seconds a slurmrestd token lives "
+    Setting("slurm_jwt_lifespan", 1800, kinds.positive_int, "Seconds a slurmrestd token lives "
             "(renewed with a third left)", env="DSSR_SLURM_JWT_LIFESPAN"),
-    Setting("snapshot_ttl", 2.0, _non_negative_float,
+    Setting("snapshot_ttl", 2.0, kinds.non_negative_float,
             "Seconds one squeue snapshot serves all callers", env="DSSR_SNAPSHOT_TTL"),
-    Setting("snapshot_max_stale", 10.0, _non_negative_float,
+    Setting("snapshot_max_stale", 10.0, kinds.non_negative_float,
             "Oldest snapshot (seconds) /running, /queued and /runstatus may get while one "
             "refresh runs (a slow squeue); past it they wait, and 503 if it fails",
             env="DSSR_SNAPSHOT_MAX_STALE"),
-    Setting("output_retention", 3 * 86400.0, _non_negative_float,
+    Setting("output_retention", 3 * 86400.0, kinds.non_negative_float,
             "Seconds a job's output and end record stay on the cluster after its first "
             "/exitstatus (repeated calls answer the same); then /gc removes them",
             env="DSSR_OUTPUT_RETENTION"),
-    Setting("pvcls_root", "", _str,
+    Setting("pvcls_root", "", kinds.plain,
             "Directory on the cluster that /request/pvcls may list (empty: none)",
             env="DSSR_PVCLS_ROOT"),
-    Setting("id_mapping_file", "", _str,
+    Setting("id_mapping_file", "", kinds.plain,
             "YAML file mapping Jarvice users (JWT email) to cluster users (empty: all jobs "
             "run as the service account)", env="DSSR_ID_MAPPING_FILE"),
-    Setting("jwt_public_key_file", "", _str,
+    Setting("jwt_public_key_file", "", kinds.plain,
             "PEM public key or JWKS that bearer tokens must be signed with (empty: not "
             "verified, which needs server_key or trust_unverified_tokens)",
             env="DSSR_JWT_PUBLIC_KEY_FILE"),
-    Setting("jwt_audience", "", _str,
+    Setting("jwt_audience", "", kinds.plain,
             "Audience (aud) verified bearer tokens must name (empty: not checked)",
             env="DSSR_JWT_AUDIENCE"),
-    Setting("jwt_issuer", "", _str,
+    Setting("jwt_issuer", "", kinds.plain,
             "Issuer (iss) verified bearer tokens must name (empty: not checked)",
             env="DSSR_JWT_ISSUER"),
-    Setting("trust_unverified_tokens", False, _bool,
+    Setting("trust_unverified_tokens", False, kinds.boolean,
             "ID mapping without a JWT key and without server_key: decode bearer tokens "
             "unverified anyway (anyone who reaches DSSR can then act as any mapped user)",
             env="DSSR_TRUST_UNVERIFIED_TOKENS"),
-    Setting("system_registry", "us-docker.pkg.dev", _str,
+    Setting("system_registry", "us-docker.pkg.dev", kinds.plain,
             "Registry of the Jarvice init images", env="JARVICE_SYSTEM_REGISTRY"),
-    Setting("system_repo_base", "jarvice-system/images", _str,
+    Setting("system_repo_base", "jarvice-system/images", kinds.plain,
             "Repository of the init images", env="JARVICE_SYSTEM_REPO_BASE"),
-    Setting("images_tag", "latest", _str,
+    Setting("images_tag", "latest", kinds.plain,
             "Init image tag (a trailing architecture is swapped for the job's)",
             env="JARVICE_IMAGES_TAG"),
-    Setting("local_registry", "", _str, "Registry app images are cached in (empty: none)",
+    Setting("local_registry", "", kinds.plain, "Registry app images are cached in (empty: none)",
             env="JARVICE_LOCAL_REGISTRY"),
-    Setting("local_repo_base", "", _str, "Repository in the local registry",
+    Setting("local_repo_base", "", kinds.plain, "Repository in the local registry",
             env="JARVICE_LOCAL_REPO_BASE"),
-    Setting("registry_proxy_port", 0, _non_negative_int,
+    Setting("registry_proxy_port", 0, kinds.non_negative_int,
             "Port of a registry proxy on the nodes' localhost (0: none)",
             env="JARVICE_REGISTRY_PROXY_PORT"),
-    Setting("registry_proxy_repos", (), _comma_list,
+    Setting("registry_proxy_repos", (), kinds.comma_list,
             "Comma-separated repository prefixes pulled through the proxy",
             env="JARVICE_REGISTRY_PROXY_REPOS"),
-    Setting("init_docker_username", "", _base64_text,
+    Setting("init_docker_username", "", kinds.base64_text,
             "Init image registry user, base64", env="JARVICE_DOCKER_USERNAME", secret=True),
-    Setting("init_docker_password", "", _base64_text,
+    Setting("init_docker_password", "", kinds.base64_text,
             "Init image registry password, base64", env="JARVICE_DOCKER_PASSWORD", secret=True),
-    Setting("job_scratch_dir", "", _str,
+    Setting("job_scratch_dir", "", kinds.plain,
             "Scratch directory for job output on the cluster (empty: the user's home)",
             env="JARVICE_JOB_SCRATCH_DIR"),
-    Setting("job_global_scratch_dir", "", _str, "Shared image cache directory",
+    Setting("job_global_scratch_dir", "", kinds.plain, "Shared image cache directory",
             env="JARVICE_JOB_GLOBAL_SCRATCH_DIR"),
-    Setting("job_global_registries", (), _comma_list,
+    Setting("job_global_registries", (), kinds.comma_list,
             "Comma-separated registries whose images go to the global cache",
             env="JARVICE_JOB_GLOBAL_REGISTRIES"),
-    Setting("singularity_tmpdir", "/tmp", _str,  # noqa: S108 - a path on the nodes
+    Setting("singularity_tmpdir", "/tmp", kinds.plain,  # noqa: S108 - a path on the nodes
             "Singularity work directory on the nodes", env="JARVICE_SINGULARITY_TMPDIR"),
-    Setting("singularity_overlay_size", 600, _non_negative_int,
+    Setting("singularity_overlay_size", 600, kinds.non_negative_int,
             "Overlay size in MB (0: writable tmpfs)", env="JARVICE_SINGULARITY_OVERLAY_SIZE"),
-    Setting("singularity_verbose", False, _bool, "Verbose singularity and job script steps",
+    Setting("singularity_verbose", False, kinds.boolean, "Verbose singularity and job script steps",
             env="JARVICE_SINGULARITY_VERBOSE"),
-    Setting("http_proxy", "", _str, "HTTP proxy for image pulls on the nodes",
+    Setting("http_proxy", "", kinds.plain, "HTTP proxy for image pulls on the nodes",
             env="JARVICE_BAREMETAL_HTTP_PROXY", secret=True),
-    Setting("https_proxy", "", _str, "HTTPS proxy for image pulls on the nodes",
+    Setting("https_proxy", "", kinds.plain, "HTTPS proxy for image pulls on the nodes",
             env="JARVICE_BAREMETAL_HTTPS_PROXY", secret=True),
-    Setting("no_proxy", "", _str, "Hosts reached without the proxy",
+    Setting("no_proxy", "", kinds.plain, "Hosts reached without the proxy",
             env="JARVICE_BAREMETAL_NO_PROXY"),
-    Setting("jobs_domain", "", _str,
+    Setting("jobs_domain", "", kinds.plain,
             "Where interactive jobs are published: host-based domain, domain/path$, or a "
             "full URL ($: the job number; empty: interactive jobs refused)",
             env="JARVICE_JOBS_DOMAIN"),
-    Setting("proxy_listen", "", _str,
+    Setting("proxy_listen", "", kinds.plain,
             "Twisted endpoint string for the proxy to interactive jobs' apps (empty: none)",
             env="DSSR_PROXY_LISTEN"),
-    Setting("proxy_max_streams", 1024, _positive_int,
+    Setting("proxy_max_streams", 1024, kinds.positive_int,
             "Proxy connections to apps open at once, in all", env="DSSR_PROXY_MAX_STREAMS"),
-    Setting("proxy_max_job_streams", 256, _positive_int,
+    Setting("proxy_max_job_streams", 256, kinds.positive_int,
             "Proxy connections to one job's app open at once",
             env="DSSR_PROXY_MAX_JOB_STREAMS"),
-    Setting("proxy_idle_timeout", 300.0, _positive_float,
+    Setting("proxy_idle_timeout", 300.0, kinds.positive_float,
             "Seconds a proxy connection may pass no byte before it is closed",
             env="DSSR_PROXY_IDLE_TIMEOUT"),
 )
