@@ -23,6 +23,7 @@ from dssr.slurm.interfaces import (
 from dssr.slurm.parse import (
     SlurmOutputError,
     accounting_disabled,
+    controller_busy,
     controller_down,
     parse_ping,
     parse_sacct,
@@ -73,6 +74,9 @@ class CLISlurm:
         result = await self._commands.run(argv, stdin=stdin, user=user)
         if not result.ok and controller_down(_text(result.stderr)):
             raise Unavailable(f"{name or argv[0]}: Slurm controller not answering: "
+                              f"{first_line(result.stderr)}")
+        if not result.ok and controller_busy(_text(result.stderr)):
+            raise Unavailable(f"{name or argv[0]}: Slurm asks to try again later: "
                               f"{first_line(result.stderr)}")
         return result
 

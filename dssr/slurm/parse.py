@@ -212,6 +212,13 @@ def controller_down(stderr: str) -> bool:
     return any(sign in text for sign in CONTROLLER_DOWN)
 
 
+def controller_busy(stderr: str) -> bool:
+    """Whether a failed Slurm command's ``stderr`` asks to try again later: a refusal of
+    the moment, not of the request (e.g. right after slurmctld started with accounting:
+    "Job update not available right now, the DB index is being set, try again in a bit")."""
+    return "try again" in stderr.lower()
+
+
 def parse_ping(text: str) -> bool:
     """True when ``scontrol ping`` reports a controller (primary or backup) UP."""
     return any(line.rstrip().endswith(" is UP") for line in text.splitlines())

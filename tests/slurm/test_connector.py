@@ -729,6 +729,15 @@ class ActionTests(ConnectorTestCase):
         self.result("queued")
         self.assertEqual(len(self.remote.of("squeue")), 2)
 
+    def test_release_while_slurm_asks_to_try_again_is_503(self):
+        # scontrol's answer right after slurmctld restarted with accounting on the rig
+        # (a clean-clone CI run): a refusal of the moment, not a permission.
+        self.remote.answer("scontrol release", exited(1, (
+            b"Job update not available right now, the DB index is being set, try again "
+            b"in a bit for job 13\n")))
+        error = self.error(Unavailable, "release", HELD)
+        self.assertIn("try again later", error.message)
+
     def test_release_unknown_job(self):
         error = self.error(NotFound, "release", GONE)
         self.assertIn("5", error.message)
