@@ -31,6 +31,7 @@ from dssr.simulator.display import (
     summary_lines,
     waited,
 )
+from dssr.simulator.follow import Follower
 from dssr.simulator.job import SimJob, exit_code, overall_exit
 from dssr.simulator.script import JobSpec, hpc_script, job_name, script_text
 from dssr.simulator.tail import SKIPPED, OutputFollower, complete_lines, unseen
@@ -216,6 +217,38 @@ class DisplayTests(SynchronousTestCase):
         display.close()
         shown = "p" * 29  # cut to the width, the last column left free
         self.assertEqual(out.getvalue(), f"a\n{CLEAR}{shown}{CLEAR}b\n{shown}{CLEAR}")
+
+
+class StartingBetweenListsClient:
+    """A DSSR whose one job starts right after whichever list is asked first."""
+
+    def __init__(self, ref: JobRef):
+        self.ref, self.state, self.asked = ref, "queued", []
+
+    async def listed(self, which: str) -> set:
+        self.asked.append(which)
+        shown = {(self.ref.name, self.ref.jobid)} if which == self.state else set()
+        self.state = "running"
+        return shown
+
+    async def runstatus(self, ref: JobRef):
+        return None
+
+    async def tail(self, path: str) -> str:
+        return ""
+
+    async def exitstatus(self, ref: JobRef):
+        raise AssertionError("/exitstatus asked for a job that never left the lists")
+
+
+class FollowerTests(SynchronousTestCase):
+    def test_a_job_starting_between_the_two_lists_is_not_taken_for_ended(self):
+        client = StartingBetweenListsClient(JobRef("t-1", 1, "7"))
+        follower = Follower(client, Clock(), Display(io.StringIO(), tty=False), 1.0)
+        follower.jobs.append(SimJob(client.ref, 0.0))
+        self.successResultOf(ensureDeferred(follower.poll()))
+        self.assertEqual(follower.jobs[0].state, "running")
+        self.assertEqual(client.asked, ["queued", "running"])
 
 
 class SimulatedCase(SynchronousTestCase):

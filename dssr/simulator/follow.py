@@ -65,8 +65,10 @@ class Follower:
 
     async def poll(self) -> None:
         """One round of upstream's polling over all live jobs."""
-        running = await self._client.listed("running")
+        # Queued first: a job that starts between the two calls is then in one of
+        # them, not in neither (which would take it for ended).
         queued = await self._client.listed("queued")
+        running = await self._client.listed("running")
         for job in self.live():
             key = (job.ref.name, job.ref.jobid)
             if key in running:

@@ -199,8 +199,13 @@ class RigCase(TestCase):
         return ref
 
     async def listed(self, ref: dict) -> str | None:
-        """Which upstream list holds the job ("running", "queued"), or None."""
-        for which in ("running", "queued"):
+        """Which upstream list holds the job ("queued", "running"), or None.
+
+        Queued first: a job moves from queued to running, so asking in that order
+        never misses one that moved between the two calls (each may be answered from
+        a new snapshot); the other order saw such a job in neither list.
+        """
+        for which in ("queued", "running"):
             if [ref["name"], ref["jobid"]] in await self.answer(f"/{which}"):
                 return which
         return None

@@ -72,7 +72,7 @@ class RigFuzzTests(RigCase):
         what is left and collect every one with /exitstatus."""
         pending = [ref for ref in accepted if ref["name"] is not None]
         for _ in range(240):
-            live = {(name, jobid) for which in ("/running", "/queued")
+            live = {(name, jobid) for which in ("/queued", "/running")
                     for name, jobid in await self.answer(which)}
             pending = [ref for ref in pending if (ref["name"], ref["jobid"]) in live]
             if not pending:
