@@ -11,7 +11,7 @@ import pwd
 from dataclasses import fields
 
 from twisted.conch.ssh.keys import Key
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.logger import Logger
 from twisted.web.client import HTTPConnectionPool
 
@@ -31,7 +31,14 @@ from dssr.remote.logged import LoggedRemote
 from dssr.remote.ssh import SSHRemote
 from dssr.settings import BY_KEY, Settings, SettingsError, default
 from dssr.slurm.cli import CLISlurm
-from dssr.slurm.rest.client import RestClient, ThroughRemote, agent, base_url
+from dssr.slurm.rest.client import (
+    RestClient,
+    ThroughRemote,
+    ToSocket,
+    agent,
+    base_url,
+    socket_path,
+)
 from dssr.slurm.rest.restd import RestSlurm
 from dssr.slurm.rest.tokens import MintedTokens, ScontrolTokens, StaticToken
 
@@ -196,23 +203,32 @@ def slurm_tokens(settings: Settings, clock, commands: LoggedRemote, service_user
 
 def rest_client(settings: Settings, reactor, remote=None) -> RestClient:
     """The HTTP client of the slurmrestd the settings name: connecting directly, or
-    (``slurmrestd_via: ssh``) through ``remote``, the login node connecting for DSSR."""
+    (``slurmrestd_via: ssh``) through ``remote``, the login node connecting for DSSR;
+    to a TCP port, or to a unix socket (``unix:/path``)."""
     if not settings.slurmrestd_addr:
         raise SettingsError("slurmrestd_addr must be set for slurm_interface=http "
                             "(JARVICE_SLURMRESTD_ADDR, e.g. http://login1)")
     try:
         base = base_url(settings.slurmrestd_addr, settings.slurmrestd_port)
+        socket = socket_path(settings.slurmrestd_addr)
     except ValueError as error:
         raise SettingsError(f"slurmrestd_addr ({settings.slurmrestd_addr!r}): {error}") from None
     authorities = None
     if settings.slurmrestd_ca_file:
         authorities = _read(settings.slurmrestd_ca_file, "slurmrestd_ca_file")
+    through_ssh = settings.slurmrestd_via == "ssh"
     endpoints = None
-    if settings.slurmrestd_via == "ssh":
+    if socket is not None and through_ssh:
+        endpoints = ToSocket(lambda: remote.unix_endpoint(socket))
+    elif socket is not None:
+        endpoints = ToSocket(lambda: UNIXClientEndpoint(reactor, socket,
+                                                        settings.slurmrestd_timeout))
+    elif through_ssh:
         endpoints = ThroughRemote(remote, authorities)
     pool = HTTPConnectionPool(reactor, persistent=True)
     return RestClient(agent(reactor, settings.slurmrestd_timeout, authorities, endpoints, pool),
-                      base, reactor, settings.slurmrestd_timeout, pool)
+                      base, reactor, settings.slurmrestd_timeout, pool,
+                      settings.slurmrestd_addr if socket is not None else None)
 
 
 def rest_slurm(settings: Settings, reactor, commands: LoggedRemote) -> RestSlurm:

@@ -130,7 +130,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("slurm_interface", "cli", kinds.choice("cli", "http"), "How DSSR asks Slurm: cli "
             "(commands) or http (slurmrestd)", env="JARVICE_SLURM_INTERFACE"),
     Setting("slurmrestd_addr", "", kinds.plain, "slurmrestd's URL without the port "
-            "(http://login1)", env="JARVICE_SLURMRESTD_ADDR"),
+            "(http://login1), or its unix socket (unix:/path)", env="JARVICE_SLURMRESTD_ADDR"),
     Setting("slurmrestd_via", "direct", kinds.choice("direct", "ssh"), "Reach slurmrestd "
             "directly or through the SSH connection", env="DSSR_SLURMRESTD_VIA"),
     Setting("slurmrestd_port", 6820, kinds.positive_int, "slurmrestd's port",

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 from dssr import __version__
 from dssr.connectors.loader import is_embedded, resolve
 from dssr.errors import Unavailable
+from dssr.slurm.rest.client import location
 
 _log = Logger(namespace="dssr")
 
@@ -56,8 +57,9 @@ def report_lines(settings) -> list[str]:
             f"{settings.ssh_known_hosts} ({settings.ssh_host_key_policy}), at most "
             f"{settings.ssh_max_channels} commands at once")
     if settings.slurm_interface == "http":
-        lines.append(f"slurm: slurmrestd at {settings.slurmrestd_addr or '(no slurmrestd_addr)'}"
-                     f" port {settings.slurmrestd_port}, OpenAPI "
+        where = location(settings.slurmrestd_addr or "(no slurmrestd_addr)",
+                         settings.slurmrestd_port)
+        lines.append(f"slurm: slurmrestd at {where}, OpenAPI "
                      f"{settings.slurmrestd_api_version or 'detected'}, tokens "
                      + _token_source(settings))
     lines.append(

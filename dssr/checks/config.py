@@ -16,7 +16,7 @@ from dssr.connectors.loader import ConnectorError, is_embedded, resolve
 from dssr.identity import unverified_tokens_refusal
 from dssr.remote.hostkeys import host_token
 from dssr.settings import BY_KEY, SETTINGS, Settings, SettingsError, load
-from dssr.slurm.rest.client import base_url
+from dssr.slurm.rest.client import base_url, location
 
 KNOWN = frozenset({s.env for s in SETTINGS if s.env} | {"WAITRESS_PORT", "WAITRESS_BIND_ADDRESS"})
 PREFIXES = ("JARVICE_", "DSSR_")
@@ -199,7 +199,8 @@ def rest_problems(settings: Settings) -> list[tuple[str, str]]:
     """What keeps the slurmrestd client from being built, each with its fix."""
     problems = []
     address_fix = (f"set {env_label('slurmrestd_addr')} to slurmrestd's URL, e.g. "
-                   "http://login1 (the port goes in JARVICE_SLURMRESTD_PORT)")
+                   "http://login1 (the port goes in JARVICE_SLURMRESTD_PORT), or to its "
+                   "unix socket, unix:/path")
     if not settings.slurmrestd_addr:
         problems.append(("slurmrestd_addr is not set (slurm_interface is http)", address_fix))
     else:
@@ -221,6 +222,7 @@ def describe_slurm(settings: Settings) -> str:
     if settings.remote == "local":
         return "connector slurm, run on this host (remote local)"
     target = f"{settings.ssh_user}@{host_token(settings.cluster_addr, settings.cluster_port)}"
-    rest = (f", Slurm through slurmrestd at {settings.slurmrestd_addr} port "
-            f"{settings.slurmrestd_port}" if settings.slurm_interface == "http" else "")
+    rest = (", Slurm through slurmrestd at "
+            + location(settings.slurmrestd_addr, settings.slurmrestd_port)
+            if settings.slurm_interface == "http" else "")
     return f"connector slurm over SSH to {target}{rest}"

@@ -5,12 +5,13 @@ from dssr.checks.config import env_label
 from dssr.checks.report import Outcome, failed, passed
 from dssr.errors import Unavailable
 from dssr.slurm.rest import answers
+from dssr.slurm.rest.client import location
 from dssr.slurm.rest.versions import SUPPORTED, choose, offered
 
 
 def _where(settings) -> str:
     return (f"{env_label('slurmrestd_addr')} and {env_label('slurmrestd_port')} "
-            f"({settings.slurmrestd_addr} port {settings.slurmrestd_port})")
+            f"({location(settings.slurmrestd_addr, settings.slurmrestd_port)})")
 
 
 async def check_endpoint(client, settings) -> Outcome:
@@ -22,7 +23,7 @@ async def check_endpoint(client, settings) -> Outcome:
                       "start slurmrestd on the login node (e.g. SLURM_JWT=daemon slurmrestd "
                       "-a rest_auth/jwt -u USER 0.0.0.0:6820, as a user that is neither root "
                       f"nor SlurmUser), or point {_where(settings)} at where it listens")
-    return passed(f"{client.base} answers (HTTP {answer.status} without a token)")
+    return passed(f"{client.where} answers (HTTP {answer.status} without a token)")
 
 
 def token_fixes(settings, tokens) -> tuple[str, ...]:
@@ -44,7 +45,7 @@ async def check_version(client, tokens, user: str, settings) -> tuple[Outcome, s
     except Unavailable as error:
         return failed(error.message, *token_fixes(settings, tokens)), ""
     if answer.status != 200 or answer.document is None:
-        return failed(f"no OpenAPI document from {client.base} as {user} (HTTP "
+        return failed(f"no OpenAPI document from {client.where} as {user} (HTTP "
                       f"{answer.status}: {answers.error_text(answer.document) or answer.text})",
                       *token_fixes(settings, tokens)), ""
     versions = offered(answer.document)

@@ -7,6 +7,10 @@ RESTD_PORT=${DSSR_RIG_RESTD_PORT:-6820}
 RESTD_USER=restd
 JWT_KEY=$RIG/slurm/state/jwt_hs256.key
 RESTD_PID=$RIG/run/slurmrestd.pid
+# slurmrestd also listens on a unix socket (reached through SSH by direct-streamlocal),
+# in a directory of its own: it binds as the restd user.
+RESTD_SOCKET_DIR=$RIG/restd
+RESTD_SOCKET=$RESTD_SOCKET_DIR/slurmrestd.socket
 # The command line slurmrestd runs with, to restart it when that changes.
 RESTD_ARGS=$RIG/run/slurmrestd.args
 
@@ -40,10 +44,10 @@ restd_plugins() {
 
 restd_command() {
     echo "slurmrestd -f $SLURM_CONF -u $RESTD_USER -g $RESTD_USER -a rest_auth/jwt" \
-        "-s $(restd_plugins) 127.0.0.1:$RESTD_PORT"
+        "-s $(restd_plugins) 127.0.0.1:$RESTD_PORT unix:$RESTD_SOCKET"
 }
 
-restd_up() { port_open "$RESTD_PORT"; }
+restd_up() { port_open "$RESTD_PORT" && [[ -S $RESTD_SOCKET ]]; }
 
 start_slurmrestd() {
     if alive "$RESTD_PID"; then
@@ -51,7 +55,9 @@ start_slurmrestd() {
     fi
     restd_installed || die "no slurmrestd: apt-get install slurmrestd (or run up.sh)"
     make_restd_user
-    log "starting slurmrestd on 127.0.0.1:$RESTD_PORT"
+    install -d -o "$RESTD_USER" -g "$RESTD_USER" -m 0755 "$RESTD_SOCKET_DIR"
+    rm -f "$RESTD_SOCKET"
+    log "starting slurmrestd on 127.0.0.1:$RESTD_PORT and $RESTD_SOCKET"
     restd_command >"$RESTD_ARGS"
     # slurmrestd stays in the foreground and writes no pid file: a shell records its
     # pid and becomes it.
@@ -59,6 +65,8 @@ start_slurmrestd() {
     detached setsid -f sh -c 'echo $$ >"$0"; exec env SLURM_JWT=daemon "$@"' "$RESTD_PID" \
         $(restd_command) </dev/null >>"$RIG/log/slurmrestd.log" 2>&1
     wait_for "slurmrestd to listen" 30 restd_up
+    # Any local user may connect (write) to the socket; a site would give a group.
+    chmod 0666 "$RESTD_SOCKET"
 }
 
 stop_slurmrestd() { stop_pidfile slurmrestd "$RESTD_PID"; }

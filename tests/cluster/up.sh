@@ -181,6 +181,7 @@ write_env() {
         env_line JARVICE_SLURMRESTD_ADDR http://127.0.0.1
         env_line JARVICE_SLURMRESTD_PORT "$RESTD_PORT"
         env_line DSSR_SLURM_JWT_KEY_FILE "$JWT_KEY"
+        env_line DSSR_RIG_RESTD_SOCKET "$RESTD_SOCKET"
     } >"$tmp"
     chmod 0600 "$tmp"
     mv -f "$tmp" "$ENV_FILE"

@@ -16,6 +16,7 @@ from tests.integration.rig import (
     bearer,
     job_script,
     rig_control,
+    rig_environment,
 )
 
 
@@ -157,6 +158,26 @@ class ThroughSSHTests(RestCase):
         await self.wait_for(doomed, "running")
         self.assertIs(await self.answer("/terminate", doomed), True)
         self.assertEqual((await self.run_to_end(doomed))[0], -15)
+        streams = [sample for sample in self.connector.metrics()
+                   if sample.name == "dssr_ssh_streams"]
+        self.assertGreater(sum(sample.value for sample in streams), 0, streams)
+
+
+class UnixSocketThroughSSHTests(RestCase):
+    """slurmrestd's unix socket on the login node, reached through DSSR's SSH connection
+    (a direct-streamlocal channel per connection)."""
+
+    def setUp(self):
+        socket = rig_environment()["DSSR_RIG_RESTD_SOCKET"]
+        self.overrides = {"slurmrestd_via": "ssh", "slurmrestd_addr": f"unix:{socket}"}
+        return super().setUp()
+
+    async def test_a_job_from_start_to_end(self):
+        done = await self.submit(self.name("via-socket"), "echo through-the-socket; "
+                                 "echo JARVICE_CMD_SUCCESS")
+        rc, _, (stdout, _) = await self.run_to_end(done)
+        self.assertEqual(rc, 0, stdout)
+        self.assertIn("through-the-socket", stdout)
         streams = [sample for sample in self.connector.metrics()
                    if sample.name == "dssr_ssh_streams"]
         self.assertGreater(sum(sample.value for sample in streams), 0, streams)

@@ -22,7 +22,7 @@ OPENAPI = {"paths": {"/slurm/v0.0.38/jobs": {}, "/slurm/v0.0.41/jobs/": {}}}
 class FakeClient:
     """Answers (or exceptions) by ``(method, path)``; records each request."""
 
-    base = "http://login1:6820"
+    base = where = "http://login1:6820"
 
     def __init__(self, **routes):
         self.routes = dict(routes)

@@ -33,6 +33,9 @@ from dssr.remote.interfaces import RemoteError
 from dssr.samples import Sample
 
 # Failures of the connection or of the exchange itself: slurmrestd is not there.
+SOCKET_SCHEME = "unix:"
+# The URL of requests over a unix socket: slurmrestd reads only its path.
+SOCKET_BASE = "http://localhost"
 NO_ANSWER = (ConnectError, ConnectingCancelledError, CancelledError, TimeoutError,
              ResponseFailed, ConnectionError, RemoteError)
 
@@ -80,16 +83,49 @@ class ThroughRemote:
         return endpoint
 
 
+@implementer(IAgentEndpointFactory)
+class ToSocket:
+    """Every connection to slurmrestd goes to its unix socket: ``connect()`` gives the
+    endpoint (through the login node, ``IRemote.unix_endpoint``: a
+    ``direct-streamlocal`` channel; or a unix socket on DSSR's own host)."""
+
+    def __init__(self, connect):
+        self._connect = connect
+
+    def endpointForURI(self, uri):
+        return self._connect()
+
+
+def socket_path(address: str) -> str | None:
+    """The unix socket ``JARVICE_SLURMRESTD_ADDR`` names as ``unix:/path`` (slurmrestd's
+    own listen syntax), else None. ValueError for a path that is not absolute."""
+    if not address.startswith(SOCKET_SCHEME):
+        return None
+    path = address[len(SOCKET_SCHEME):]
+    if not path.startswith("/") or "\0" in path:
+        raise ValueError("a unix socket must be an absolute path, e.g. "
+                         "unix:/run/slurmrestd/slurmrestd.socket")
+    return path
+
+
 def base_url(address: str, port: int) -> str:
     """``JARVICE_SLURMRESTD_ADDR`` (``http://login1``; a bare host means http) with the
-    port: ``http://login1:6820``. ValueError for anything else."""
+    port: ``http://login1:6820``; for a unix socket, the URL requests name (its Host).
+    ValueError for anything else."""
+    if socket_path(address) is not None:
+        return SOCKET_BASE
     url = urlsplit(address if "://" in address else "http://" + address)
     if url.scheme not in ("http", "https") or not url.hostname or url.path.strip("/") \
             or url.query or url.fragment or url.username or url.password:
         raise ValueError("must be http://host or https://host (the port goes in "
-                         "JARVICE_SLURMRESTD_PORT)")
+                         "JARVICE_SLURMRESTD_PORT), or unix:/path for a unix socket")
     host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
     return f"{url.scheme}://{host}:{url.port or port}"
+
+
+def location(address: str, port: int) -> str:
+    """Where slurmrestd is, for people, as set: ``unix:/path``, or the address and port."""
+    return address if address.startswith(SOCKET_SCHEME) else f"{address} port {port}"
 
 
 def _first_line(data: bytes) -> str:
@@ -101,10 +137,12 @@ class RestClient:
     """JSON requests to the slurmrestd at ``base`` (``base_url``), each answered within
     ``timeout`` seconds of ``clock`` or ``Unavailable``."""
 
-    def __init__(self, agent, base: str, clock, timeout: float, pool=None):
+    def __init__(self, agent, base: str, clock, timeout: float, pool=None,
+                 where: str | None = None):
         self._agent = agent
         self._pool = pool
         self.base = base
+        self.where = where or base  # where slurmrestd is, in messages
         self._clock = clock
         self._timeout = timeout
         self.requests = 0
@@ -129,7 +167,7 @@ class RestClient:
         except NO_ANSWER as error:
             self.failures += 1
             self.last_failure = _reason(error, self._timeout)
-            raise Unavailable(f"slurmrestd at {self.base} did not answer {method} {path}: "
+            raise Unavailable(f"slurmrestd at {self.where} did not answer {method} {path}: "
                               f"{self.last_failure}") from None
         self.last_failure = None
         try:

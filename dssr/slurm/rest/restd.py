@@ -76,11 +76,11 @@ class RestSlurm:
         if not self.version:
             answer = await self._send("GET", "/openapi/v3", None)
             if answer.status != 200 or answer.document is None:
-                raise Unavailable(f"slurmrestd at {self._client.base} gave no OpenAPI "
+                raise Unavailable(f"slurmrestd at {self._client.where} gave no OpenAPI "
                                   f"document (HTTP {answer.status}) "
                                   f"{answers.error_text(answer.document) or answer.text}")
             self.version = choose(answer.document)
-            _log.info("slurmrestd at {base} speaks OpenAPI {version}", base=self._client.base,
+            _log.info("slurmrestd at {base} speaks OpenAPI {version}", base=self._client.where,
                       version=self.version)
         return self.version
 
@@ -254,7 +254,7 @@ class RestSlurm:
 
     def unready(self) -> str | None:
         return self._commands.unready() or (
-            f"slurmrestd at {self._client.base}: {self._client.last_failure}"
+            f"slurmrestd at {self._client.where}: {self._client.last_failure}"
             if self._client.last_failure else None)
 
     def metrics(self):
