@@ -28,13 +28,13 @@ class LoggedRemote:
 
     def __init__(self, remote, clock, service_user: str = ""):
         self.remote = remote
-        self._clock = clock
+        self.clock = clock
         self._service_user = service_user
 
     async def run(self, argv, stdin: bytes | None = None,
                   user: str | None = None) -> RemoteResult:
         """Run ``argv`` as ``user``; its result whatever the exit status, else ``Unavailable``."""
-        started = self._clock.seconds()
+        started = self.clock.seconds()
         who = user or self._service_user or "service account"
         try:
             result = await self.remote.run(argv, stdin=stdin, user=user)
@@ -45,7 +45,7 @@ class LoggedRemote:
         _log.debug("{user}: {command} -> exit {status} in {ms:.1f} ms", user=who,
                    command=command_text(argv),
                    status=result.signal if result.status is None else result.status,
-                   ms=(self._clock.seconds() - started) * 1000)
+                   ms=(self.clock.seconds() - started) * 1000)
         return result
 
     def unready(self) -> str | None:

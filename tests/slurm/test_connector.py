@@ -36,6 +36,7 @@ from dssr.jobs import (
 )
 from dssr.proxy.urls import parse_jobs_domain
 from dssr.remote.interfaces import ConnectionLost, NotConnected, RemoteResult
+from dssr.slurm.cli import ACCOUNTING_RECHECK
 from tests.executors.sample import APP_PASSWORD, OTHER_PASSWORD, OWNER_PASSWORD, template
 from tests.slurm.fakes import SUBMIT, FakeRemote, captured, exited, fixture_text, ok
 
@@ -553,6 +554,14 @@ class ExitStatusTests(ConnectorTestCase):
         self.assertEqual(self.result("exitstatus", other),
                          ExitStatus(0, "01:01:40", "COMPLETED", OUTPUT.decode()))
         self.assertEqual(len(self.remote.of("sacct")), 1)
+        # Until ACCOUNTING_RECHECK has passed: then sacct is asked again (a site may have
+        # turned accounting on).
+        self.clock.advance(ACCOUNTING_RECHECK)
+        self.remote.answer("sacct", ok(f"5|CANCELLED by 1001|0:15|00:07:01|jarvice_{GONE.name}\n"
+                                       .encode()))
+        self.remote.answer("cat", ok(END_RECORD_FAILED))
+        self.assertEqual(self.result("exitstatus", GONE).rc, -15)
+        self.assertEqual(len(self.remote.of("sacct")), 2)
 
     def test_accounting_record_wins_over_end_record(self):
         self.remote.answer("sacct", ok(f"5|CANCELLED by 1001|0:15|00:07:01|jarvice_{GONE.name}\n"
