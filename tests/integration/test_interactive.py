@@ -66,18 +66,8 @@ def websocket_echo(port: int, path: str, cookie: str, count: int) -> int:
         return echoed
 
 
-class InteractiveTests(RigCase):
-    timeout = 300
-
-    async def start_dssr(self, **overrides):
-        reactor.getThreadPool().adjustPoolsize(maxthreads=64)  # 50 clients at once
-        self.proxy_port = free_port()
-        await super().start_dssr(
-            jobs_domain=f"http://127.0.0.1:{self.proxy_port}/job$", **overrides)
-        self.proxy = ProxyFactory(parse_jobs_domain(self.settings.jobs_domain),
-                                  self.connector, reactor, ProxyLimits())
-        listening = reactor.listenTCP(self.proxy_port, self.proxy, interface="127.0.0.1")
-        self.addCleanup(listening.stopListening)
+class InteractiveApps:
+    """For ``RigCase`` tests: interactive jobs running the echo app, and their cookies."""
 
     async def start_app(self, label: str) -> tuple[dict, str, str]:
         """Submit an interactive job running the echo app; its ref, URL and password."""
@@ -102,6 +92,20 @@ class InteractiveTests(RigCase):
         token = urlsplit(url).query.partition("dssr_token=")[2]
         self.assertIsNotNone(split_token(token))
         return f"dssr_job_{ref['number']}={token}"
+
+
+class InteractiveTests(InteractiveApps, RigCase):
+    timeout = 300
+
+    async def start_dssr(self, **overrides):
+        reactor.getThreadPool().adjustPoolsize(maxthreads=64)  # 50 clients at once
+        self.proxy_port = free_port()
+        await super().start_dssr(
+            jobs_domain=f"http://127.0.0.1:{self.proxy_port}/job$", **overrides)
+        self.proxy = ProxyFactory(parse_jobs_domain(self.settings.jobs_domain),
+                                  self.connector, reactor, ProxyLimits())
+        listening = reactor.listenTCP(self.proxy_port, self.proxy, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
 
     def open_streams(self) -> int:
         return sum(s.value for s in self.proxy.metrics() if s.name == "dssr_proxy_open_streams")
