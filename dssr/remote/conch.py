@@ -16,7 +16,6 @@ from twisted.conch.ssh.connection import EXTENDED_DATA_STDERR, SSHConnection
 from twisted.conch.ssh.keys import BadKeyError, Key
 from twisted.conch.ssh.transport import (
     DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE,
-    SSHClientTransport,
 )
 from twisted.conch.ssh.userauth import MSG_USERAUTH_REQUEST, SSHUserAuthClient
 from twisted.internet.defer import Deferred, fail, succeed
@@ -30,6 +29,7 @@ from twisted.logger import (
     globalLogPublisher,
 )
 
+from dssr.remote.aead import GCMClientTransport
 from dssr.remote.forward import ForwardChannel
 from dssr.remote.hostkeys import KnownHosts, host_token, preferred_algorithms
 from dssr.remote.interfaces import (
@@ -309,7 +309,7 @@ class _UserAuth(SSHUserAuthClient):
         return b"ssh-rsa"
 
 
-class _Transport(SSHClientTransport):
+class _Transport(GCMClientTransport):
     """The SSH transport for one login: strict host key check, then user-auth."""
 
     _log = _CONCH_LOG
@@ -319,6 +319,7 @@ class _Transport(SSHClientTransport):
         self.ready = ready
         self.error: RemoteError | None = None
         self.why: str | None = None
+        self._secured = False  # keys in use: login asked for
 
     def connectionMade(self) -> None:
         try:
@@ -342,6 +343,11 @@ class _Transport(SSHClientTransport):
         return fail(self.error) if self.error else succeed(True)
 
     def connectionSecure(self) -> None:
+        # Conch calls this after every key exchange; a rekey must not ask to log in again
+        # (sshd would log a kex_protocol_error for each).
+        if self._secured:
+            return
+        self._secured = True
         connection = Connection(self.target, self.ready)
         self.requestService(_UserAuth(self.target, connection))
 

@@ -9,6 +9,7 @@ import pwd
 import shutil
 import tempfile
 
+from twisted.conch.ssh.transport import SSHCiphers
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import connectProtocol
@@ -23,6 +24,7 @@ from zope.interface import implementer
 
 from dssr import compose
 from dssr import settings as dssr_settings
+from dssr.remote.aead import GCMCiphers
 from dssr.remote.interfaces import ForwardRefused
 from tests.integration.sshd import SSHServer, free_port, generate_key, require_sshd
 from tests.integration.test_ssh import deferred_test
@@ -134,6 +136,35 @@ class ForwardTests(TestCase):
         self.assertEqual(response.code, 200)
         self.assertEqual(len(body), len(PAYLOAD))
         self.assertTrue(body == PAYLOAD)
+
+    async def rekeyed_download(self, cipher: str, kind: type) -> None:
+        """A download with only ``cipher`` allowed, the keys changed every megabyte."""
+        remote = await self.remote(f"Ciphers {cipher}\nRekeyLimit 1M\n")
+        port = self.listen(Site(Blob()))
+        collector = Collector()
+        await connectProtocol(remote.tcp_endpoint("127.0.0.1", port), collector)
+        transport = collector.transport.conn.transport
+        first_keys = transport.currentEncryptions
+        self.assertIs(type(first_keys), kind)
+        collector.transport.write(b"GET / HTTP/1.0\r\n\r\n")
+        received = await collector.ended
+        self.assertTrue(received.endswith(PAYLOAD))
+        self.assertIsNot(transport.currentEncryptions, first_keys)  # rekeyed meanwhile
+        self.assertIs(type(transport.currentEncryptions), kind)
+        # A rekey must not make DSSR ask to log in again.
+        self.assertNotIn("kex_protocol_error", self.server.log())
+
+    @deferred_test
+    async def test_aes256_gcm_rekeyed(self):
+        await self.rekeyed_download("aes256-gcm@openssh.com", GCMCiphers)
+
+    @deferred_test
+    async def test_aes128_gcm_rekeyed(self):
+        await self.rekeyed_download("aes128-gcm@openssh.com", GCMCiphers)
+
+    @deferred_test
+    async def test_conch_s_own_aes_ctr_rekeyed(self):
+        await self.rekeyed_download("aes256-ctr", SSHCiphers)
 
     @deferred_test
     async def test_a_paused_reader_gets_nothing_until_it_resumes(self):

@@ -4,10 +4,12 @@ import struct
 
 from twisted.conch.error import ConchError
 from twisted.conch.ssh.common import NS
+from twisted.conch.ssh.keys import Key
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from dssr.remote.conch import ExecChannel
+from dssr.remote.conch import ExecChannel, Target, _Transport
+from dssr.remote.hostkeys import KnownHosts
 from dssr.remote.interfaces import (
     ChannelRefused,
     CommandTimeout,
@@ -15,6 +17,7 @@ from dssr.remote.interfaces import (
     RemoteError,
     RemoteResult,
 )
+from tests.integration.sshd import generate_key
 
 
 class RecordingConnection:
@@ -150,3 +153,17 @@ class CutOffTests(SynchronousTestCase):
         conn.channelsToRemoteChannel[channel] = 1
         channel.channelOpen(b"")
         self.assertEqual(kinds(conn), [b"close"])
+
+
+class RekeyTests(SynchronousTestCase):
+    def test_login_is_asked_once_not_after_each_key_exchange(self):
+        """Conch calls connectionSecure after every NEWKEYS; only the first asks to log in."""
+        key = Key.fromString(generate_key()[0])
+        target = Target("127.0.0.1", 22, "someone", key, KnownHosts("/nonexistent"))
+        transport = _Transport(target, Deferred())
+        sent = []
+        transport.sendPacket = lambda kind, payload: sent.append(payload)
+        transport.connectionSecure()
+        self.assertEqual(sent, [NS(b"ssh-userauth")])
+        transport.connectionSecure()  # after a rekey
+        self.assertEqual(sent, [NS(b"ssh-userauth")])
