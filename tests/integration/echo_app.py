@@ -96,10 +96,16 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+class Server(ThreadingHTTPServer):
+    # socketserver's backlog of 5 drops SYNs when 32 clients connect at once (a 1 s
+    # retransmit each); real app servers (tornado, node) listen with 128.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 PAYLOAD = b""
 
 if __name__ == "__main__":
     PAYLOAD = payload()
-    server = ThreadingHTTPServer(("0.0.0.0", int(os.environ["JARVICE_SERVICE_PORT"])), Handler)
-    server.daemon_threads = True
+    server = Server(("0.0.0.0", int(os.environ["JARVICE_SERVICE_PORT"])), Handler)
     server.serve_forever()
