@@ -21,13 +21,6 @@ from twisted.conch.ssh.userauth import MSG_USERAUTH_REQUEST, SSHUserAuthClient
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint, ITCPTransport
-from twisted.logger import (
-    FilteringLogObserver,
-    Logger,
-    LogLevel,
-    LogLevelFilterPredicate,
-    globalLogPublisher,
-)
 
 from dssr.remote.aead import GCMClientTransport
 from dssr.remote.forward import ForwardChannel
@@ -43,10 +36,10 @@ from dssr.remote.interfaces import (
 )
 from dssr.remote.keys import describe
 from dssr.remote.output import OutputBuffer
+from dssr.remote.quiet import QuietLogger
 
-# Conch narrates every channel at info and debug (lines per command): keep its warnings.
-_CONCH_LOG = Logger(observer=FilteringLogObserver(
-    globalLogPublisher, [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)]))
+# Conch narrates every channel at info and debug: keep its warnings.
+_CONCH_LOG = QuietLogger()
 
 # Our receive window per channel: large enough that big outputs stream without stalls.
 _WINDOW = 2 * 1024 * 1024

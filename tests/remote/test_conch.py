@@ -167,3 +167,4 @@ class RekeyTests(SynchronousTestCase):
         self.assertEqual(sent, [NS(b"ssh-userauth")])
         transport.connectionSecure()  # after a rekey
         self.assertEqual(sent, [NS(b"ssh-userauth")])
+
