@@ -185,7 +185,8 @@ class AppRecord:
     """Where an interactive job's app listens, as its batch script recorded it.
 
     ``number`` is the Jarvice job number the job was submitted as; ``token`` the
-    secret part of the proxy's access token; ``password`` the app's own password.
+    secret part of the proxy's access token; ``password`` the app's own password;
+    ``url_template`` the app's ``/etc/NAE/url.txt`` when the wrapper could read it.
     """
 
     number: int
@@ -193,6 +194,7 @@ class AppRecord:
     port: int
     password: str
     token: str
+    url_template: str = ""
 
 
 def parse_app_record(text: str) -> AppRecord | None:
@@ -200,7 +202,7 @@ def parse_app_record(text: str) -> AppRecord | None:
     values = dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
     try:
         record = AppRecord(int(values["NUMBER"]), values["NODE"], int(values["PORT"]),
-                           values["PASSWORD"], values["TOKEN"])
+                           values["PASSWORD"], values["TOKEN"], values.get("URL", ""))
     except (KeyError, ValueError):
         return None
     return record if record.node and 0 < record.port < 65536 and record.token else None

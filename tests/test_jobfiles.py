@@ -63,6 +63,8 @@ class LayoutTests(SynchronousTestCase):
     def test_app_record(self):
         text = "NUMBER=42\nNODE=node1\nPORT=34567\nPASSWORD=p=w\nTOKEN=abc\n"
         self.assertEqual(parse_app_record(text), AppRecord(42, "node1", 34567, "p=w", "abc"))
+        self.assertEqual(parse_app_record(text + "URL=https://%PUBLICADDR%/?a=b\n").url_template,
+                         "https://%PUBLICADDR%/?a=b")
         for broken in ("", text.replace("PORT=34567", "PORT=x"),
                        text.replace("PORT=34567", "PORT=0"), text.replace("TOKEN=abc", "TOKEN=")):
             self.assertIsNone(parse_app_record(broken))

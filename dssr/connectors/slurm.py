@@ -33,7 +33,7 @@ from dssr.jobs import (
     SubmitRequest,
     Submitted,
 )
-from dssr.proxy.urls import JobsURL, access_token, with_token
+from dssr.proxy.urls import JobsURL, access_token, app_url, with_token
 from dssr.samples import Sample
 from dssr.slurm.interfaces import QueueJob, Refused
 from dssr.slurm.snapshot import Snapshot
@@ -286,7 +286,8 @@ class SlurmConnector:
 
     def _app_url(self, ref: JobRef, record: AppRecord) -> str:
         token = access_token(ref.jobid, record.token)
-        return with_token(self._jobs_url.url(ref.number), token)
+        root = self._jobs_url.url(ref.number)
+        return with_token(app_url(record.url_template, root, record.password), token)
 
     async def request_tail(self, ref: JobRef, lines: int) -> str | None:
         job = await self._queued_job(ref)

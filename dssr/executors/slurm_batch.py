@@ -63,6 +63,9 @@ def batch_job(name: str, nodes: int, params: JobParameters, output: str, files_p
     )
 
 
+# Where a Jarvice app image keeps its URL template (%PUBLICADDR%, %NIMBIXPASSWD%).
+APP_URL_FILE = "/etc/NAE/url.txt"
+
 # An interactive job's rank 0, before the app starts: a free port and a password for
 # the app (exported), an access token for DSSR's proxy, and once the app listens, the
 # app record (mode 0600; see dssr.jobfiles.AppRecord). The token stays out of the
@@ -78,10 +81,16 @@ if [ -n "${DSSR_APP_RECORD:-}" ] && [ "$PROCESS_PROCID" = 0 ]; then
     export DSSR_SERVICE_PORT DSSR_SERVICE_PASSWORD
     (
         until (: <>"/dev/tcp/127.0.0.1/$DSSR_SERVICE_PORT") 2>/dev/null; do sleep 0.5; done
+        # The URL template of the app, read below the root of the process that listens
+        # (the root of its container, when it runs in one).
+        dssr_pid=$(ss -Hltnp "sport = :$DSSR_SERVICE_PORT" 2>/dev/null \\
+            | sed -n "s/.*pid=\\([0-9]*\\).*/\\1/p" | head -n 1)
+        dssr_url=$(head -n 1 -- "/proc/${dssr_pid:-self}/root$DSSR_APP_URL_FILE" 2>/dev/null \\
+            | tr -d "\\r" | head -c 2048)
         umask 077
-        printf "NUMBER=%s\\nNODE=%s\\nPORT=%s\\nPASSWORD=%s\\nTOKEN=%s\\n" \\
+        printf "NUMBER=%s\\nNODE=%s\\nPORT=%s\\nPASSWORD=%s\\nTOKEN=%s\\nURL=%s\\n" \\
             "$DSSR_JOB_NUMBER" "$(hostname)" "$DSSR_SERVICE_PORT" \\
-            "$DSSR_SERVICE_PASSWORD" "$DSSR_ACCESS_TOKEN" > "$DSSR_APP_RECORD.tmp" \\
+            "$DSSR_SERVICE_PASSWORD" "$DSSR_ACCESS_TOKEN" "$dssr_url" > "$DSSR_APP_RECORD.tmp" \\
             && mv -f -- "$DSSR_APP_RECORD.tmp" "$DSSR_APP_RECORD"
     ) </dev/null >/dev/null 2>&1 &
     unset DSSR_ACCESS_TOKEN
@@ -186,14 +195,15 @@ exit "$DSSR_EXIT_CODE"
 """
 
 
-def slurm_batch_script(filled_script: str, files_prefix: str,
-                       number: int | None = None) -> str:
+def slurm_batch_script(filled_script: str, files_prefix: str, number: int | None = None,
+                       url_file: str = APP_URL_FILE) -> str:
     """The ``#!/bin/bash`` batch script that runs ``filled_script`` on every node.
 
     ``files_prefix`` and the job id make the job's files' base path (``dssr.jobfiles``);
     rank 0's output is kept beside the end record, as ``<end record>.rank0``, until the
     verdict is taken. ``number``, for an interactive job: its Jarvice job number (the
-    app record goes beside the end record).
+    app record goes beside the end record); ``url_file`` where the app's URL template
+    is, inside the app's root.
     """
     payload = base64.b64encode(filled_script.encode()).decode()
     chunks = [payload[i:i + CHUNK] for i in range(0, len(payload), CHUNK)] or [""]
@@ -201,6 +211,7 @@ def slurm_batch_script(filled_script: str, files_prefix: str,
                       for index, chunk in enumerate(chunks))
     if number is not None:
         exports += (f'export DSSR_APP_RECORD="$DSSR_JOB_FILES.app" '
+                    f"DSSR_APP_URL_FILE={shlex.quote(url_file)} "
                     f"DSSR_JOB_NUMBER={int(number)}\n"
                     'rm -f -- "$DSSR_APP_RECORD"\n')
     return (_HEAD.format(files_prefix=shlex.quote(files_prefix))

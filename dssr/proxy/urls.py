@@ -8,7 +8,7 @@ as written (``http://127.0.0.1:8081/job$``). ``$`` stands for the job number.
 
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 TOKEN_PARAMETER = "dssr_token"  # noqa: S105 (a parameter name, not a secret)
 _TOKEN = re.compile(r"^([0-9]+)\.([A-Za-z0-9_-]{16,128})$")
@@ -79,8 +79,26 @@ def split_token(token: str) -> tuple[str, str] | None:
 
 
 def with_token(url: str, token: str) -> str:
-    """``url`` carrying ``token`` in its query, as upstream hands it to the user."""
-    return f"{url}?{urlencode({TOKEN_PARAMETER: token})}"
+    """``url`` carrying ``token`` in its query (after any other parameters), as
+    upstream hands it to the user."""
+    before, hash, fragment = url.partition("#")
+    joiner = "&" if "?" in before else "?"
+    return f"{before}{joiner}{urlencode({TOKEN_PARAMETER: token})}{hash}{fragment}"
+
+
+def app_url(template: str, root: str, password: str) -> str:
+    """Job's URL from its app's ``/etc/NAE/url.txt`` template, else ``root``.
+
+    The template (``https://%PUBLICADDR%/vnc.html?password=%NIMBIXPASSWD%``) gives
+    the path, query and fragment below the job's ``root``; its scheme and host are
+    the proxy's, so an image cannot send users elsewhere. ``%NIMBIXPASSWD%`` is the
+    app's password.
+    """
+    _, marker, rest = template.strip().partition("%PUBLICADDR%")
+    if not marker or (rest and rest[0] not in "/?#") or any(c.isspace() for c in rest):
+        return root
+    rest = rest.replace("%NIMBIXPASSWD%", quote(password, safe=""))
+    return root + rest[1:] if rest.startswith("/") else root + rest
 
 
 def without_token(target: str) -> tuple[str, str | None]:

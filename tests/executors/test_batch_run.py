@@ -77,10 +77,10 @@ class BatchRunTests(SynchronousTestCase):
         }
         self.record_path = self.dir / ".jarvice" / "job.42.end"
 
-    def start(self, filled: str, number=None) -> subprocess.Popen:
+    def start(self, filled: str, number=None, **options) -> subprocess.Popen:
         batch = self.dir / "batch.sh"
         # A relative record path, as with an empty scratch dir: below the submit dir.
-        batch.write_text(slurm_batch_script(filled, ".jarvice/job.", number))
+        batch.write_text(slurm_batch_script(filled, ".jarvice/job.", number, **options))
         # A file, like the job's output file: tasks left behind cannot hold a pipe open.
         with open(self.dir / "job.out", "wb") as output:
             return subprocess.Popen(["bash", str(batch)], cwd=self.dir, env=self.env,
@@ -211,24 +211,13 @@ class BatchRunTests(SynchronousTestCase):
         self.assertEqual(record.state, "CANCELLED")
 
     def test_interactive_app_gets_a_port_and_is_recorded_once_it_listens(self):
+        process, record = self.app()
         app_record = self.dir / ".jarvice" / "job.42.app"
-        # The app: tells its environment, then listens on the port it was given.
-        filled = ('env | grep -e ^DSSR_ -e ^JARVICE_ > "$OUT/env.$PROCESS_PROCID"\n'
-                  '[ "$PROCESS_PROCID" = 0 ] || exit 0\n'
-                  'exec python3 -c "import socket, time, os; s = socket.socket(); '
-                  's.bind((\\"127.0.0.1\\", int(os.environ[\\"DSSR_SERVICE_PORT\\"]))); '
-                  's.listen(); time.sleep(60)"\n')
-        process = self.start(filled, 42)
-        self.addCleanup(self.kill_group, process)
-        deadline = time.monotonic() + 30
-        while not app_record.exists():
-            self.assertLess(time.monotonic(), deadline, "no app record")
-            time.sleep(0.05)
-        record = parse_app_record(app_record.read_text())
         self.assertEqual(app_record.stat().st_mode & 0o777, 0o600)
         self.assertEqual((record.number, record.node), (42, socket.gethostname()))
         self.assertGreaterEqual(len(record.token), 32)
         self.assertGreaterEqual(len(record.password), 24)
+        self.assertEqual(record.url_template, "")  # the app has none
         environment = (self.dir / "env.0").read_text()
         self.assertIn(f"DSSR_SERVICE_PORT={record.port}\n", environment)
         self.assertIn(f"DSSR_SERVICE_PASSWORD={record.password}\n", environment)
@@ -236,6 +225,30 @@ class BatchRunTests(SynchronousTestCase):
         os.kill(process.pid, signal.SIGTERM)
         process.wait(timeout=10)
         self.assertFalse(app_record.exists())
+
+    def test_the_app_s_url_template_is_recorded(self):
+        template = self.dir / "url.txt"  # below the app's root, here the host's
+        template.write_text("https://%PUBLICADDR%/vnc.html?password=%NIMBIXPASSWD%\r\nmore\n")
+        _, record = self.app(url_file=str(template))
+        self.assertEqual(record.url_template,
+                         "https://%PUBLICADDR%/vnc.html?password=%NIMBIXPASSWD%")
+
+    def app(self, **options):
+        """An interactive job whose app listens on its port; the batch and the record."""
+        app_record = self.dir / ".jarvice" / "job.42.app"
+        # The app: tells its environment, then listens on the port it was given.
+        filled = ('env | grep -e ^DSSR_ -e ^JARVICE_ > "$OUT/env.$PROCESS_PROCID"\n'
+                  '[ "$PROCESS_PROCID" = 0 ] || exit 0\n'
+                  'exec python3 -c "import socket, time, os; s = socket.socket(); '
+                  's.bind((\\"127.0.0.1\\", int(os.environ[\\"DSSR_SERVICE_PORT\\"]))); '
+                  's.listen(); time.sleep(60)"\n')
+        process = self.start(filled, 42, **options)
+        self.addCleanup(self.kill_group, process)
+        deadline = time.monotonic() + 30
+        while not app_record.exists():
+            self.assertLess(time.monotonic(), deadline, "no app record")
+            time.sleep(0.05)
+        return process, parse_app_record(app_record.read_text())
 
     def kill_group(self, process):
         try:

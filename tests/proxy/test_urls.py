@@ -5,6 +5,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from dssr.proxy.urls import (
     JobsURL,
     access_token,
+    app_url,
     parse_jobs_domain,
     split_token,
     with_token,
@@ -45,6 +46,13 @@ class TokenTests(SynchronousTestCase):
         url = with_token("http://h/job1/", token)
         self.assertEqual(url, f"http://h/job1/?dssr_token={token}")
 
+    def test_after_the_query_and_before_the_fragment(self):
+        self.assertEqual(with_token("http://h/v.html?a=b#x", "1.t"),
+                         "http://h/v.html?a=b&dssr_token=1.t#x")
+        self.assertEqual(with_token("http://h/v.html#x?y", "1.t"),
+                         "http://h/v.html?dssr_token=1.t#x?y")
+        self.assertEqual(without_token("/v.html?a=b&dssr_token=1.t"), ("/v.html?a=b", "1.t"))
+
     def test_malformed(self):
         for token in ("", "123", "abc.ssssssssssssssssssss", "1.short", "1." + "s" * 200,
                       "1.ssssssssssssssss;x"):
@@ -57,3 +65,23 @@ class TokenTests(SynchronousTestCase):
         self.assertEqual(without_token("/job1/"), ("/job1/", None))
         self.assertEqual(without_token("/j/?q=a%20b+c&dssr_token=1.x&dssr_token=2.y&z"),
                          ("/j/?q=a%20b+c&z", "1.x"))
+
+
+class AppURLTests(SynchronousTestCase):
+    ROOT = "https://job-7.jobs.example.com/"
+
+    def test_template_below_the_job_s_root(self):
+        template = "https://%PUBLICADDR%/vnc.html?password=%NIMBIXPASSWD%&autoconnect=1\n"
+        self.assertEqual(app_url(template, self.ROOT, "p/w+"),
+                         self.ROOT + "vnc.html?password=p%2Fw%2B&autoconnect=1")
+        self.assertEqual(app_url("http://%PUBLICADDR%/lab#tree", "http://h:1/job7/", "p"),
+                         "http://h:1/job7/lab#tree")
+        self.assertEqual(app_url("https://%PUBLICADDR%", self.ROOT, "p"), self.ROOT)
+        self.assertEqual(app_url("https://%PUBLICADDR%?token=%NIMBIXPASSWD%", self.ROOT, "p"),
+                         self.ROOT + "?token=p")
+
+    def test_anything_else_is_the_root(self):
+        for template in ("", "garbage", "https://%PUBLICADDR%:8443/", "https://%PUBLICADDR%.evil/",
+                         "https://%PUBLICADDR%@evil.org/", "https://%PUBLICADDR%/a b",
+                         "https://evil.org/"):
+            self.assertEqual(app_url(template, self.ROOT, "p"), self.ROOT, template)

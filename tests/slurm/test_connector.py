@@ -1066,6 +1066,13 @@ class InteractiveTests(ConnectorTestCase):
         cat, = {call.argv for call in self.remote.of("cat")}
         self.assertEqual(cat, ("cat", "--", f"{SCRATCH}/.jarvice/{RUNNING.name}.9.app"))
 
+    def test_the_app_s_url_template(self):
+        template = "URL=https://%PUBLICADDR%/vnc.html?password=%NIMBIXPASSWD%&x=1\n"
+        self.remote.answer("cat", ok(APP_RECORD + template.encode()))
+        url = f"http://proxy:8081/job4/vnc.html?password=app-pw&x=1&dssr_token=9.{APP_TOKEN}"
+        self.assertEqual(self.result("request_info", RUNNING), JobInfo(url=url))
+        self.assertEqual(self.result("request_connect", RUNNING), AppAccess(url, "app-pw"))
+
     def test_the_proxys_lookup(self):
         self.assertEqual(self.result("interactive_app", "9", 4),
                          InteractiveApp(("tcp", "vm", 34567, None), APP_TOKEN))
