@@ -84,6 +84,8 @@ class Endings:
             state, expected_rc = self.expected[ending.label]
             self.assertEqual((rc, verdict), (expected_rc, termination(state)), ending.label)
             self.assertIn(f"out-{ending.label}", stdout.splitlines(), ending.label)
+            if ending is TIMEOUT:  # the batch script tells a time limit from a cancel
+                self.assertIn("JARVICE Job reached its time limit", stdout.splitlines())
         self.assertTrue(all(ELAPSED.fullmatch(time) for time in times.values()), times)
         self.assertGreaterEqual(times["timeout"], "00:01:00")  # HH:MM:SS compares as text
 

@@ -165,19 +165,6 @@ class IdentityTests(RigCase):
                                      {"qs": {"lines": ["5"]}})
         self.assertEqual((code, tail.decode().splitlines()[-1]), (200, "mine"))
 
-    async def test_walltime_is_timeout(self):
-        # Slurm enforces limits in minutes (and checks them every 30 s or so).
-        ref = await self.submit(self.name("walltime"), "echo started; sleep 600",
-                                "JOBOBJ_WALLTIME=00:01:00")
-        await self.wait_for(ref, "running")
-        await self.wait_for(ref, None, limit=150)
-        rc, _, (stdout, verdict) = await self.answer("/exitstatus", ref)
-        self.assertEqual(rc, -9)
-        self.assertIn("TIMEOUT", verdict)
-        self.assertIn("JARVICE Job reached its time limit", stdout)
-
-    test_walltime_is_timeout.timeout = 300
-
 
 class StrangerTests(RigCase):
     """Jobs named like DSSR's that DSSR did not start: never listed, never returned."""
