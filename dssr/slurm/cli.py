@@ -11,6 +11,7 @@ from dssr.remote.interfaces import RemoteResult
 from dssr.remote.logged import LoggedRemote
 from dssr.remote.output import first_line
 from dssr.slurm import commands
+from dssr.slurm.accounting import ACCOUNTING_RECHECK, AccountingSwitch
 from dssr.slurm.interfaces import (
     SETUP_BUSY,
     AccountingRecord,
@@ -51,10 +52,6 @@ def _listed(result: RemoteResult, token: str) -> tuple[list[QueueJob], list[str]
         raise Unavailable(f"squeue output not understood: {error}") from None
 
 
-# Seconds DSSR trusts sacct's "accounting storage is disabled" before asking again.
-ACCOUNTING_RECHECK = 600.0
-
-
 @implementer(ISlurm)
 class CLISlurm:
     """Slurm's commands run on the login node through ``commands``; the queue lists
@@ -64,7 +61,7 @@ class CLISlurm:
     def __init__(self, commands: LoggedRemote, users: tuple[str, ...] = ()):
         self._commands = commands
         self._users = users
-        self._accounting_off_at: float | None = None  # when sacct said it is disabled
+        self._accounting = AccountingSwitch(commands.clock)
         self._skipped: set[str] = set()
 
     @property
@@ -142,7 +139,7 @@ class CLISlurm:
         return _text(result.stdout if result.ok else result.stderr)
 
     async def accounting(self, jobid: str, user: str | None = None) -> AccountingRecord | None:
-        if not self._accounting_on():
+        if not self._accounting.on():
             return None
         # Not _slurm: sacct asks slurmdbd, and slurmdbd down is no reason for a 503.
         result = await self._commands.run(commands.sacct_job(jobid, self._users), user=user)
@@ -150,7 +147,7 @@ class CLISlurm:
             if accounting_disabled(_text(result.stderr)):
                 _log.info("sacct: accounting is disabled; using end records (asking again "
                           "in {minutes:g} minutes)", minutes=ACCOUNTING_RECHECK / 60)
-                self._accounting_off_at = self._commands.clock.seconds()
+                self._accounting.off()
             else:
                 _log.warn("sacct failed for job {jobid} (exit {status}): {error}; its end "
                           "record decides how it ended", jobid=jobid, status=result.status,
@@ -162,12 +159,6 @@ class CLISlurm:
             _log.warn("{error}; job {jobid}'s end record decides how it ended",
                       error=error, jobid=jobid)
             return None
-
-    def _accounting_on(self) -> bool:
-        """Whether to ask sacct: unless it said accounting is disabled, less than
-        ``ACCOUNTING_RECHECK`` seconds ago (a site may turn it on without restarting DSSR)."""
-        off_at = self._accounting_off_at
-        return off_at is None or self._commands.clock.seconds() - off_at >= ACCOUNTING_RECHECK
 
     async def ping(self) -> None:
         result = await self._slurm(commands.scontrol_ping())

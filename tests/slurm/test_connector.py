@@ -36,7 +36,7 @@ from dssr.jobs import (
 )
 from dssr.proxy.urls import parse_jobs_domain
 from dssr.remote.interfaces import ConnectionLost, NotConnected, RemoteResult
-from dssr.slurm.cli import ACCOUNTING_RECHECK
+from dssr.slurm.accounting import ACCOUNTING_RECHECK
 from tests.executors.sample import APP_PASSWORD, OTHER_PASSWORD, OWNER_PASSWORD, template
 from tests.slurm.fakes import SUBMIT, FakeRemote, captured, exited, fixture_text, ok
 

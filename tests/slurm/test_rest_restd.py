@@ -7,6 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from dssr.errors import Unavailable
 from dssr.jobfiles import CLAIM_SUBMIT
 from dssr.remote.logged import LoggedRemote
+from dssr.slurm.accounting import ACCOUNTING_RECHECK
 from dssr.slurm.interfaces import BatchJob, Refused, Setup
 from dssr.slurm.rest.client import Answer
 from dssr.slurm.rest.restd import RestSlurm
@@ -215,6 +216,10 @@ class RestSlurmTests(SynchronousTestCase):
         self.assertIsNone(self.run_(self.slurm.accounting("105")))  # not asked again
         self.assertEqual([call[1] for call in self.client.calls].count(
             "/slurmdb/v0.0.41/job/105"), 1)
+        # ...until ACCOUNTING_RECHECK has passed (a site may have turned it on).
+        self.clock.advance(ACCOUNTING_RECHECK)
+        self.assertEqual(self.run_(self.slurm.accounting("105", "dssr-alice")).state,
+                         "OUT_OF_MEMORY")
 
     def test_ping_and_readiness(self):
         self.client.on("GET", "/slurm/v0.0.41/ping", answer(200, document("v0.0.41", "ping")),

@@ -16,6 +16,7 @@ from zope.interface import implementer
 from dssr.errors import Unavailable
 from dssr.jobs import JOBID
 from dssr.remote.output import first_line
+from dssr.slurm.accounting import ACCOUNTING_RECHECK, AccountingSwitch
 from dssr.slurm.cli import with_setup
 from dssr.slurm.interfaces import (
     SETUP_BUSY,
@@ -64,7 +65,7 @@ class RestSlurm:
         self._service_user = service_user
         self._pinned = version
         self.version = version
-        self._accounting = True
+        self._accounting = AccountingSwitch(clock)
         self.service = MultiService()
         if commands.remote.service is not None:
             commands.remote.service.setServiceParent(self.service)
@@ -223,14 +224,15 @@ class RestSlurm:
         return answers.error_text(answer.document) or f"no job {jobid}"
 
     async def accounting(self, jobid: str, user: str | None = None) -> AccountingRecord | None:
-        if not self._accounting:
+        if not self._accounting.on():
             return None
         version = await self._version()
         answer = await self._send("GET", f"/slurmdb/{version}/job/{_jobid(jobid)}", user)
         if answer.status == 404 and not answers.errors(answer.document):
             _log.info("slurmrestd serves no /slurmdb (no openapi/dbv plugin or no slurmdbd): "
-                      "using end records from now on")
-            self._accounting = False
+                      "using end records (asking again in {minutes:g} minutes)",
+                      minutes=ACCOUNTING_RECHECK / 60)
+            self._accounting.off()
             return None
         if answers.error_numbers(answer.document) == {answers.NOTHING_FOUND}:
             return None  # no record (yet): the end record decides
