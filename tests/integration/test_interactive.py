@@ -32,11 +32,16 @@ APP_BODY = (f"echo {APP} | base64 -d > \"$HOME/echo_app_$$.py\"\n"
 PAYLOAD = echo_app.payload()
 
 
-def request(port: int, path: str, cookie: str | None = None, timeout: float = 60):
-    """GET ``path`` from the proxy: (status, headers, body)."""
+def request(port: int, path: str, cookie: str | None = None, timeout: float = 60,
+            host: str | None = None):
+    """GET ``path`` from 127.0.0.1:``port`` (naming ``host`` if given): (status, headers,
+    body)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {"Cookie": cookie} if cookie else {}
+    if host:
+        headers["Host"] = host
     try:
-        connection.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+        connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:

@@ -3,7 +3,6 @@ listener (``DSSR_PROXY_LISTEN``, here TLS) with host-based job URLs
 (``JARVICE_JOBS_DOMAIN``), apart from upstream's API listener."""
 
 import datetime
-import http.client
 import os
 import socket
 import ssl
@@ -17,7 +16,7 @@ from twisted.internet import threads
 
 from tests.integration.sshd import free_port
 from tests.integration.test_faults import ProcessCase
-from tests.integration.test_interactive import InteractiveApps
+from tests.integration.test_interactive import InteractiveApps, request
 
 DOMAIN = "jobs.test"
 
@@ -69,17 +68,6 @@ def tls_get(port: int, host: str, target: str, authority: str,
     return int(status_line.split()[1]), headers, body
 
 
-def plain_get(port: int, host: str, target: str, cookie: str) -> tuple[int, bytes]:
-    """GET ``target`` from the API listener at 127.0.0.1:``port`` naming ``host``."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        connection.request("GET", target, headers={"Host": host, "Cookie": cookie})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 class ProxyListenerTests(InteractiveApps, ProcessCase):
     timeout = 300
 
@@ -123,6 +111,7 @@ class ProxyListenerTests(InteractiveApps, ProcessCase):
 
         # The API listener serves no job traffic, whatever the request names.
         api_port = urlsplit(self.base).port
-        status, page = await threads.deferToThread(plain_get, api_port, host, "/", cookie)
+        status, _, page = await threads.deferToThread(request, api_port, "/", cookie,
+                                                      host=host)
         self.assertNotEqual(status, 200)
         self.assertNotIn(password.encode(), page)
