@@ -71,10 +71,17 @@ switch() {
     apply "$old_accounting" "$old_private_data"
 }
 
+# ready_after NAME on|off|status: switch the mode NAME, then wait until the rig is ready
+# in it (a status only asks).
+ready_after() {
+    switch "$@"
+    [[ $2 == status ]] || wait_ready
+}
+
 case $1 in
-    accounting) switch ACCOUNTING "$2" ;;
-    privatedata) switch PRIVATE_DATA "$2" ;;
-    coordinator) switch COORDINATOR "$2" ;;
+    accounting) ready_after ACCOUNTING "$2" ;;
+    privatedata) ready_after PRIVATE_DATA "$2" ;;
+    coordinator) ready_after COORDINATOR "$2" ;;
     drop)
         [[ $2 == sshd ]] || usage
         drop_sshd

@@ -266,3 +266,5 @@ wait_node() {
 source "$(dirname "${BASH_SOURCE[0]}")/accounting.sh"
 # shellcheck source=restd.sh
 source "$(dirname "${BASH_SOURCE[0]}")/restd.sh"
+# shellcheck source=ready.sh
+source "$(dirname "${BASH_SOURCE[0]}")/ready.sh"

@@ -198,12 +198,15 @@ make_dirs
 save_modes
 start_munge
 make_jwt_key
-start_slurm
-restart_slurmrestd_if_changed
+# The users exist before slurmctld loads their associations: it resolves each user's uid
+# once, when it loads them, and holds a user it cannot resolve with none for good.
 make_user "$SVC_USER"
 for user in "${MAPPED_USERS[@]}"; do
     make_user "$user"
 done
+start_slurm
+restart_slurmrestd_if_changed
 start_ssh
 write_env
+wait_ready
 show_env

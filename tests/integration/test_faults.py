@@ -160,6 +160,16 @@ class GroundTruth:
             raise RuntimeError(f"squeue failed: {out}")
         return out.split()
 
+    async def wait_no_sbatch(self, user: str, limit: float = 30) -> None:
+        """Wait until no ``sbatch`` of ``user`` runs: one a killed DSSR left running has
+        submitted its job or given up."""
+        for _ in range(int(limit / 0.1)):
+            code, _ = await self.command("pgrep", "-u", user, "-x", "sbatch")
+            if code == 1:
+                return
+            await sleep(0.1)
+        raise RuntimeError(f"an sbatch of {user} still ran after {limit:g}s")
+
     async def cancel(self, jobids: list[str]) -> None:
         """scancel as root: leave no job of the test in the shared rig's queue."""
         if jobids:
@@ -488,7 +498,7 @@ class KilledProcessTests(ProcessCase):
         self.assertIsInstance(ended, ProcessTerminated)
         self.assertEqual(ended.signal, 9)
         first_answer = await cut_off
-        await self.sleep(1)  # an sbatch the dead DSSR left running has settled by now
+        await self.truth.wait_no_sbatch(self.environment["JARVICE_SLURM_SSH_USER"])
         started_by_first = await self.truth.jobs_named(name)
 
         await self.dssr("second")
