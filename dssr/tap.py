@@ -93,7 +93,7 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
         if jobs_url is None:
             raise SystemExit("dssr: proxy_listen needs jobs_domain (the addresses it serves)")
         proxy = proxy_service(reactor, settings.proxy_listen, jobs_url, connector,
-                              compose.proxy_limits(settings))
+                              compose.proxy_limits(settings), compose.access_tokens(settings))
         proxy.setServiceParent(top)
         api.metrics.add(proxy.factory.metrics)
     report = StartupReport(settings, connector, reactor,

@@ -3,7 +3,8 @@
 A connection's first request names the job (by host or path, ``dssr.proxy.urls``) and
 carries its access token, in the URL upstream handed out (then DSSR answers with a
 redirect that moves it into a cookie scoped to the job) or in that cookie. The token
-is checked against the job's app record and taken out of every request; the bytes
+is DSSR's own (``dssr.proxy.tokens``), checked before any lookup, and taken out of
+every request; the bytes
 then flow through a forwarded stream to the app (``IConnector.interactive_app``),
 with backpressure both ways, until either side closes or the connection idles out.
 Responses pass through untouched, so keep-alive and WebSocket upgrades just work. A
@@ -11,7 +12,6 @@ later request on the same connection for another job closes it (the browser retr
 on a new one).
 """
 
-import hmac
 from collections import Counter
 from dataclasses import dataclass
 
@@ -30,7 +30,8 @@ from dssr.proxy.http import (
     error_page,
     without_cookie,
 )
-from dssr.proxy.urls import JobsURL, split_token, without_token
+from dssr.proxy.tokens import AccessTokens
+from dssr.proxy.urls import JobsURL, without_token
 from dssr.samples import Sample
 
 _log = Logger(namespace="dssr.proxy")
@@ -58,12 +59,14 @@ def cookie_name(number: int) -> str:
 
 class ProxyFactory(Factory):
     """Client connections for the jobs ``jobs_url`` routes to, reached through
-    ``connector.interactive_app``; ``clock`` for the idle timeouts and the lookups'
-    short reuse."""
+    ``connector.interactive_app`` once ``tokens`` (``AccessTokens``) let them in;
+    ``clock`` for the idle timeouts and the lookups' short reuse."""
 
-    def __init__(self, jobs_url: JobsURL, connector, clock, limits: ProxyLimits):
+    def __init__(self, jobs_url: JobsURL, connector, clock, limits: ProxyLimits,
+                 tokens: AccessTokens):
         self.jobs_url = jobs_url
         self.limits = limits
+        self.tokens = tokens
         self.clock = clock
         self._connector = connector
         self._lookups: dict[tuple[str, int], tuple[float, Deferred]] = {}
@@ -165,11 +168,11 @@ class ClientConnection(Protocol, TimeoutMixin):
             return
         target, from_url = without_token(head.target)
         token = from_url or cookie_value(head, cookie_name(number))
-        parts = split_token(token) if token else None
-        if parts is None:
+        jobid = self.factory.tokens.verify(token, number) if token else None
+        if jobid is None:
             self._refuse(403, "Forbidden", "no valid access token for this job", "token")
             return
-        app = await self.factory.lookup(parts[0], number)
+        app = await self.factory.lookup(jobid, number)
         if self._closed:
             return
         if isinstance(app, Exception):
@@ -179,9 +182,6 @@ class ClientConnection(Protocol, TimeoutMixin):
         if app is None:
             self._refuse(404, "Not Found", "this job is not running, or its app has not "
                          "started yet", "no_job")
-            return
-        if not hmac.compare_digest(parts[1].encode(), app.secret.encode()):
-            self._refuse(403, "Forbidden", "no valid access token for this job", "token")
             return
         if from_url is not None:
             self._redirect(number, target, token)
@@ -307,9 +307,9 @@ class _UpstreamFactory(Factory):
 
 
 def proxy_service(reactor, listen: str, jobs_url: JobsURL, connector,
-                  limits: ProxyLimits) -> StreamServerEndpointService:
+                  limits: ProxyLimits, tokens: AccessTokens) -> StreamServerEndpointService:
     """The ``proxy`` service: the proxy to ``connector``'s interactive jobs on ``listen``."""
-    factory = ProxyFactory(jobs_url, connector, reactor, limits)
+    factory = ProxyFactory(jobs_url, connector, reactor, limits, tokens)
     service = StreamServerEndpointService(serverFromString(reactor, listen), factory)
     service.setName("proxy")
     return service

@@ -9,11 +9,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from dssr.jobs import InteractiveApp
 from dssr.proxy.server import ProxyFactory, ProxyLimits
+from dssr.proxy.tokens import AccessTokens
 from dssr.proxy.urls import parse_jobs_domain
 from dssr.remote.interfaces import ForwardRefused
 
-SECRET = "s" * 32
-TOKEN = f"100.{SECRET}"
+TOKENS = AccessTokens(b"k" * 32)
+TOKEN = TOKENS.issue("100", 7)
 
 
 class FakeEndpoint:
@@ -43,7 +44,7 @@ class Apps:
     async def interactive_app(self, jobid, number):
         self.lookups += 1
         if (jobid, number) == ("100", 7):
-            return InteractiveApp(self.endpoint, SECRET)
+            return InteractiveApp(self.endpoint)
         return None
 
 
@@ -52,7 +53,7 @@ def proxy(error=None, **limits):
     endpoint = FakeEndpoint(error)
     apps = Apps(endpoint)
     factory = ProxyFactory(parse_jobs_domain("http://proxy:8081/job$"), apps, clock,
-                           ProxyLimits(**limits))
+                           ProxyLimits(**limits), TOKENS)
     return factory, endpoint, apps, clock
 
 
@@ -80,19 +81,21 @@ class RoutingTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.assertEqual(endpoint.apps, [])
 
-    def test_wrong_secret_is_403(self):
-        factory, endpoint, _, _ = proxy()
-        _, transport = client(factory)
-        transport.protocol.dataReceived(
-            b"GET /job7/ HTTP/1.1\r\nCookie: dssr_job_7=100." + b"x" * 32 + b"\r\n\r\n")
-        self.assertEqual(status(transport), b"HTTP/1.1 403 Forbidden")
-        self.assertEqual(endpoint.apps, [])
+    def test_forged_tokens_are_403_without_a_lookup(self):
+        factory, endpoint, apps, _ = proxy()
+        for token in ("100." + "x" * 43, TOKENS.issue("100", 8),
+                      AccessTokens(b"j" * 32).issue("100", 7)):
+            _, transport = client(factory)
+            transport.protocol.dataReceived(
+                f"GET /job7/ HTTP/1.1\r\nCookie: dssr_job_7={token}\r\n\r\n".encode())
+            self.assertEqual(status(transport), b"HTTP/1.1 403 Forbidden")
+        self.assertEqual((endpoint.apps, apps.lookups), ([], 0))
 
     def test_unknown_address_and_job_are_404(self):
         factory, _, _, _ = proxy()
         for request in (b"GET /elsewhere HTTP/1.1\r\n\r\n",
-                        b"GET /job8/ HTTP/1.1\r\nCookie: dssr_job_8=" + TOKEN.encode()
-                        + b"\r\n\r\n"):
+                        b"GET /job8/ HTTP/1.1\r\nCookie: dssr_job_8="
+                        + TOKENS.issue("200", 8).encode() + b"\r\n\r\n"):
             _, transport = client(factory)
             transport.protocol.dataReceived(request)
             self.assertEqual(status(transport), b"HTTP/1.1 404 Not Found")
