@@ -31,13 +31,14 @@ from twisted.internet.utils import getProcessOutput
 from dssr import compose
 from dssr.jobs import InteractiveApp
 from dssr.proxy.server import ProxyFactory, ProxyLimits
+from dssr.proxy.tokens import AccessTokens
 from dssr.proxy.urls import parse_jobs_domain
 from dssr.settings import load
 from tests.integration import echo_app
 from tests.integration.sshd import SSHServer, free_port, generate_key
 
-SECRET = "b" * 32
-COOKIE = f"dssr_job_1=1.{SECRET}"
+TOKENS = AccessTokens(b"b" * 32)
+COOKIE = f"dssr_job_1={TOKENS.issue('1', 1)}"  # Slurm job 1, Jarvice job number 1
 
 
 class OneApp:
@@ -47,7 +48,7 @@ class OneApp:
         self._endpoint = remote.tcp_endpoint("127.0.0.1", port)
 
     async def interactive_app(self, jobid, number):
-        return InteractiveApp(self._endpoint, SECRET) if (jobid, number) == ("1", 1) else None
+        return InteractiveApp(self._endpoint) if (jobid, number) == ("1", 1) else None
 
 
 # -- the client (a separate process: it must not share DSSR's core) --------------------
@@ -180,7 +181,7 @@ async def bench(reactor, options) -> None:
         remote = compose.ssh_remote(settings, reactor)
         remote.startService()
         proxy = ProxyFactory(parse_jobs_domain("http://127.0.0.1/job$"),
-                             OneApp(remote, app_port), reactor, ProxyLimits())
+                             OneApp(remote, app_port), reactor, ProxyLimits(), TOKENS)
         listening = reactor.listenTCP(0, proxy, interface="127.0.0.1")
         try:
             for port in (app_port, forward_port):
