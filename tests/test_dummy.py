@@ -14,6 +14,7 @@ from dssr.connectors.dummy_app import PretendApp
 from dssr.errors import Forbidden, NotFound
 from dssr.jobs import UNKNOWN_EXIT, JobRef, ListedJob, SubmitRequest
 from dssr.proxy.server import ProxyFactory, ProxyLimits
+from dssr.proxy.tokens import AccessTokens, derive_key
 from dssr.proxy.urls import parse_jobs_domain
 from tests.integration.sshd import free_port
 
@@ -168,7 +169,8 @@ class ProxiedTests(DummyCase):
             failing_percent=0, interactive=True, jobs_url=jobs_url, app=app)
         connector.service.startService()
         self.addCleanup(lambda: connector.service.running and connector.service.stopService())
-        proxy = ProxyFactory(jobs_url, connector, reactor, ProxyLimits())
+        proxy = ProxyFactory(jobs_url, connector, reactor, ProxyLimits(),
+                             AccessTokens(derive_key("")))
         listening = reactor.listenTCP(self.proxy_port, proxy, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
         return connector
