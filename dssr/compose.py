@@ -283,9 +283,9 @@ def slurm_connector(settings: Settings, reactor) -> SlurmConnector:
 
 
 def proxy_limits(settings: Settings) -> ProxyLimits:
-    """The proxy's stream caps and idle timeout."""
+    """The proxy's stream caps, idle timeout, and the API's head deadline."""
     return ProxyLimits(settings.proxy_max_streams, settings.proxy_max_job_streams,
-                       settings.proxy_idle_timeout)
+                       settings.proxy_idle_timeout, header_timeout=settings.header_timeout)
 
 
 def access_tokens(settings: Settings) -> AccessTokens:
