@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from dssr import __version__
 from dssr.api import DSSRApi
-from dssr.errors import BadRequest, Unavailable
+from dssr.errors import BadRequest, NotYet, Unavailable
 from dssr.metrics import Sample
 from tests.fakes import FakeConnector
 
@@ -221,6 +221,14 @@ class FailureTests(ApiCase):
         self.connector.failure = BadRequest("unknown pseudo-device foo", field="hpc_script")
         self.assertEqual(self.json("/submit", SUBMIT, expect=400),
                          {"error": "unknown pseudo-device foo", "field": "hpc_script"})
+
+    def test_a_job_not_ended_yet_is_503_with_retry_after(self):
+        self.connector.failure = NotYet("job 7 is RUNNING, it has not ended: ask again")
+        code, headers, body = self.call("/exitstatus", {"name": "job-1", "number": 7,
+                                                        "jobid": "7"})
+        self.assertEqual((code, headers.getRawHeaders("Retry-After")), (503, ["5"]))
+        self.assertEqual(json.loads(body), {"error": "job 7 is RUNNING, it has not ended: "
+                                                     "ask again"})
 
     def test_bug_is_500_json_without_traceback(self):
         self.connector.failure = ZeroDivisionError("secret internals")
