@@ -11,11 +11,12 @@ A connection is in one of these states:
 - ``busy``: the API is answering; no deadline here (the connector bounds its work).
 - ``idle``: between keep-alive requests, for at most ``idle_timeout``.
 - ``closing``: an answer went out with ``Connection: close``. What the client still
-  sends is discarded unread (so a client that writes its whole body before reading
-  sees the answer rather than a reset), until it is silent for ``linger`` seconds, or
-  ``request_timeout`` seconds or ``max_drained`` bytes have passed, as nginx's
-  lingering close does. A body announced longer than ``max_drained`` is not drained:
-  the connection closes at once after the answer.
+  sends is discarded unread (so it sees the answer rather than a reset), for at most
+  ``linger`` seconds and ``max_drained`` bytes. An admitted client's body over
+  ``max_body`` (413) is drained while it keeps coming, as nginx's lingering close
+  does: a client that writes its whole body before reading reads its 413. It is cut
+  after ``linger`` seconds of silence, or ``request_timeout`` seconds or
+  ``max_drained`` bytes in all; a body announced longer than that is not drained.
 """
 
 from io import BytesIO
@@ -80,7 +81,8 @@ class EdgeChannel(HTTPChannel):
     _deadline = None
     _answered = False  # an answer with Connection: close went out; the rest is drained
     _drained = 0
-    _linger_ends = None  # when draining a refused request ends, whatever the client sends
+    _drains_body = False  # a 413: drained while it keeps coming, not only for ``linger``
+    _linger_ends = None  # when draining a refused body ends, whatever the client sends
     _head_lines = 0  # non-empty lines of the current request head
     _head_bytes = 0  # bytes of the current request seen while in ``head``
 
@@ -143,7 +145,7 @@ class EdgeChannel(HTTPChannel):
             if self._drained > self.limits.max_drained:
                 self._disarm()
                 self.transport.abortConnection()
-            else:
+            elif self._drains_body:
                 self._linger()
             return
         if self._state == "idle":
@@ -246,6 +248,7 @@ class EdgeChannel(HTTPChannel):
         self.site.refusals.note(error.status, method.decode("latin-1"),
                                 path.decode("latin-1")[:200], error.message)
         self._state = "closing"
+        self._drains_body = isinstance(error, BodyTooLarge)
         self._linger()
         announced = self.length if isinstance(error, BodyTooLarge) else None
         if announced is not None and announced > self.limits.max_drained:
@@ -256,8 +259,8 @@ class EdgeChannel(HTTPChannel):
             self.loseConnection()
 
     def _linger(self) -> None:
-        """Cut the refused client off after ``linger`` seconds of silence, and at the
-        latest ``request_timeout`` seconds after the answer."""
+        """Cut the refused client off ``linger`` seconds from now, and at the latest
+        ``request_timeout`` seconds after the answer."""
         now = self.site.reactor.seconds()
         if self._linger_ends is None:
             self._linger_ends = now + self.limits.request_timeout
