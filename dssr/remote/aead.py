@@ -81,7 +81,7 @@ class GCMCiphers(AEADCiphers):
         return head + self._out.seal(head, body)
 
     def packet_size(self, head: bytes) -> int:
-        (length,) = struct.unpack(">L", head)
+        length: int = struct.unpack(">L", head)[0]
         if length > _MAX_LENGTH or length % _BLOCK or length < _BLOCK:
             raise BadLength(f"bad packet length {length}")
         return 4 + length + TAG

@@ -24,7 +24,9 @@ Relied on (checked on the releases in ``dssr.twisted_private.CHECKED``):
     The Logger each logs through: ``logs_to`` replaces it.
 """
 
+from collections.abc import Callable
 from functools import cache
+from typing import Any, TypeVar
 
 from twisted.conch.ssh.transport import (
     DISCONNECT_KEY_EXCHANGE_FAILED,
@@ -36,6 +38,7 @@ from twisted.conch.ssh.transport import (
 from twisted.logger import Logger
 
 _warnings = Logger(namespace="dssr.remote")
+T = TypeVar("T", bound=type)
 
 # The private members AEAD framing needs, each a class attribute of SSHTransportBase.
 HOOKS = ("_keySetup", "_keyExchangeState", "_KEY_EXCHANGE_NONE",
@@ -50,10 +53,10 @@ class Unauthentic(ValueError):
     """A packet that was not sealed by the peer's key, in order."""
 
 
-def logs_to(logger: Logger):
+def logs_to(logger: Logger) -> Callable[[T], T]:
     """A class decorator: the Conch class logs through ``logger`` instead of its own."""
 
-    def decorate(cls: type) -> type:
+    def decorate(cls: T) -> T:
         cls._log = logger  # type: ignore[attr-defined]
         return cls
 
@@ -84,7 +87,8 @@ class AEADCiphers(SSHCiphers):
     block_size = 16
     tag_size = 16
 
-    def setKeys(self, outIV, outKey, inIV, inKey, outInteg, inInteg) -> None:
+    def setKeys(self, outIV: bytes, outKey: bytes, inIV: bytes, inKey: bytes,
+                outInteg: bytes, inInteg: bytes) -> None:
         self.keys(outIV, outKey, inIV, inKey)
         self.encBlockSize = self.decBlockSize = self.block_size  # "keys are set"
         self.verifyDigestSize = self.tag_size
@@ -134,13 +138,15 @@ class AEADTransport(SSHTransportBase):
                 and not self._allowedKeyExchangeMessageType(messageType)):
             self._blockedByKeyExchange.append((messageType, payload))
         else:
-            self.transport.write(ciphers.seal(bytes((messageType,)) + payload))
+            transport: Any = self.transport  # an ITransport: zope, which mypy cannot read
+            transport.write(ciphers.seal(bytes((messageType,)) + payload))
             self.outgoingPacketSequence += 1
 
     def getPacket(self) -> bytes | None:
         ciphers = self.currentEncryptions
         if not isinstance(ciphers, AEADCiphers):
-            return super().getPacket()
+            packet: bytes | None = super().getPacket()
+            return packet
         if len(self.buf) < 4:
             return None
         try:
