@@ -1,6 +1,7 @@
 """``twistd dssr``: the plugin is found, options resolve, the service tree is built."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -81,9 +82,12 @@ class OptionsTests(SynchronousTestCase):
 class CommandLineTests(SynchronousTestCase):
     """What an operator sees from the real ``twistd`` and ``dssr`` commands."""
 
-    def run_command(self, *argv):
+    def run_command(self, *argv, environ=None):
+        directory = os.path.abspath(self.mktemp())  # for twistd.log and the like
+        os.makedirs(directory)
         result = subprocess.run([*argv], capture_output=True, text=True, timeout=60,
-                                env={**os.environ, "PYTHONPATH": CHECKOUT}, check=False)
+                                env={**os.environ, "PYTHONPATH": CHECKOUT, **(environ or {})},
+                                check=False, cwd=directory)
         return result.returncode, result.stdout + result.stderr
 
     def test_twistd_usage_error_is_short(self):
@@ -102,6 +106,39 @@ class CommandLineTests(SynchronousTestCase):
         finally:
             os.close(write)
         self.assertEqual((result.returncode, result.stderr), (1, ""))
+
+    def test_a_port_in_use_ends_the_process_in_one_line(self):
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        state = self.mktemp()
+        for environ, argv, expected in (
+                ({"WAITRESS_PORT": str(port)}, (),
+                 f"dssr: cannot serve the Jarvice API on tcp:{port}:interface=127.0.0.1 "
+                 f"(listen): Address already in use"),
+                ({"JARVICE_JOBS_DOMAIN": "http://127.0.0.1/job$"},
+                 ("--listen", "tcp:0:interface=127.0.0.1", "--proxy-listen",
+                  f"tcp:{port}:interface=127.0.0.1"),
+                 f"dssr: cannot serve the proxy on tcp:{port}:interface=127.0.0.1 "
+                 f"(proxy_listen): Address already in use")):
+            code, output = self.run_command(TWISTD, "-n", "--pidfile=", "dssr", "--state-dir",
+                                            state, *argv, environ=environ)
+            self.assertEqual(code, 1, output)
+            self.assertIn(expected, output)
+            self.assertNotIn("Traceback", output)
+            self.assertNotIn("serving the Jarvice API", output)
+
+    def test_bad_listen_is_one_line(self):
+        for environ, argv, named in (({"WAITRESS_PORT": "abc"}, (), "WAITRESS_PORT ('abc')"),
+                                     ({}, ("--listen", "tcp:abc"), "--listen ('tcp:abc')"),
+                                     ({}, ("--listen", "5001"), "--listen ('5001')")):
+            code, output = self.run_command(TWISTD, "-n", "--pidfile=", "dssr", *argv,
+                                            environ=environ)
+            self.assertEqual(code, 1, output)
+            self.assertEqual(len(output.strip().splitlines()), 2, output)
+            self.assertTrue(output.startswith(f"twistd dssr: {named}: "), output)
 
     def test_versions(self):
         self.assertEqual(self.run_command(TWISTD, "dssr", "--version"),
@@ -195,3 +232,8 @@ class LoaderTests(SynchronousTestCase):
         self.assertIn("cannot be imported", str(self.assertRaises(
             ConnectorError, resolve, "nosuchpackage.module.thing")))
         self.assertIn("make_connector", str(self.assertRaises(ConnectorError, resolve, "json")))
+
+    def test_a_misspelt_builtin_gets_the_builtin_names(self):
+        self.assertEqual(str(self.assertRaises(ConnectorError, resolve, "slrum")),
+                         "connector 'slrum' cannot be imported: the builtin connectors are "
+                         "dummy and slurm, a third-party one is a module or dotted path")
