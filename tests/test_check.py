@@ -188,6 +188,18 @@ class SettingsTests(SynchronousTestCase):
             outcome, _ = self.settings({**environ, **opened})
             self.assertEqual(outcome.status, Status.PASS, opened)
 
+    def test_plain_http_slurmrestd_elsewhere_is_a_warning(self):
+        outcome, _ = self.settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm",
+                                    "JARVICE_SLURM_CLUSTER_ADDR": "login1",
+                                    "JARVICE_SLURM_SSH_USER": "jarvice",
+                                    "JARVICE_SLURM_SSH_PKEY": "LS0t",
+                                    "JARVICE_SLURM_INTERFACE": "http",
+                                    "JARVICE_SLURMRESTD_ADDR": "http://login1",
+                                    "JARVICE_SLURM_SA_TOKEN": "t"})
+        self.assertEqual(outcome.status, Status.PASS)
+        self.assertIn("; WARNING: slurmrestd at http://login1 is plain HTTP to another host",
+                      outcome.detail)
+
     def test_mapping_without_key_or_server_key(self):
         outcome, _ = self.settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm",
                                     "JARVICE_SLURM_CLUSTER_ADDR": "login1",

@@ -79,3 +79,29 @@ class PolicyTests(SynchronousTestCase):
                                 False),
                                (self.settings(listen="tcp:1"), True)):
             self.assertIsNone(exposure.warning(settings, real))
+
+
+class ProxyAndSlurmrestdTests(SynchronousTestCase):
+    """The proxy is reported with its reach; Slurm tokens in clear over the network warned of."""
+
+    def test_the_proxy_is_reported_with_its_reach(self):
+        self.assertIsNone(exposure.proxy_report(load()))
+        self.assertEqual(exposure.proxy_report(load({"proxy_listen": "tcp:8081"})), (
+            "proxy to interactive jobs' apps on tcp:8081 (reachable from other hosts: all "
+            "interfaces); each request needs an access token the API issued"))
+        local = load({"proxy_listen": "tcp:8081:interface=127.0.0.1"})
+        self.assertIn("(this host only)", exposure.proxy_report(local))
+
+    def test_plain_http_slurmrestd_elsewhere_is_warned_of(self):
+        rest = {"slurm_interface": "http", "slurmrestd_addr": "http://login1"}
+        self.assertEqual(exposure.cleartext_warning(load(rest)), (
+            "slurmrestd at http://login1 is plain HTTP to another host: every request carries "
+            "a Slurm token in clear (slurm_sa_token's too); use https:// in "
+            "JARVICE_SLURMRESTD_ADDR or DSSR_SLURMRESTD_VIA=ssh"))
+        self.assertIsNotNone(exposure.cleartext_warning(load({**rest,
+                                                              "slurmrestd_addr": "login1"})))
+        for safe in ({"slurmrestd_addr": "https://login1"}, {"slurmrestd_via": "ssh"},
+                     {"slurmrestd_addr": "http://127.0.0.1"}, {"slurmrestd_addr": "localhost"},
+                     {"slurmrestd_addr": "http://[::1]"}, {"slurmrestd_addr": "unix:/run/s"},
+                     {"slurm_interface": "cli"}):
+            self.assertIsNone(exposure.cleartext_warning(load({**rest, **safe})), safe)

@@ -73,6 +73,21 @@ class OptionsTests(SynchronousTestCase):
                                   {"JARVICE_SLURM_CLUSTER_PORT": "x"})
         self.assertIn("JARVICE_SLURM_CLUSTER_PORT", str(error.code).splitlines()[0])
 
+    def test_unknown_yaml_key_gets_the_key_meant(self):
+        path = self.mktemp()
+        with open(path, "w") as handle:
+            handle.write("conector: slurm\n")
+        error = self.assertRaises(SystemExit, self.parse, ["--config", path])
+        self.assertEqual(str(error.code).splitlines()[0],
+                         f"twistd dssr: unknown setting 'conector' in {path}: rename conector "
+                         f"to connector in {path}")
+
+    def test_help_says_where_defaults_come_from(self):
+        usage = Options(environ={"JARVICE_BAREMETAL_CONNECTOR": "slurm"}).getUsage()
+        self.assertIn("[default: --config, JARVICE_BAREMETAL_CONNECTOR, else dummy]",
+                      " ".join(usage.split()))
+        self.assertNotIn("[default: dummy]", " ".join(usage.split()))
+
     def test_unknown_option_is_one_line_and_a_hint(self):
         error = self.assertRaises(SystemExit, self.parse, ["--conector", "slurm"])
         self.assertEqual(str(error.code).splitlines()[0],
@@ -195,6 +210,24 @@ class ExposureTests(SynchronousTestCase):
         options = Options(environ={})
         options.parseOptions(["--listen", "tcp:0", "--state-dir", self.mktemp()])
         makeService(options, reactor=MemoryReactorClock())
+
+    def test_startup_warns_of_typos_open_files_and_tokens_in_clear(self):
+        config = self.mktemp()
+        with open(config, "w") as handle:
+            handle.write("loglevel: 20\n")
+        os.chmod(config, 0o644)
+        top = self.make("--config", config, JARVICE_BAREMETAL_CONECTOR="slurm",
+                        JARVICE_SLURM_INTERFACE="http", JARVICE_SLURMRESTD_ADDR="http://login1")
+        with capturedLogs() as events:
+            top.startService()
+        self.addCleanup(top.stopService)
+        loud = [formatEvent(e) for e in events if e["log_level"] == LogLevel.critical]
+        self.assertEqual(loud[0], "JARVICE_BAREMETAL_CONECTOR is not a setting DSSR knows, so "
+                                  "it is ignored: did you mean JARVICE_BAREMETAL_CONNECTOR?")
+        self.assertEqual(loud[1], f"the settings file {config} is readable by group or others "
+                                  f"(mode 0644): run chmod 600 {config}")
+        self.assertTrue(loud[2].startswith("slurmrestd at http://login1 is plain HTTP"), loud)
+        self.assertEqual(len(loud), 3)
 
     def test_opt_out_warns_at_every_start(self):
         for _ in range(2):

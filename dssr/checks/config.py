@@ -95,7 +95,9 @@ def check_settings(cli: Mapping, config_path: str | None, environ: Mapping[str, 
     if factory is not compose.slurm_connector:
         return passed(f"connector {settings.connector}: DSSR checks no cluster behind it, so "
                       f"only the settings checks apply"), None
-    return passed(describe_slurm(settings)), settings
+    cleartext = exposure.cleartext_warning(settings)
+    return passed(describe_slurm(settings) + (f"; WARNING: {cleartext}" if cleartext else "")), \
+        settings
 
 
 def slurm_named(cli: Mapping, config_path: str | None, environ: Mapping[str, str]) -> bool:
