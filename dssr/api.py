@@ -27,6 +27,7 @@ from dssr.errors import (
     Unauthorized,
     Unavailable,
 )
+from dssr.exposure import host_name
 from dssr.jobs import ExitStatus, JobRef
 from dssr.metrics import CONTENT_TYPE, Metrics
 
@@ -150,12 +151,13 @@ class DSSRApi:
     app = _app
 
     def __init__(self, connector, executor: str = "singularity", server_key: str = "",
-                 open_metrics: bool = False):
+                 open_metrics: bool = False, hosts: frozenset[str] | None = None):
         self.connector = connector
         self.executor = executor
         self.metrics = Metrics(connector)
         self._server_key = server_key.encode("utf-8")
         self._public = _PUBLIC | ({"metrics_text"} if open_metrics else set())
+        self._hosts = hosts  # the Host names accepted (None: any); see exposure.allowed_hosts
         self._routes = self.app.url_map.bind("dssr")
         self._not_ready: str | None = None  # the last reason /ready failed, for the log
 
@@ -176,6 +178,10 @@ class DSSRApi:
 
         ``path`` is the raw (%-encoded) path without the query string.
         """
+        host = (headers.getRawHeaders(b"host") or [b""])[0].decode("latin-1")
+        if self._hosts is not None and host and host_name(host) not in self._hosts:
+            raise BadRequest(f"Host {host[:100]!r} is not a name of this DSSR (set "
+                             f"JARVICE_SCHED_SERVER_KEY to serve other names)", field="Host")
         try:
             endpoint, _ = self._routes.match(request_path(path), method=method.decode("ascii"))
         except routing.MethodNotAllowed as error:
@@ -190,12 +196,14 @@ class DSSRApi:
     async def serve(self, request, handler, kwargs) -> bytes:
         """Run ``handler`` and turn its answer or error into a response."""
         started = time.monotonic()
+        reason = ""
         try:
             answer = await handler(self, request, **kwargs)
         except DSSRError as error:
             for name, value in error.headers().items():
                 request.setHeader(name, value)
             answer = error_answer(error)
+            reason = f": {error.message}"
         except (RecursionError, UnicodeError) as error:
             # Request data no validator caught (nesting, text that is not UTF-8):
             # the client's fault, so a 400 and one log line, not a traceback.
@@ -211,12 +219,13 @@ class DSSRApi:
         elapsed = time.monotonic() - started
         self.metrics.requests.observe(handler.__name__, answer.code, elapsed)
         _log.info(
-            "{method} {path} {job} -> {code} in {ms:.1f} ms",
+            "{method} {path} {job} -> {code} in {ms:.1f} ms{reason}",
             method=request.method.decode("latin-1"),
             path=request.path.decode("latin-1"),
             job=getattr(request, "dssr_job", "-"),
             code=answer.code,
-            ms=elapsed * 1000,
+            ms=round(elapsed * 1000, 1),
+            reason=reason,
         )
         return answer.body
 

@@ -88,6 +88,39 @@ def reachable_address(description: str) -> str | None:
     return None if ip is not None and ip.is_loopback else interface
 
 
+# What a browser may name this host as when it is served on loopback.
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def host_name(value: str) -> str:
+    """A ``Host`` header's host, lower-cased, without the port."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value.partition("]")[0] + "]"
+    return value.rpartition(":")[0] if value.count(":") == 1 else value
+
+
+def allowed_hosts(description: str) -> frozenset[str] | None:
+    """The ``Host`` names a listener on ``description`` is for (loopback names, its own
+    address), or None when any is (all interfaces, unix sockets, opaque endpoints).
+
+    Without a server key, a page on an attacker's domain that resolves to 127.0.0.1
+    (DNS rebinding) would otherwise reach a loopback-only API from the victim's browser.
+    """
+    args, kwargs = endpoint_parts(description)
+    kind = args[0].strip().lower() if args else ""
+    if kind not in _INTERFACE_POSITION:
+        return None
+    position = _INTERFACE_POSITION[kind]
+    interface = kwargs.get("interface", args[position] if len(args) > position else "")
+    interface = interface.strip().lower()
+    ip = _ip(interface) if interface else None
+    if not interface or (ip is not None and ip.is_unspecified):
+        return None
+    own = f"[{interface}]" if ":" in interface else interface
+    return frozenset({*_LOOPBACK_HOSTS, own})
+
+
 def _exposed(settings, real_connector: bool) -> str | None:
     if not real_connector or settings.server_key:
         return None

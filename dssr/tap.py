@@ -92,7 +92,8 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
         raise SystemExit(
             f"dssr: cannot start the {settings.connector} connector: {error}") from None
     api = DSSRApi(connector, executor=settings.executor, server_key=settings.server_key,
-                  open_metrics=settings.metrics_open)
+                  open_metrics=settings.metrics_open,
+                  hosts=None if settings.server_key else exposure.allowed_hosts(settings.listen))
 
     def observer():
         output = destination(getattr(options, "parent", None))

@@ -105,3 +105,21 @@ class ProxyAndSlurmrestdTests(SynchronousTestCase):
                      {"slurmrestd_addr": "http://[::1]"}, {"slurmrestd_addr": "unix:/run/s"},
                      {"slurm_interface": "cli"}):
             self.assertIsNone(exposure.cleartext_warning(load({**rest, **safe})), safe)
+
+
+class AllowedHostsTests(SynchronousTestCase):
+    def test_names_of_a_listener(self):
+        loopback = {"localhost", "127.0.0.1", "[::1]"}
+        self.assertEqual(exposure.allowed_hosts("tcp:5000:interface=127.0.0.1"), loopback)
+        self.assertEqual(exposure.allowed_hosts("tcp:5000:interface=10.0.0.5"),
+                         {*loopback, "10.0.0.5"})
+        self.assertEqual(exposure.allowed_hosts("tcp6:5000:interface=\\:\\:1"),
+                         {*loopback, "[::1]"})
+        for anything in ("tcp:5000", "tcp:5000:interface=0.0.0.0", "unix:/run/dssr.sock",
+                         "systemd:domain=INET:index=0"):
+            self.assertIsNone(exposure.allowed_hosts(anything), anything)
+
+    def test_host_name(self):
+        for value, name in (("LocalHost:5000", "localhost"), ("[::1]:80", "[::1]"),
+                            ("[::1]", "[::1]"), ("example.org", "example.org")):
+            self.assertEqual(exposure.host_name(value), name)
