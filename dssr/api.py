@@ -1,4 +1,4 @@
-"""The legacy downstream HTTP API (PROTOCOL.md) as a Klein app over an ``IConnector``.
+"""The legacy downstream HTTP API (docs/protocol.rst) as a Klein app over an ``IConnector``.
 
 This module owns the HTTP side only: authentication, reading ``args``, validation
 into typed requests, mapping ``DSSRError`` to status codes, and encoding answers in
