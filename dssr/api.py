@@ -178,10 +178,6 @@ class DSSRApi:
 
         ``path`` is the raw (%-encoded) path without the query string.
         """
-        host = (headers.getRawHeaders(b"host") or [b""])[0].decode("latin-1")
-        if self._hosts is not None and host and host_name(host) not in self._hosts:
-            raise BadRequest(f"Host {host[:100]!r} is not a name of this DSSR (set "
-                             f"JARVICE_SCHED_SERVER_KEY to serve other names)", field="Host")
         try:
             endpoint, _ = self._routes.match(request_path(path), method=method.decode("ascii"))
         except routing.MethodNotAllowed as error:
@@ -191,7 +187,16 @@ class DSSRApi:
         except routing.HTTPException:
             raise NotFound(f"no such endpoint: {path.decode('latin-1')[:200]}") from None
         if endpoint not in self._public:
+            self._check_host(headers)
             self._authenticate(headers)
+
+    def _check_host(self, headers: Headers) -> None:
+        """Refuse a ``Host`` the listener is not for (DNS rebinding), when ``hosts`` is set;
+        health probes (``/live``, ``/ready``) are answered whatever their ``Host``."""
+        host = (headers.getRawHeaders(b"host") or [b""])[0].decode("latin-1")
+        if self._hosts is not None and host and host_name(host) not in self._hosts:
+            raise BadRequest(f"Host {host[:100]!r} is not a name of this DSSR (set "
+                             f"JARVICE_SCHED_SERVER_KEY to serve other names)", field="Host")
 
     async def serve(self, request, handler, kwargs) -> bytes:
         """Run ``handler`` and turn its answer or error into a response."""
