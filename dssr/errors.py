@@ -16,7 +16,7 @@ class DSSRError(Exception):
         self.message = message
         self.field = field
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, str]:
         """The JSON object sent to the client."""
         answer = {"error": self.message}
         if self.field is not None:

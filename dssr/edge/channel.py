@@ -19,7 +19,6 @@ from io import BytesIO
 
 from twisted.internet.interfaces import ITCPTransport
 from twisted.logger import Logger
-from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
 from dssr.edge.answers import raw_answer
@@ -32,6 +31,7 @@ from dssr.errors import (
     RequestTimeout,
     TargetTooLong,
 )
+from dssr.twisted_private.http import HeadChannel
 
 _log = Logger(namespace="dssr.edge")
 INTERNAL_ERROR = b'{"error":"internal error, see the DSSR log"}'
@@ -66,7 +66,7 @@ class EdgeRequest(Request):
         return reason
 
 
-class EdgeChannel(HTTPChannel):
+class EdgeChannel(HeadChannel):
     """An ``HTTPChannel`` with DSSR's admission, deadlines and JSON refusals.
 
     ``site`` is an ``EdgeSite``: it gives the limits, the reactor and ``admit``.
@@ -151,7 +151,7 @@ class EdgeChannel(HTTPChannel):
             return
         if line:
             self._head_lines += 1
-        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+        if self.head_size() + len(line) > self.totalHeadersSize:
             self._answer_too_long()
             return
         super().lineReceived(line)
@@ -171,7 +171,7 @@ class EdgeChannel(HTTPChannel):
                 f"line longer than {self.MAX_LENGTH}"))
 
     def headerReceived(self, line):
-        if self._receivedHeaderCount >= self.maxHeaders:
+        if self.header_count() >= self.maxHeaders:
             self.answer_early(HeadersTooLarge(f"more than {self.maxHeaders} header lines"))
             return False
         return super().headerReceived(line)
@@ -179,13 +179,14 @@ class EdgeChannel(HTTPChannel):
     def allHeadersReceived(self):
         request = self.requests[-1]
         try:
-            check_head(self._command, self._path, request.requestHeaders, self.length,
-                       self.limits.max_body, self.site.admit)
+            check_head(self.request_method(), self.request_target(), request.requestHeaders,
+                       self.length, self.limits.max_body, self.site.admit)
         except DSSRError as error:
             self.answer_early(error)
             return
         except Exception:
-            _log.failure("Bug while admitting {path}", path=self._path.decode("latin-1")[:200])
+            _log.failure("Bug while admitting {path}",
+                         path=self.request_target().decode("latin-1")[:200])
             self.answer_early(DSSRError("internal error, see the DSSR log"))
             return
         super().allHeadersReceived()
@@ -216,7 +217,7 @@ class EdgeChannel(HTTPChannel):
 
     # -- answering before the API does --------------------------------------------
 
-    def _respondToBadRequestAndDisconnect(self):
+    def malformed(self):
         """twisted.web found the framing malformed: say where, in JSON."""
         if self._state == "body":
             where = "the chunked body is malformed"
@@ -233,10 +234,10 @@ class EdgeChannel(HTTPChannel):
             return
         self._answered = True
         self.persistent = False
-        self._buffer = b""  # LineReceiver stops parsing what it already holds
-        method = getattr(self, "_command", b"")
+        self.stop_parsing()
+        method = self.request_method()
         self.transport.write(raw_answer(error, with_body=method != b"HEAD"))
-        path = getattr(self, "_path", b"").split(b"?")[0]  # a query may hold secrets
+        path = self.request_target().split(b"?")[0]  # a query may hold secrets
         self.site.refusals.note(error.status, method.decode("latin-1"),
                                 path.decode("latin-1")[:200], error.message)
         self._state = "closing"
