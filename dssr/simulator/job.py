@@ -16,7 +16,7 @@ from dssr.jobs import JobRef
 from dssr.simulator.client import ExitStatus
 from dssr.simulator.tail import OutputFollower
 
-OUTPUT_WINDOW = 10000  # lines of output /exitstatus returns at most (PROTOCOL.md)
+OUTPUT_WINDOW = 10000  # lines of output /exitstatus returns at most (docs/protocol.rst)
 EXIT_DSSR_ERROR = 2
 EXIT_TIMEOUT = 3
 EXIT_BAD_URL = 4

@@ -91,7 +91,7 @@ class Endings:
 
 
 class WithAccountingTests(Endings, RigCase):
-    """slurmdbd knows every end: each state as Slurm names it, rc as PROTOCOL.md maps it."""
+    """slurmdbd knows every end: each state as Slurm names it, rc as docs/protocol.rst maps it."""
 
     modes = {"accounting": True}
     expected = {"completed": ("COMPLETED", 0), "failed": ("FAILED", 1),

@@ -584,7 +584,7 @@ class ExitStatusTests(ConnectorTestCase):
 
     def test_every_end_accounting_reports(self):
         """Captured sacct records (two written by hand, see their README) give the rc of
-        PROTOCOL.md's table, whatever the end record says."""
+        docs/protocol.rst's table, whatever the end record says."""
         self.remote.answer("cat", ok(END_RECORD_FAILED))
         for stem, rc, elapsed in [
             ("completed", 0, "00:00:00"), ("failed", 1, "00:00:00"),
