@@ -303,7 +303,9 @@ class OutageTests(RigCase):
         Returns the timings and answer counts the caller reports and bounds.
         """
         jobs = [
-            Job("short", "sleep 3; echo out-short; echo JARVICE_CMD_SUCCESS", 0, "COMPLETED"),
+            # Long enough that both steps are seen running on a busy machine (3 s was
+            # not, once), short enough to end inside either outage.
+            Job("short", "sleep 6; echo out-short; echo JARVICE_CMD_SUCCESS", 0, "COMPLETED"),
             Job("long", f"sleep {outage + 12:g}; echo out-long; exit 3", 1, "FAILED"),
             Job("next", "sleep 4; echo out-next; echo JARVICE_CMD_SUCCESS", 0, "COMPLETED"),
             Job("held", "echo out-held; echo JARVICE_CMD_SUCCESS", 0, "COMPLETED", held=True),
