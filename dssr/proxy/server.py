@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
 
 from dssr.proxy.http import (
     BadRequest,
@@ -56,6 +58,7 @@ def cookie_name(number: int) -> str:
     return f"dssr_job_{number}"
 
 
+@implementer(IProtocolNegotiationFactory)
 class ProxyFactory(Factory):
     """Client connections for the jobs ``jobs_url`` routes to, reached through
     ``connector.interactive_app``; ``clock`` for the idle timeouts and the lookups'
@@ -70,6 +73,12 @@ class ProxyFactory(Factory):
         self.open = Counter()  # open streams by job number
         self.bytes = Counter()  # "in" (to the app), "out"
         self.refused = Counter()  # by reason
+
+    def acceptableProtocols(self) -> list[bytes]:
+        """ALPN over TLS: HTTP/1.1, what the proxy reads. (With no protocol named,
+        Twisted's TLS refused every client that offers ALPN, as browsers do, with an
+        internal error alert.)"""
+        return [b"http/1.1"]
 
     def buildProtocol(self, addr):
         connection = ClientConnection(self)
