@@ -164,7 +164,11 @@ class BrowserSession:
 
     def close(self) -> None:
         for app in self.apps.values():
-            if self.dssr.call("/terminate", app.ref)[0] != 200:
+            try:
+                ended = self.dssr.call("/terminate", app.ref)[0] == 200
+            except OSError:
+                ended = False
+            if not ended:  # this DSSR died: cancel it on the rig (this host) directly
                 subprocess.run(["scancel", app.ref["jobid"]], check=False)
         if self.driver is not None:
             close_driver(self.driver)
