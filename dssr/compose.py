@@ -21,7 +21,8 @@ from dssr.executors.config import ExecutorSettings
 from dssr.identity import IdentityMap, MappingError, parse_mapping, unverified_tokens_refusal
 from dssr.jobfiles import JobFiles
 from dssr.proxy.server import ProxyLimits
-from dssr.proxy.urls import JobsURL, parse_jobs_domain
+from dssr.proxy.tokens import AccessTokens, derive_key
+from dssr.proxy.urls import JobsAddresses, JobsURL, parse_jobs_domain
 from dssr.remote.conch import Target, dial
 from dssr.remote.hostkeys import KnownHosts, host_token
 from dssr.remote.keys import decode_key_text, load_private_key
@@ -66,7 +67,9 @@ def executor_settings(settings: Settings) -> ExecutorSettings:
     """The executor's slice of the settings (its fields are setting keys)."""
     values = {field.name: getattr(settings, field.name) for field in fields(ExecutorSettings)
               if field.name in BY_KEY}
-    return ExecutorSettings(**values, interactive=bool(settings.jobs_domain))
+    published = jobs_url(settings)
+    return ExecutorSettings(**values, interactive=published is not None,
+                            jobs_path=published.path if published is not None else "/")
 
 
 def _read(path: str, what: str) -> bytes:
@@ -245,7 +248,7 @@ def slurm_over(remote, clock, executor: ExecutorSettings,
                service_user: str = "",
                output_retention: float = default("output_retention"),
                snapshot_max_stale: float = default("snapshot_max_stale"),
-               jobs_url: JobsURL | None = None, slurm=CLISlurm) -> SlurmConnector:
+               jobs: JobsAddresses | None = None, slurm=CLISlurm) -> SlurmConnector:
     """The Slurm connector on the job files over ``remote`` and ``slurm(commands, users)``,
     an ``ISlurm`` (default: Slurm's commands over ``remote``)."""
     commands = LoggedRemote(remote, clock, service_user)
@@ -254,7 +257,7 @@ def slurm_over(remote, clock, executor: ExecutorSettings,
     if service_user and identities is not None:
         users += tuple(user.cluster_user for user in identities.users.values())
     return SlurmConnector(slurm(commands, users), files, clock, executor, identities,
-                          snapshot_ttl, service_user, snapshot_max_stale, jobs_url)
+                          snapshot_ttl, service_user, snapshot_max_stale, jobs)
 
 
 def service_user(settings: Settings) -> str:
@@ -276,13 +279,24 @@ def slurm_connector(settings: Settings, reactor) -> SlurmConnector:
     return slurm_over(remote(settings, reactor, mapping), reactor, executor_settings(settings),
                       mapping, settings.snapshot_ttl, settings.pvcls_root,
                       service_user(settings), settings.output_retention,
-                      settings.snapshot_max_stale, jobs_url(settings), slurm)
+                      settings.snapshot_max_stale, jobs_addresses(settings), slurm)
 
 
 def proxy_limits(settings: Settings) -> ProxyLimits:
-    """The proxy's stream caps and idle timeout."""
+    """The proxy's stream caps, idle timeout, and the API's head deadline."""
     return ProxyLimits(settings.proxy_max_streams, settings.proxy_max_job_streams,
-                       settings.proxy_idle_timeout)
+                       settings.proxy_idle_timeout, header_timeout=settings.header_timeout)
+
+
+def access_tokens(settings: Settings) -> AccessTokens:
+    """The proxy's access tokens: keyed by the server key, so replicas agree."""
+    return AccessTokens(derive_key(settings.server_key))
+
+
+def jobs_addresses(settings: Settings) -> JobsAddresses | None:
+    """Interactive jobs' addresses with their tokens, or None when they are not published."""
+    published = jobs_url(settings)
+    return None if published is None else JobsAddresses(published, access_tokens(settings))
 
 
 def jobs_url(settings: Settings) -> JobsURL | None:

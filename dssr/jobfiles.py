@@ -13,7 +13,7 @@ below the user's home when it is empty):
   than the output retention, ``prune`` removes the job's files;
 - ``<name>.<jobid>.app``: an interactive job's app record (mode 0600), written on
   the node once the app listens and removed when the job ends: where the app is
-  (node, port), its password, and the access token of DSSR's proxy (``AppRecord``);
+  (node, port), its password and URL template (``AppRecord``);
 - ``<name>.claim``: the submit claim, made atomically (``O_EXCL``) before ``sbatch``
   and holding the job id once it answered, so any number of DSSR replicas submit a
   name once; released when the job is collected. An empty one older than
@@ -182,30 +182,27 @@ def job_paths(scratch: str, name: str, jobid: str) -> JobPaths:
 
 @dataclass(frozen=True)
 class AppRecord:
-    """Where an interactive job's app listens, as its batch script recorded it.
-
-    ``number`` is the Jarvice job number the job was submitted as; ``token`` the
-    secret part of the proxy's access token; ``password`` the app's own password;
-    ``url_template`` the app's ``/etc/NAE/url.txt`` when the wrapper could read it.
+    """Where an interactive job's app listens, as its batch script recorded it: the
+    Slurm node name and port, the app's own password, and ``url_template``, the app's
+    ``/etc/NAE/url.txt`` when the wrapper could read it. The job can rewrite it: data,
+    never authority (the connector checks node and port against the job's own).
     """
 
-    number: int
     node: str
     port: int
     password: str
-    token: str
     url_template: str = ""
 
 
 def parse_app_record(text: str) -> AppRecord | None:
     """The ``AppRecord`` in an app record file, or None if it is incomplete or garbled."""
     values = dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
-    try:
-        record = AppRecord(int(values["NUMBER"]), values["NODE"], int(values["PORT"]),
-                           values["PASSWORD"], values["TOKEN"], values.get("URL", ""))
-    except (KeyError, ValueError):
+    port = values.get("PORT", "")
+    if not (port.isascii() and port.isdigit() and len(port) <= 5):
         return None
-    return record if record.node and 0 < record.port < 65536 and record.token else None
+    record = AppRecord(values.get("NODE", ""), int(port), values.get("PASSWORD", ""),
+                       values.get("URL", ""))
+    return record if record.node and 0 < record.port < 65536 and record.password else None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 No dependencies: the API edge, the connectors and the Slurm commands all import it.
 """
 
+import hashlib
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -94,11 +96,29 @@ class AppAccess:
 
 @dataclass(frozen=True)
 class InteractiveApp:
-    """How DSSR's proxy reaches a running interactive job's app: ``endpoint`` (a
-    Twisted ``IStreamClientEndpoint``) and the secret its access token must carry."""
+    """How DSSR's proxy reaches a running interactive job's app: ``endpoint``, a
+    Twisted ``IStreamClientEndpoint``."""
 
     endpoint: object
-    secret: str
+
+
+APP_PORTS = 8  # ports an interactive job's app may listen on, tried in order
+_PORT_BASE, _PORT_SPAN = 20000, 40000
+
+
+def app_ports(name: str, number: int) -> tuple[int, ...]:
+    """The ports the app of Jarvice job ``name``/``number`` may listen on: its batch
+    script tries them in order, and the proxy connects to no other, whatever the job
+    writes in its app record. Several, as one may be taken on a shared node."""
+    ports: list[int] = []
+    for index in itertools.count():
+        digest = hashlib.sha256(f"{name}\0{number}\0{index}".encode()).digest()
+        port = _PORT_BASE + int.from_bytes(digest[:4], "big") % _PORT_SPAN
+        if port not in ports:
+            ports.append(port)
+            if len(ports) == APP_PORTS:
+                return tuple(ports)
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)

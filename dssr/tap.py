@@ -8,7 +8,7 @@ from dssr import __version__, compose, exposure
 from dssr import settings as settings_module
 from dssr.api import DSSRApi
 from dssr.connectors.loader import ConnectorError, is_embedded, resolve
-from dssr.edge import EdgeLimits, http_service
+from dssr.edge import EdgeLimits, http_service, shared_budget
 from dssr.logs import LoggingMultiService, destination, make_observer
 from dssr.proxy.server import proxy_service
 from dssr.startup import StartupReport
@@ -86,14 +86,17 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
     if connector.service is not None:
         connector.service.setName("connector")
         connector.service.setServiceParent(top)
-    server = http_service(reactor, settings.listen, api, EdgeLimits.from_settings(settings))
+    edge_limits = EdgeLimits.from_settings(settings)
+    budget = shared_budget(edge_limits)  # one for both listeners: neither starves the other
+    server = http_service(reactor, settings.listen, api, edge_limits, budget)
     server.setServiceParent(top)
     if settings.proxy_listen:
         jobs_url = compose.jobs_url(settings)
         if jobs_url is None:
             raise SystemExit("dssr: proxy_listen needs jobs_domain (the addresses it serves)")
         proxy = proxy_service(reactor, settings.proxy_listen, jobs_url, connector,
-                              compose.proxy_limits(settings))
+                              compose.proxy_limits(settings), compose.access_tokens(settings),
+                              budget)
         proxy.setServiceParent(top)
         api.metrics.add(proxy.factory.metrics)
     report = StartupReport(settings, connector, reactor,

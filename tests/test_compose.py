@@ -84,10 +84,14 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(compose.executor_settings(dssr_settings.load()), ExecutorSettings())
         every = {field.name for field in fields(ExecutorSettings)}
         self.assertEqual(every - set(dssr_settings.BY_KEY),
-                         {"service_port", "ssh_port", "interactive"})
+                         {"service_port", "ssh_port", "interactive", "jobs_path"})
         made = compose.executor_settings(dssr_settings.load(
             {"job_scratch_dir": "/s", "jobs_domain": "jobs.example.org"}))
-        self.assertEqual((made.job_scratch_dir, made.interactive), ("/s", True))
+        self.assertEqual((made.job_scratch_dir, made.interactive, made.jobs_path),
+                         ("/s", True, "/"))
+        path_based = compose.executor_settings(dssr_settings.load(
+            {"jobs_domain": "jobs.example.org/x/job$"}))
+        self.assertEqual(path_based.jobs_path, "/x/job$/")
 
 
 class ConnectorTests(SynchronousTestCase):

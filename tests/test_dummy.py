@@ -14,7 +14,8 @@ from dssr.connectors.dummy_app import PretendApp
 from dssr.errors import Forbidden, NotFound
 from dssr.jobs import UNKNOWN_EXIT, JobRef, ListedJob, SubmitRequest
 from dssr.proxy.server import ProxyFactory, ProxyLimits
-from dssr.proxy.urls import parse_jobs_domain
+from dssr.proxy.tokens import AccessTokens
+from dssr.proxy.urls import JobsAddresses, parse_jobs_domain
 from tests.integration.sshd import free_port
 
 
@@ -22,6 +23,8 @@ def request(name="job-1", held=False, nodes=2):
     return SubmitRequest(name=name, number=1, nodes=nodes, executor="singularity",
                          script="", held=held)
 
+
+TOKENS = AccessTokens(b"k" * 32)
 
 class DummyCase(TestCase):
     failing_percent = 0
@@ -165,10 +168,10 @@ class ProxiedTests(DummyCase):
         connector = DummyConnector(
             os.path.join(self.state, "dummy.sqlite"), self.clock,
             os.path.join(self.state, "data"), queued_time=5, running_time=10,
-            failing_percent=0, interactive=True, jobs_url=jobs_url, app=app)
+            failing_percent=0, interactive=True, jobs=JobsAddresses(jobs_url, TOKENS), app=app)
         connector.service.startService()
         self.addCleanup(lambda: connector.service.running and connector.service.stopService())
-        proxy = ProxyFactory(jobs_url, connector, reactor, ProxyLimits())
+        proxy = ProxyFactory(jobs_url, connector, reactor, ProxyLimits(), TOKENS)
         listening = reactor.listenTCP(self.proxy_port, proxy, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
         return connector

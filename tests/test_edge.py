@@ -21,9 +21,9 @@ from zope.interface import implementer
 from dssr import validate
 from dssr.api import DSSRApi
 from dssr.edge import EdgeLimits, listen_description, make_site
+from dssr.edge.budget import MAX_REFUSING
 from dssr.edge.limits import RESERVED_FDS, raise_fd_limit
 from dssr.edge.refusals import RefusalLog
-from dssr.edge.site import MAX_REFUSING
 from dssr.errors import BadRequest
 from tests.fakes import FakeConnector
 from tests.strategies import json_values

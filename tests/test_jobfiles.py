@@ -61,13 +61,15 @@ class LayoutTests(SynchronousTestCase):
                          & {two.output, two.end_record, two.cancel_marker})
 
     def test_app_record(self):
-        text = "NUMBER=42\nNODE=node1\nPORT=34567\nPASSWORD=p=w\nTOKEN=abc\n"
-        self.assertEqual(parse_app_record(text), AppRecord(42, "node1", 34567, "p=w", "abc"))
+        text = "NODE=node1\nPORT=34567\nPASSWORD=p=w\n"
+        self.assertEqual(parse_app_record(text), AppRecord("node1", 34567, "p=w"))
         self.assertEqual(parse_app_record(text + "URL=https://%PUBLICADDR%/?a=b\n").url_template,
                          "https://%PUBLICADDR%/?a=b")
-        for broken in ("", text.replace("PORT=34567", "PORT=x"),
-                       text.replace("PORT=34567", "PORT=0"), text.replace("TOKEN=abc", "TOKEN=")):
-            self.assertIsNone(parse_app_record(broken))
+        for port in ("x", "0", "65536", "+1", " 1", "²", "1_0", "0034567"):
+            self.assertIsNone(parse_app_record(text.replace("PORT=34567", f"PORT={port}")), port)
+        for broken in ("", text.replace("NODE=node1", "NODE="),
+                       text.replace("PASSWORD=p=w", "PASSWORD=")):
+            self.assertIsNone(parse_app_record(broken), broken)
 
     def test_setup_before_a_submit(self):
         files = JobFiles(None, "/scratch")

@@ -33,7 +33,8 @@ from dssr.jobs import (
     Submitted,
     hms,
 )
-from dssr.proxy.urls import JobsURL, access_token, parse_jobs_domain, with_token
+from dssr.proxy.tokens import AccessTokens, derive_key
+from dssr.proxy.urls import JobsAddresses, parse_jobs_domain
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -169,9 +170,9 @@ class DummyConnector:
     def __init__(self, database: str, clock, data_root: str, queued_time: float = 5.0,
                  running_time: float = 10.0, failing_percent: int = 50,
                  interactive: bool = False, rng: random.Random | None = None,
-                 jobs_url: JobsURL | None = None, app: PretendApp | None = None):
+                 jobs: JobsAddresses | None = None, app: PretendApp | None = None):
         self.service = Database(database, app)
-        self._jobs_url = jobs_url
+        self._jobs = jobs
         self._app = app
         self._clock = clock
         self._data_root = data_root
@@ -290,10 +291,9 @@ class DummyConnector:
         """A running interactive job's URL: through the proxy when there is one."""
         if not job.interactive or job.state(self._clock.seconds()) != "RUNNING":
             return ""
-        if self._jobs_url is None or self._app is None:
+        if self._jobs is None or self._app is None:
             return f"https://dummy.invalid/{job.name}/"
-        token = access_token(ref.jobid, self._app.secret(ref.jobid))
-        return with_token(self._jobs_url.url(ref.number), token)
+        return self._jobs.address(ref.jobid, ref.number)
 
     async def request_tail(self, ref: JobRef, lines: int) -> str | None:
         job = await self._known(ref)
@@ -309,7 +309,7 @@ class DummyConnector:
         if (self._app is None or job is None or job.number != number
                 or not self._url(job, JobRef(job.name, number, jobid))):
             return None
-        return InteractiveApp(self._app.endpoint(), self._app.secret(jobid))
+        return InteractiveApp(self._app.endpoint())
 
     async def request_screenshot(self, ref: JobRef) -> bytes | None:
         await self._known(ref)
@@ -357,6 +357,8 @@ def make_connector(settings, reactor) -> DummyConnector:
         running_time=settings.dummy_running_time,
         failing_percent=settings.dummy_failing_percent,
         interactive=settings.dummy_interactive,
-        jobs_url=parse_jobs_domain(settings.jobs_domain) if settings.jobs_domain else None,
+        jobs=JobsAddresses(parse_jobs_domain(settings.jobs_domain),
+                           AccessTokens(derive_key(settings.server_key)))
+        if settings.jobs_domain else None,
         app=PretendApp(reactor) if settings.dummy_interactive else None,
     )

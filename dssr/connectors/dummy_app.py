@@ -6,11 +6,7 @@ through a plain TCP endpoint on 127.0.0.1, so ``twistd -n dssr`` with
 (``info`` URL, token, cookie, splice) without a cluster.
 """
 
-import base64
-import hashlib
-import hmac
 import html
-import os
 
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.web.resource import Resource
@@ -31,15 +27,9 @@ class _Page(Resource):
 class PretendApp:
     """The page every running interactive dummy job serves, listening on first use."""
 
-    def __init__(self, reactor, key: bytes | None = None):
+    def __init__(self, reactor):
         self._reactor = reactor
-        self._key = key or os.urandom(32)
         self._port = None
-
-    def secret(self, jobid: str) -> str:
-        """Job ``jobid``'s access secret (unguessable without this process's key)."""
-        digest = hmac.new(self._key, jobid.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def endpoint(self):
         """A client endpoint to the page."""

@@ -32,8 +32,9 @@ from dssr.jobs import (
     RunStatus,
     SubmitRequest,
     Submitted,
+    app_ports,
 )
-from dssr.proxy.urls import JobsURL, access_token, app_url, with_token
+from dssr.proxy.urls import JobsAddresses
 from dssr.samples import Sample
 from dssr.slurm.interfaces import QueueJob, Refused
 from dssr.slurm.snapshot import Snapshot
@@ -54,14 +55,14 @@ class SlurmConnector:
     ``identities`` (an ``IdentityMap``, or None) maps bearers to cluster users;
     ``service_user`` is the service account's name; the queue snapshot is reused for
     ``snapshot_ttl`` seconds of ``clock``, and served while it refreshes up to
-    ``snapshot_max_stale`` seconds old (``Snapshot``). ``jobs_url`` (a ``JobsURL``, or
+    ``snapshot_max_stale`` seconds old (``Snapshot``). ``jobs`` (``JobsAddresses``, or
     None when interactive jobs are not published) builds interactive jobs' addresses.
     """
 
     def __init__(self, slurm, files, clock, executor_settings, identities, snapshot_ttl: float,
                  service_user: str = "", snapshot_max_stale: float = 0.0,
-                 jobs_url: JobsURL | None = None):
-        self._jobs_url = jobs_url
+                 jobs: JobsAddresses | None = None):
+        self._jobs = jobs
         self.slurm = slurm
         self.files = files
         self.service = slurm.service
@@ -268,26 +269,36 @@ class SlurmConnector:
         if job is None:
             return None
         app = await self._app(JobRef(job.name, number, jobid), job)
-        if app is None or app[0].number != number:
+        if app is None:
             return None
         record, user = app
-        return InteractiveApp(self.files.app_endpoint(record, user), record.token)
+        return InteractiveApp(self.files.app_endpoint(record, user))
 
     async def _app(self, ref: JobRef, job: QueueJob | None = None):
-        """``(AppRecord, owner)`` of the running job ``ref`` whose app listens, or None."""
-        if self._jobs_url is None:
+        """``(AppRecord, owner)`` of the running job ``ref`` whose app listens, or None.
+
+        The record is the job's own writing: it is believed only for a node the job was
+        given and a port DSSR chose for it (``app_ports``), so a job rewriting it can at
+        worst break its own app, never reach elsewhere from the login node.
+        """
+        if self._jobs is None:
             return None
         job = job or await self._queued_job(ref)
         if job is None or category(job.state) != Category.RUNNING:
             return None
         user = self._as(job.owner)
         record = await self.files.app_record(ref, user)
-        return (record, user) if record is not None else None
+        if record is None:
+            return None
+        if record.node not in job.nodes or record.port not in app_ports(job.name, ref.number):
+            _log.warn("job {jobid}'s app record names {node}:{port}, not one of its nodes "
+                      "and ports: ignored", jobid=ref.jobid, node=record.node,
+                      port=record.port)
+            return None
+        return record, user
 
     def _app_url(self, ref: JobRef, record: AppRecord) -> str:
-        token = access_token(ref.jobid, record.token)
-        root = self._jobs_url.url(ref.number)
-        return with_token(app_url(record.url_template, root, record.password), token)
+        return self._jobs.address(ref.jobid, ref.number, record.url_template, record.password)
 
     async def request_tail(self, ref: JobRef, lines: int) -> str | None:
         job = await self._queued_job(ref)

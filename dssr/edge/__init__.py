@@ -9,10 +9,12 @@ address; every answer the edge writes itself is JSON.
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import endpoints
 
+from dssr.edge.budget import ConnectionBudget
 from dssr.edge.limits import EdgeLimits, raise_fd_limit
 from dssr.edge.site import EdgeSite
 
-__all__ = ["EdgeLimits", "EdgeSite", "http_service", "listen_description", "make_site"]
+__all__ = ["ConnectionBudget", "EdgeLimits", "EdgeSite", "http_service", "listen_description",
+           "make_site", "shared_budget"]
 
 BACKLOG = 1024  # connections the kernel holds for accept(); Twisted's default is 50
 
@@ -34,10 +36,17 @@ def listen_description(listen: str) -> str:
     return listen
 
 
-def http_service(reactor, listen: str, api, limits: EdgeLimits) -> StreamServerEndpointService:
-    """The ``http`` service: ``api`` on the endpoint ``listen``, after raising the
-    process's file limit so the connection cap fits under it."""
-    site = EdgeSite(api, limits, reactor, fd_limit=raise_fd_limit())
+def shared_budget(limits: EdgeLimits) -> ConnectionBudget:
+    """The process's one connection budget (for the API and the proxy listener), under
+    its file limit once that is raised as far as allowed."""
+    return ConnectionBudget.from_limits(limits, raise_fd_limit())
+
+
+def http_service(reactor, listen: str, api, limits: EdgeLimits,
+                 budget: ConnectionBudget | None = None) -> StreamServerEndpointService:
+    """The ``http`` service: ``api`` on the endpoint ``listen`` within ``budget``
+    (by default one of its own, under the raised file limit)."""
+    site = EdgeSite(api, limits, reactor, budget=budget or shared_budget(limits))
     endpoint = endpoints.serverFromString(reactor, listen_description(listen))
     service = StreamServerEndpointService(endpoint, site)
     service.setName("http")

@@ -46,3 +46,5 @@ class ExecutorSettings:
     ssh_port: int = 2227
     # jobs_domain set: interactive jobs can be reached, so they are accepted.
     interactive: bool = False
+    # The path of interactive jobs' addresses, $ for the job number ("/" host-based).
+    jobs_path: str = "/"

@@ -61,10 +61,12 @@ def export_block(
     lines += [f"export {name}={shlex.quote(value)}"
               for name, value in export_values(params, settings, found, app_login)]
     if params.interactive:
-        # The port and password the batch wrapper picked on the node (APP_SETUP).
+        # The port and password the batch wrapper picked on the node (APP_SETUP), and
+        # the path of the job's address the app is served under.
         lines += [f'export {name}="$DSSR_SERVICE_{kind}"'
                   for kind in ("PORT", "PASSWORD")
                   for name in (f"JARVICE_SERVICE_{kind}", f"SINGULARITYENV_JARVICE_SERVICE_{kind}")]
+        lines.append('export SINGULARITYENV_DSSR_SERVICE_PATH="$DSSR_SERVICE_PATH"')
     lines += [
         'export JOB_LOCAL_USER="$USER"',
         # Upstream's shell text, already quoted by upstream for an assignment.

@@ -53,8 +53,8 @@ def prepare(
 
     ``secrets`` (e.g. the bearer token) are scrubbed from ``fscript`` along with the
     registry and proxy credentials; ``number`` is the Jarvice job number (an
-    interactive job's app record carries it). Raises ``BadRequest`` for any refusal (field
-    ``hpc_script``, or ``JOBOBJ_DEVICES`` for a device).
+    interactive job's ports and address derive from it). Raises ``BadRequest`` for any
+    refusal (field ``hpc_script``, or ``JOBOBJ_DEVICES`` for a device).
     """
     params = parse_header(script)
     check_supported(params, settings)
@@ -68,7 +68,8 @@ def prepare(
     return SingularityJob(
         params=params,
         batch=batch_job(name, nodes, params, files.output,
-                        name_prefix(settings.job_scratch_dir, name), held, filled, number),
+                        name_prefix(settings.job_scratch_dir, name), held, filled, number,
+                        settings.jobs_path.replace("$", str(number))),
         fscript=scrub_fscript(shown, known),
         files=files,
     )

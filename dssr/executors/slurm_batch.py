@@ -20,8 +20,10 @@ falls back to what the scheduler (squeue/sacct) says.
 
 import base64
 import shlex
+from dataclasses import dataclass
 
 from dssr.executors.header import JobParameters
+from dssr.jobs import app_ports
 from dssr.slurm.interfaces import JOB_PREFIX, BatchJob
 
 CHUNK = 65536
@@ -37,18 +39,20 @@ def exclusive(params: JobParameters) -> bool:
 
 
 def batch_job(name: str, nodes: int, params: JobParameters, output: str, files_prefix: str,
-              held: bool, filled_script: str, number: int = 0) -> BatchJob:
+              held: bool, filled_script: str, number: int = 0,
+              service_path: str = "/") -> BatchJob:
     """The Slurm job running ``filled_script`` for the Jarvice job ``name`` (validated)
     and ``number``.
 
     ``output`` is sbatch's output pattern, ``files_prefix`` what the job's own files
     start with before the job id (``dssr.jobfiles``). Slurm gets ``cores * nodes``
-    tasks on ``nodes`` nodes; the batch script then starts one task per node.
+    tasks on ``nodes`` nodes; the batch script then starts one task per node. An
+    interactive job's app is served under ``service_path`` of its address.
     """
+    app = AppPlan(app_ports(name, number), service_path) if params.interactive else None
     return BatchJob(
         name=JOB_PREFIX + name,
-        script=slurm_batch_script(filled_script, files_prefix,
-                                  number if params.interactive else None),
+        script=slurm_batch_script(filled_script, files_prefix, app),
         output=output,
         nodes=nodes,
         tasks=params.cores * nodes,
@@ -66,34 +70,37 @@ def batch_job(name: str, nodes: int, params: JobParameters, output: str, files_p
 # Where a Jarvice app image keeps its URL template (%PUBLICADDR%, %NIMBIXPASSWD%).
 APP_URL_FILE = "/etc/NAE/url.txt"
 
-# An interactive job's rank 0, before the app starts: a free port and a password for
-# the app (exported), an access token for DSSR's proxy, and once the app listens, the
-# app record (mode 0600; see dssr.jobfiles.AppRecord). The token stays out of the
-# app's environment.
+# An interactive job's rank 0, before the app starts: the first free one of the ports
+# DSSR chose for the job (``dssr.jobs.app_ports``) and a password for the app
+# (exported), and once a process of this job listens there, the app record (mode
+# 0600; see dssr.jobfiles.AppRecord). With no free port, or another job's process on
+# it, no record is written: the app cannot be reached, and no other app is.
 APP_SETUP = """\
 if [ -n "${DSSR_APP_RECORD:-}" ] && [ "$PROCESS_PROCID" = 0 ]; then
-    for dssr_try in $(seq 1 200); do
-        DSSR_SERVICE_PORT=$((20000 + RANDOM % 40000))
-        (: <>"/dev/tcp/127.0.0.1/$DSSR_SERVICE_PORT") 2>/dev/null || break
+    DSSR_SERVICE_PORT=
+    for dssr_port in $DSSR_APP_PORTS; do
+        if ! (: <>"/dev/tcp/127.0.0.1/$dssr_port") 2>/dev/null; then
+            DSSR_SERVICE_PORT=$dssr_port
+            break
+        fi
     done
     DSSR_SERVICE_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr +/ -_)
-    DSSR_ACCESS_TOKEN=$(head -c 24 /dev/urandom | base64 | tr +/ -_)
     export DSSR_SERVICE_PORT DSSR_SERVICE_PASSWORD
-    (
+    [ -n "$DSSR_SERVICE_PORT" ] && (
         until (: <>"/dev/tcp/127.0.0.1/$DSSR_SERVICE_PORT") 2>/dev/null; do sleep 0.5; done
-        # The URL template of the app, read below the root of the process that listens
-        # (the root of its container, when it runs in one).
         dssr_pid=$(ss -Hltnp "sport = :$DSSR_SERVICE_PORT" 2>/dev/null \\
             | sed -n "s/.*pid=\\([0-9]*\\).*/\\1/p" | head -n 1)
-        dssr_url=$(head -n 1 -- "/proc/${dssr_pid:-self}/root$DSSR_APP_URL_FILE" 2>/dev/null \\
+        tr "\\0" "\\n" 2>/dev/null <"/proc/${dssr_pid:-0}/environ" \\
+            | grep -qx "SLURM_JOB_ID=$SLURM_JOB_ID" || exit 0
+        # The URL template of the app, read below the root of the process that listens
+        # (the root of its container, when it runs in one).
+        dssr_url=$(head -n 1 -- "/proc/$dssr_pid/root$DSSR_APP_URL_FILE" 2>/dev/null \\
             | tr -d "\\r" | head -c 2048)
         umask 077
-        printf "NUMBER=%s\\nNODE=%s\\nPORT=%s\\nPASSWORD=%s\\nTOKEN=%s\\nURL=%s\\n" \\
-            "$DSSR_JOB_NUMBER" "$(hostname)" "$DSSR_SERVICE_PORT" \\
-            "$DSSR_SERVICE_PASSWORD" "$DSSR_ACCESS_TOKEN" "$dssr_url" > "$DSSR_APP_RECORD.tmp" \\
-            && mv -f -- "$DSSR_APP_RECORD.tmp" "$DSSR_APP_RECORD"
+        printf "NODE=%s\\nPORT=%s\\nPASSWORD=%s\\nURL=%s\\n" "$SLURMD_NODENAME" \\
+            "$DSSR_SERVICE_PORT" "$DSSR_SERVICE_PASSWORD" "$dssr_url" \\
+            > "$DSSR_APP_RECORD.tmp" && mv -f -- "$DSSR_APP_RECORD.tmp" "$DSSR_APP_RECORD"
     ) </dev/null >/dev/null 2>&1 &
-    unset DSSR_ACCESS_TOKEN
 fi"""
 
 
@@ -195,24 +202,35 @@ exit "$DSSR_EXIT_CODE"
 """
 
 
-def slurm_batch_script(filled_script: str, files_prefix: str, number: int | None = None,
+@dataclass(frozen=True)
+class AppPlan:
+    """An interactive job's app: the ports it may listen on, and the path of its
+    address it is served under (``/`` for host-based addresses, ``/job5/`` for
+    path-based ones), exported to it as ``DSSR_SERVICE_PATH``."""
+
+    ports: tuple[int, ...]
+    path: str = "/"
+
+
+def slurm_batch_script(filled_script: str, files_prefix: str, app: AppPlan | None = None,
                        url_file: str = APP_URL_FILE) -> str:
     """The ``#!/bin/bash`` batch script that runs ``filled_script`` on every node.
 
     ``files_prefix`` and the job id make the job's files' base path (``dssr.jobfiles``);
     rank 0's output is kept beside the end record, as ``<end record>.rank0``, until the
-    verdict is taken. ``number``, for an interactive job: its Jarvice job number (the
-    app record goes beside the end record); ``url_file`` where the app's URL template
-    is, inside the app's root.
+    verdict is taken. ``app``, for an interactive job (its app record goes beside the
+    end record); ``url_file`` where the app's URL template is, inside the app's root.
     """
     payload = base64.b64encode(filled_script.encode()).decode()
     chunks = [payload[i:i + CHUNK] for i in range(0, len(payload), CHUNK)] or [""]
     exports = "".join(f"export DSSR_PAYLOAD_{index}={shlex.quote(chunk)}\n"
                       for index, chunk in enumerate(chunks))
-    if number is not None:
+    if app is not None:
+        ports = " ".join(str(int(port)) for port in app.ports)
         exports += (f'export DSSR_APP_RECORD="$DSSR_JOB_FILES.app" '
                     f"DSSR_APP_URL_FILE={shlex.quote(url_file)} "
-                    f"DSSR_JOB_NUMBER={int(number)}\n"
+                    f"DSSR_APP_PORTS={shlex.quote(ports)} "
+                    f"DSSR_SERVICE_PATH={shlex.quote(app.path)}\n"
                     'rm -f -- "$DSSR_APP_RECORD"\n')
     return (_HEAD.format(files_prefix=shlex.quote(files_prefix))
             + exports

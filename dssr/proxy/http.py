@@ -1,191 +1,182 @@
-"""Just enough HTTP/1.1 for the proxy: request heads, where each request ends, errors.
+"""Where each request a client sends ends, and the proxy's own small answers.
 
-The proxy reads the client's requests (to route them and take its token out) and
-passes the app's responses through untouched, so only requests are framed here:
-a head, then a body of ``Content-Length`` bytes or chunks, or, after an upgrade
-(WebSocket), raw bytes both ways.
+The proxy reads the client's requests (to route and check each one and take its
+token out) and passes everything else through: a head, then a body of
+``Content-Length`` bytes or chunks, or, once the app agreed to an upgrade
+(WebSocket), raw bytes both ways. Each byte is looked at a bounded number of times,
+so nothing a client sends costs more than reading it.
 """
 
-from dataclasses import dataclass, replace
+from dssr.proxy.heads import (
+    MAX_HEAD,
+    MAX_LINE,
+    BadRequest,
+    bare_line_end,
+    chunk_size,
+    parse_head,
+    trailer_line,
+)
 
-MAX_HEAD = 64 * 1024
-
-
-class BadRequest(Exception):
-    """The client sent something that is not an HTTP/1.1 request DSSR can pass on."""
-
-
-@dataclass(frozen=True)
-class Head:
-    """A request head: method, target, version, and the header lines as (name, value)."""
-
-    method: str
-    target: str
-    version: str
-    headers: tuple[tuple[str, str], ...]
-
-    def header(self, name: str) -> str | None:
-        """The first header called ``name`` (any case), or None."""
-        name = name.lower()
-        return next((value for key, value in self.headers if key.lower() == name), None)
-
-    def upgrade(self) -> bool:
-        """Whether the request asks to switch protocols (WebSocket)."""
-        tokens = (self.header("connection") or "").lower().replace(" ", "").split(",")
-        return "upgrade" in tokens and self.header("upgrade") is not None
-
-    def body_length(self) -> int | None:
-        """The body's length; None for a chunked body."""
-        coding = self.header("transfer-encoding")
-        if coding is not None:
-            if coding.lower().replace(" ", "").split(",")[-1] != "chunked":
-                raise BadRequest("a request body must be chunked or have a length")
-            return None
-        length = self.header("content-length")
-        if length is None:
-            return 0
-        if not length.strip().isdigit():
-            raise BadRequest("bad Content-Length")
-        return int(length)
-
-    def encode(self) -> bytes:
-        lines = [f"{self.method} {self.target} {self.version}"]
-        lines += [f"{name}: {value}" for name, value in self.headers]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def parse_head(data: bytes) -> Head:
-    """The head in ``data`` (up to and without the blank line)."""
-    lines = data.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1]:
-        raise BadRequest("not an HTTP/1.x request line")
-    headers = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        if not colon or not name or name != name.strip():
-            raise BadRequest("bad header line")
-        headers.append((name, value.strip()))
-    return Head(parts[0], parts[1], parts[2], tuple(headers))
-
-
-def without_cookie(head: Head, cookie: str) -> Head:
-    """``head`` with the cookie called ``cookie`` taken out of its Cookie headers."""
-    headers = []
-    for name, value in head.headers:
-        if name.lower() == "cookie":
-            kept = [c for c in value.split(";") if c.strip().partition("=")[0] != cookie]
-            if not kept:
-                continue
-            value = ";".join(kept).strip()
-        headers.append((name, value))
-    return replace(head, headers=tuple(headers))
-
-
-def cookie_value(head: Head, cookie: str) -> str | None:
-    """The value of the cookie called ``cookie``, or None."""
-    for name, value in head.headers:
-        if name.lower() == "cookie":
-            for pair in value.split(";"):
-                key, _, found = pair.strip().partition("=")
-                if key == cookie:
-                    return found
-    return None
+REASONS = {302: "Found", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+           408: "Request Timeout", 431: "Request Header Fields Too Large",
+           501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 class RequestFramer:
     """Splits the client's bytes into request heads and what follows each.
 
-    ``feed`` returns a list of ``Head`` values and ``bytes`` (body, or anything once
-    a request upgraded the connection), in order.
+    ``feed`` returns a list of ``Head`` values and ``bytes`` (bodies, or anything once
+    an upgrade was agreed), in order. After a request asking for an upgrade nothing
+    more is read until ``upgrade_answered`` says how the app answered it.
     """
 
     def __init__(self):
         self._buffer = b""
+        self._at = 0  # where the unread bytes of ``_buffer`` start
+        self._scanned = 0  # bytes of the current head already checked for bare CR/LF
+        self._span: int | None = None  # where the bytes being passed through start
         self._state = "head"
         self._left = 0  # body bytes left, or the current chunk's
         self._after = "head"  # the state once they are passed on
+        self._trailer_bytes = 0  # bytes of the current trailer
 
     def feed(self, data: bytes) -> list:
         self._buffer += data
         out: list = []
-        while self._buffer:
-            step = getattr(self, "_" + self._state)(out)
-            if not step:
-                break
+        while self._at < len(self._buffer) and getattr(self, "_" + self._state)(out):
+            pass
+        self._flush(out)
+        self._buffer = self._buffer[self._at:]
+        self._scanned -= self._at
+        self._at = 0
         return out
 
-    def _raw(self, out) -> bool:
-        out.append(self._take(len(self._buffer)))
-        return False
+    def head_pending(self) -> bool:
+        """Whether part of a request head has arrived and not the rest."""
+        return self._state == "head" and self._at < len(self._buffer)
+
+    def upgrade_answered(self, upgraded: bool) -> list:
+        """The app answered the request that asked for an upgrade: raw bytes from now
+        on if it agreed (101), else the next request; what ``feed`` would return."""
+        if self._state != "wait":
+            return []
+        self._state = "raw" if upgraded else "head"
+        return self.feed(b"")
+
+    # -- the states: each consumes what it can and says whether to go on ----------
 
     def _head(self, out) -> bool:
-        end = self._buffer.find(b"\r\n\r\n")
+        buffer, at = self._buffer, self._at
+        end = buffer.find(b"\r\n\r\n", max(at, self._scanned - 3))
         if end < 0:
-            if len(self._buffer) > MAX_HEAD:
-                raise BadRequest("request head too large")
+            if len(buffer) - at > MAX_HEAD:
+                raise BadRequest(f"the request head is larger than {MAX_HEAD} bytes", 431)
+            if bare_line_end(buffer, max(at, self._scanned)):
+                raise BadRequest("the request head has a bare CR or LF (lines end in CRLF)")
+            self._scanned = len(buffer) - buffer.endswith(b"\r")
             return False
-        head = parse_head(self._buffer[:end])
-        self._buffer = self._buffer[end + 4:]
-        out.append(head)
-        if head.upgrade():
-            self._state = "raw"
-            return True
+        head = parse_head(buffer[at:end])
         length = head.body_length()
+        self._flush(out)
+        out.append(head)
+        self._at = self._scanned = end + 4
+        after = "wait" if head.upgrade() else "head"
         if length is None:
-            self._state = "chunk_size"
+            self._state, self._after = "chunk_size", after
         elif length:
-            self._state, self._left, self._after = "body", length, "head"
+            self._state, self._left, self._after = "body", length, after
+        else:
+            self._state = after
         return True
 
     def _body(self, out) -> bool:
-        chunk = self._take(min(self._left, len(self._buffer)))
-        out.append(chunk)
-        self._left -= len(chunk)
+        count = min(self._left, len(self._buffer) - self._at)
+        self._pass(count)
+        self._left -= count
         if self._left == 0:
             self._state = self._after
         return True
 
     def _chunk_size(self, out) -> bool:
-        end = self._buffer.find(b"\r\n")
-        if end < 0:
-            if len(self._buffer) > 1024:
-                raise BadRequest("bad chunk size line")
+        line = self._line()
+        if line is None:
             return False
-        size = self._buffer[:end].split(b";")[0].strip()
-        try:
-            self._left = int(size, 16)
-        except ValueError:
-            raise BadRequest("bad chunk size") from None
-        out.append(self._take(end + 2))
-        self._state, self._after = ("body", "chunk_end") if self._left else ("trailer", "")
+        self._left = chunk_size(line)
+        self._pass(len(line) + 2)
+        if self._left:
+            self._state = "chunk_data"
+        else:
+            self._state, self._trailer_bytes = "trailer", 0
+        return True
+
+    def _chunk_data(self, out) -> bool:
+        count = min(self._left, len(self._buffer) - self._at)
+        self._pass(count)
+        self._left -= count
+        if self._left == 0:
+            self._state = "chunk_end"
         return True
 
     def _chunk_end(self, out) -> bool:
-        if len(self._buffer) < 2:
+        if len(self._buffer) - self._at < 2:
             return False
-        out.append(self._take(2))
+        if self._buffer[self._at:self._at + 2] != b"\r\n":
+            raise BadRequest("a chunk does not end in CRLF")
+        self._pass(2)
         self._state = "chunk_size"
         return True
 
     def _trailer(self, out) -> bool:
-        end = self._buffer.find(b"\r\n")
-        if end < 0:
+        line = self._line()
+        if line is None:
             return False
-        out.append(self._take(end + 2))
-        if end == 0:
-            self._state = "head"
+        self._trailer_bytes += len(line) + 2
+        if self._trailer_bytes > MAX_HEAD:
+            raise BadRequest(f"the trailer is larger than {MAX_HEAD} bytes", 431)
+        if line:
+            trailer_line(line)
+        self._pass(len(line) + 2)
+        if not line:
+            self._state = self._after
         return True
 
-    def _take(self, count: int) -> bytes:
-        taken, self._buffer = self._buffer[:count], self._buffer[count:]
-        return taken
+    def _wait(self, out) -> bool:
+        if len(self._buffer) - self._at > MAX_HEAD:
+            raise BadRequest("data sent before the upgrade was answered")
+        return False
+
+    def _raw(self, out) -> bool:
+        self._pass(len(self._buffer) - self._at)
+        return False
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _line(self) -> bytes | None:
+        """The next CRLF-ended line (without it), or None until it has arrived."""
+        end = self._buffer.find(b"\r\n", self._at, self._at + MAX_LINE + 2)
+        if end < 0:
+            if len(self._buffer) - self._at > MAX_LINE:
+                raise BadRequest(f"a chunk size or trailer line is longer than {MAX_LINE}")
+            return None
+        return self._buffer[self._at:end]
+
+    def _pass(self, count: int) -> None:
+        """Pass ``count`` bytes through, as part of one span with those just before."""
+        if self._span is None:
+            self._span = self._at
+        self._at += count
+
+    def _flush(self, out) -> None:
+        if self._span is not None and self._span < self._at:
+            out.append(self._buffer[self._span:self._at])
+        self._span = None
 
 
-def error_page(code: int, reason: str, message: str, extra: tuple = ()) -> bytes:
-    """A small plain-text response that closes the connection."""
+def error_page(code: int, message: str, extra: tuple = ()) -> bytes:
+    """A small plain-text response that closes the connection; ``message`` and
+    ``extra`` header lines are DSSR's own text, never bytes from the request."""
     body = (message + "\n").encode("utf-8")
-    lines = [f"HTTP/1.1 {code} {reason}", "Content-Type: text/plain; charset=utf-8",
+    lines = [f"HTTP/1.1 {code} {REASONS[code]}", "Content-Type: text/plain; charset=utf-8",
              f"Content-Length: {len(body)}", "Connection: close", "Cache-Control: no-store",
-             *extra]
+             "X-Content-Type-Options: nosniff", *extra]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

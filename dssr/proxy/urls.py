@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 TOKEN_PARAMETER = "dssr_token"  # noqa: S105 (a parameter name, not a secret)
-_TOKEN = re.compile(r"^([0-9]+)\.([A-Za-z0-9_-]{16,128})$")
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,21 @@ def _pattern(template: str) -> str:
     return re.escape(before) + "([0-9]{1,18})" + re.escape(after)
 
 
+@dataclass(frozen=True)
+class JobsAddresses:
+    """Where users reach interactive jobs (``url``), with the access tokens DSSR issues
+    for them (``tokens``, a ``dssr.proxy.tokens.AccessTokens``)."""
+
+    url: JobsURL
+    tokens: object
+
+    def address(self, jobid: str, number: int, template: str = "", password: str = "") -> str:
+        """The address upstream hands the user: the job's root (or its app's URL
+        ``template``, see ``app_url``) carrying the job's access token."""
+        root = self.url.url(number)
+        return with_token(app_url(template, root, password), self.tokens.issue(jobid, number))
+
+
 def parse_jobs_domain(text: str) -> JobsURL:
     """``JARVICE_JOBS_DOMAIN`` as a ``JobsURL``; ``ValueError`` for one that cannot route."""
     text = text.strip()
@@ -65,17 +79,6 @@ def parse_jobs_domain(text: str) -> JobsURL:
         raise ValueError(f"{text!r} needs exactly one $ (the job number), in the host "
                          "or in the path")
     return JobsURL(parts.scheme, parts.netloc.lower(), path)
-
-
-def access_token(jobid: str, secret: str) -> str:
-    """The token in a job's URL: the Slurm job id (to find the job) and its secret."""
-    return f"{jobid}.{secret}"
-
-
-def split_token(token: str) -> tuple[str, str] | None:
-    """``(jobid, secret)`` of a well-formed access token, else None."""
-    found = _TOKEN.match(token)
-    return (found.group(1), found.group(2)) if found else None
 
 
 def with_token(url: str, token: str) -> str:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from dssr.executors.slurm_batch import CHUNK, slurm_batch_script
+from dssr.executors.slurm_batch import CHUNK, AppPlan, slurm_batch_script
 from dssr.jobfiles import EndRecord, parse_app_record, parse_end_record
+from tests.integration.sshd import free_port
 
 FAKE_SRUN = """\
 #!/bin/bash
@@ -77,10 +78,10 @@ class BatchRunTests(SynchronousTestCase):
         }
         self.record_path = self.dir / ".jarvice" / "job.42.end"
 
-    def start(self, filled: str, number=None, **options) -> subprocess.Popen:
+    def start(self, filled: str, app=None, **options) -> subprocess.Popen:
         batch = self.dir / "batch.sh"
         # A relative record path, as with an empty scratch dir: below the submit dir.
-        batch.write_text(slurm_batch_script(filled, ".jarvice/job.", number, **options))
+        batch.write_text(slurm_batch_script(filled, ".jarvice/job.", app, **options))
         # A file, like the job's output file: tasks left behind cannot hold a pipe open.
         with open(self.dir / "job.out", "wb") as output:
             return subprocess.Popen(["bash", str(batch)], cwd=self.dir, env=self.env,
@@ -210,30 +211,47 @@ class BatchRunTests(SynchronousTestCase):
         _, record = self.terminated()
         self.assertEqual(record.state, "CANCELLED")
 
-    def test_interactive_app_gets_a_port_and_is_recorded_once_it_listens(self):
-        process, record = self.app()
+    def test_interactive_app_gets_the_first_free_port_and_is_recorded_once_it_listens(self):
+        taken, free = self.listening(), free_port()
+        process, record = self.app(AppPlan((taken.getsockname()[1], free), "/job42/"))
         app_record = self.dir / ".jarvice" / "job.42.app"
         self.assertEqual(app_record.stat().st_mode & 0o777, 0o600)
-        self.assertEqual((record.number, record.node), (42, socket.gethostname()))
-        self.assertGreaterEqual(len(record.token), 32)
+        self.assertEqual((record.node, record.port), ("node0", free))  # Slurm's node name
         self.assertGreaterEqual(len(record.password), 24)
         self.assertEqual(record.url_template, "")  # the app has none
         environment = (self.dir / "env.0").read_text()
-        self.assertIn(f"DSSR_SERVICE_PORT={record.port}\n", environment)
+        self.assertIn(f"DSSR_SERVICE_PORT={free}\n", environment)
         self.assertIn(f"DSSR_SERVICE_PASSWORD={record.password}\n", environment)
-        self.assertNotIn(record.token, environment)
+        self.assertIn("DSSR_SERVICE_PATH=/job42/\n", environment)
         os.kill(process.pid, signal.SIGTERM)
         process.wait(timeout=10)
         self.assertFalse(app_record.exists())
 
+    def test_no_record_when_every_port_is_taken(self):
+        taken = self.listening()
+        filled = ('env | grep ^DSSR_SERVICE_PORT= > "$OUT/env.$PROCESS_PROCID"\n'
+                  '/bin/echo JARVICE_CMD_SUCCESS\n')
+        process = self.start(filled, AppPlan((taken.getsockname()[1],)))
+        process.wait(timeout=60)
+        self.assertEqual((self.dir / "env.0").read_text(), "DSSR_SERVICE_PORT=\n")
+        self.assertEqual(list((self.dir / ".jarvice").glob("job.42.app*")), [])
+
+    def listening(self) -> socket.socket:
+        """A socket of this test (not of the job) listening on a loopback port."""
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        return listener
+
     def test_the_app_s_url_template_is_recorded(self):
         template = self.dir / "url.txt"  # below the app's root, here the host's
         template.write_text("https://%PUBLICADDR%/vnc.html?password=%NIMBIXPASSWD%\r\nmore\n")
-        _, record = self.app(url_file=str(template))
+        _, record = self.app(AppPlan((free_port(),)), url_file=str(template))
         self.assertEqual(record.url_template,
                          "https://%PUBLICADDR%/vnc.html?password=%NIMBIXPASSWD%")
 
-    def app(self, **options):
+    def app(self, plan: AppPlan, **options):
         """An interactive job whose app listens on its port; the batch and the record."""
         app_record = self.dir / ".jarvice" / "job.42.app"
         # The app: tells its environment, then listens on the port it was given.
@@ -242,7 +260,7 @@ class BatchRunTests(SynchronousTestCase):
                   'exec python3 -c "import socket, time, os; s = socket.socket(); '
                   's.bind((\\"127.0.0.1\\", int(os.environ[\\"DSSR_SERVICE_PORT\\"]))); '
                   's.listen(); time.sleep(60)"\n')
-        process = self.start(filled, 42, **options)
+        process = self.start(filled, plan, **options)
         self.addCleanup(self.kill_group, process)
         deadline = time.monotonic() + 30
         while not app_record.exists():

@@ -9,6 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from dssr.errors import BadRequest
 from dssr.executors import ExecutorSettings, prepare
 from dssr.executors.scrub import REMOVED
+from dssr.jobs import app_ports
 from dssr.slurm.commands import sbatch
 from tests.executors.sample import (
     APP_PASSWORD,
@@ -106,11 +107,13 @@ class PrepareTests(SynchronousTestCase):
         self.assertIn("interactive jobs are not supported on this cluster", error.message)
 
     def test_interactive_accepted_where_supported(self):
-        settings = ExecutorSettings(interactive=True)
+        settings = ExecutorSettings(interactive=True, jobs_path="/jobs/$/")
         job = prepare(template(JOBOBJ_INTERACTIVE="True", JOBOBJ_DEVICES='["exclusive=False"]'),
                       NAME, 1, False, settings, number=42)
         self.assertNotIn("--exclusive", sbatch(job.batch))  # its own port, not the node
-        self.assertIn("DSSR_JOB_NUMBER=42\n", job.batch.script)
+        ports = " ".join(map(str, app_ports(NAME, 42)))
+        self.assertIn(f"DSSR_APP_PORTS='{ports}' DSSR_SERVICE_PATH=/jobs/42/\n",
+                      job.batch.script)
         self.assertIn('export JARVICE_SERVICE_PORT="$DSSR_SERVICE_PORT"', job.fscript)
 
     def test_refusals_are_bad_requests_on_hpc_script(self):

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 from twisted.internet import reactor, threads
 from twisted.internet.defer import ensureDeferred, gatherResults
 
-from dssr.compose import slurm_connector
+from dssr.compose import access_tokens, slurm_connector
 from dssr.proxy.server import ProxyFactory, ProxyLimits
-from dssr.proxy.urls import parse_jobs_domain, split_token
+from dssr.proxy.urls import parse_jobs_domain
 from tests.integration import echo_app
 from tests.integration.rig import RigCase, job_script
 from tests.integration.sshd import free_port
@@ -74,16 +74,21 @@ def websocket_echo(port: int, path: str, cookie: str, count: int) -> int:
 class InteractiveApps:
     """For ``RigCase`` tests: interactive jobs running the echo app, and their cookies."""
 
-    async def start_app(self, label: str) -> tuple[dict, str, str]:
-        """Submit an interactive job running the echo app; its ref, URL and password."""
+    async def submit_app(self, label: str, body: str = APP_BODY) -> dict:
+        """Submit an interactive job running ``body``; its ref."""
         number = random.randrange(10**6, 10**7)
         name = self.name(label)
         args = {"name": name, "number": number, "nodes": 1, "bearer": "",
-                "hpc_script": {"singularity": job_script(APP_BODY, "JOBOBJ_INTERACTIVE=True")}}
+                "hpc_script": {"singularity": job_script(body, "JOBOBJ_INTERACTIVE=True")}}
         jobid, _ = await self.answer("/submit", args)
         ref = {"name": name, "number": number, "jobid": jobid}
         self.submitted.append(ref)
-        base = f"/request/{name}/{number}/{jobid}"
+        return ref
+
+    async def start_app(self, label: str) -> tuple[dict, str, str]:
+        """Submit an interactive job running the echo app; its ref, URL and password."""
+        ref = await self.submit_app(label)
+        base = f"/request/{ref['name']}/{ref['number']}/{ref['jobid']}"
         for _ in range(240):
             info = await self.answer(base + "/info")
             if info["url"]:
@@ -95,7 +100,7 @@ class InteractiveApps:
 
     def cookie(self, ref: dict, url: str) -> str:
         token = urlsplit(url).query.partition("dssr_token=")[2]
-        self.assertIsNotNone(split_token(token))
+        self.assertEqual(access_tokens(self.settings).verify(token, ref["number"]), ref["jobid"])
         return f"dssr_job_{ref['number']}={token}"
 
 
@@ -108,7 +113,8 @@ class InteractiveTests(InteractiveApps, RigCase):
         await super().start_dssr(
             jobs_domain=f"http://127.0.0.1:{self.proxy_port}/job$", **overrides)
         self.proxy = ProxyFactory(parse_jobs_domain(self.settings.jobs_domain),
-                                  self.connector, reactor, ProxyLimits())
+                                  self.connector, reactor, ProxyLimits(),
+                                  access_tokens(self.settings))
         listening = reactor.listenTCP(self.proxy_port, self.proxy, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
 
@@ -152,7 +158,7 @@ class InteractiveTests(InteractiveApps, RigCase):
         # A wrong token: 403, and the app sees nothing of it.
         status, _, seen = await threads.deferToThread(
             request, self.proxy_port, root + "count", cookie)
-        wrong = f"dssr_job_{ref['number']}={ref['jobid']}.{'x' * 32}"
+        wrong = f"dssr_job_{ref['number']}={ref['jobid']}.{'x' * 43}"
         for bad in (wrong, None):
             status, _, _ = await threads.deferToThread(
                 request, self.proxy_port, root + "count", bad)
@@ -163,7 +169,8 @@ class InteractiveTests(InteractiveApps, RigCase):
 
         # A second DSSR (another replica, nothing shared in memory) serves it too.
         second = ProxyFactory(parse_jobs_domain(self.settings.jobs_domain),
-                              self.connector_replica(), reactor, ProxyLimits())
+                              self.connector_replica(), reactor, ProxyLimits(),
+                              access_tokens(self.settings))
         listening = reactor.listenTCP(0, second, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
         status, _, page = await threads.deferToThread(
@@ -200,3 +207,25 @@ class InteractiveTests(InteractiveApps, RigCase):
             request, self.proxy_port, urlsplit(url_two).path,
             self.cookie(one, url_one).replace(str(one["number"]), str(two["number"]), 1))
         self.assertIn(status, (403, 404))
+
+    @deferred_test
+    async def test_a_job_rewriting_its_app_record_reaches_nothing_else(self):
+        # The job points its record at the login node's sshd: DSSR believes only a
+        # node the job was given and a port DSSR chose for it.
+        port = self.environment["JARVICE_SLURM_CLUSTER_PORT"]
+        body = (f"echo {APP} | base64 -d > \"$HOME/echo_app_$$.py\"\n"
+                "python3 \"$HOME/echo_app_$$.py\" &\n"
+                "until [ -s \"$DSSR_APP_RECORD\" ]; do sleep 0.2; done\n"
+                f"printf 'NODE=127.0.0.1\\nPORT={port}\\nPASSWORD=x\\n' > \"$DSSR_APP_RECORD\"\n"
+                "echo rewritten\nwait\n")
+        ref = await self.submit_app("rewritten", body)
+        await self.wait_for_output(ref, "rewritten")
+        info = await self.answer(f"/request/{ref['name']}/{ref['number']}/{ref['jobid']}/info")
+        self.assertEqual(info["url"], "")
+        token = access_tokens(self.settings).issue(ref["jobid"], ref["number"])
+        status, _, body = await threads.deferToThread(
+            request, self.proxy_port, f"/job{ref['number']}/",
+            f"dssr_job_{ref['number']}={token}")
+        self.assertEqual(status, 404, body)
+        self.assertNotIn(b"SSH-", body)
+        self.assertEqual(self.open_streams(), 0)

@@ -33,8 +33,10 @@ from dssr.jobs import (
     ListedJob,
     RunStatus,
     SubmitRequest,
+    app_ports,
 )
-from dssr.proxy.urls import parse_jobs_domain
+from dssr.proxy.tokens import AccessTokens
+from dssr.proxy.urls import JobsAddresses, parse_jobs_domain
 from dssr.remote.interfaces import ConnectionLost, NotConnected, RemoteResult
 from dssr.slurm.accounting import ACCOUNTING_RECHECK
 from tests.executors.sample import APP_PASSWORD, OTHER_PASSWORD, OWNER_PASSWORD, template
@@ -1047,8 +1049,10 @@ class CommandLogTests(ConnectorTestCase):
         self.assertIn("gone", formatEvent(events[-1]))
 
 
-APP_TOKEN = "t" * 32
-APP_RECORD = f"NUMBER=4\nNODE=vm\nPORT=34567\nPASSWORD=app-pw\nTOKEN={APP_TOKEN}\n".encode()
+TOKENS = AccessTokens(b"k" * 32)
+APP_TOKEN = TOKENS.issue("9", 4)
+APP_PORT = app_ports(RUNNING.name, 4)[1]  # the first DSSR chose was taken on the node
+APP_RECORD = f"NODE=vm\nPORT={APP_PORT}\nPASSWORD=app-pw\n".encode()
 
 
 class InteractiveTests(ConnectorTestCase):
@@ -1056,11 +1060,12 @@ class InteractiveTests(ConnectorTestCase):
 
     def setUp(self):
         super().setUp()
-        self.connector = self.make(jobs_url=parse_jobs_domain("http://proxy:8081/job$"))
+        self.connector = self.make(
+            jobs=JobsAddresses(parse_jobs_domain("http://proxy:8081/job$"), TOKENS))
         self.remote.answer("cat", ok(APP_RECORD))
 
     def test_info_and_connect_of_a_running_app(self):
-        url = f"http://proxy:8081/job4/?dssr_token=9.{APP_TOKEN}"
+        url = f"http://proxy:8081/job4/?dssr_token={APP_TOKEN}"
         self.assertEqual(self.result("request_info", RUNNING), JobInfo(url=url))
         self.assertEqual(self.result("request_connect", RUNNING), AppAccess(url, "app-pw"))
         cat, = {call.argv for call in self.remote.of("cat")}
@@ -1069,15 +1074,30 @@ class InteractiveTests(ConnectorTestCase):
     def test_the_app_s_url_template(self):
         template = "URL=https://%PUBLICADDR%/vnc.html?password=%NIMBIXPASSWD%&x=1\n"
         self.remote.answer("cat", ok(APP_RECORD + template.encode()))
-        url = f"http://proxy:8081/job4/vnc.html?password=app-pw&x=1&dssr_token=9.{APP_TOKEN}"
+        url = f"http://proxy:8081/job4/vnc.html?password=app-pw&x=1&dssr_token={APP_TOKEN}"
         self.assertEqual(self.result("request_info", RUNNING), JobInfo(url=url))
         self.assertEqual(self.result("request_connect", RUNNING), AppAccess(url, "app-pw"))
 
     def test_the_proxys_lookup(self):
         self.assertEqual(self.result("interactive_app", "9", 4),
-                         InteractiveApp(("tcp", "vm", 34567, None), APP_TOKEN))
+                         InteractiveApp(("tcp", "vm", APP_PORT, None)))
         self.assertIsNone(self.result("interactive_app", "9", 5))  # another job's number
         self.assertIsNone(self.result("interactive_app", "99", 4))  # no such job
+
+    def test_a_record_naming_another_place_is_ignored(self):
+        # The job wrote its own record: a node it was not given, a port DSSR did not
+        # choose for it (the login node's sshd, slurmrestd, a metadata service...).
+        for node, port in (("10.0.0.1", APP_PORT), ("vm", 22), ("vm", 6820),
+                           ("vm", app_ports(RUNNING.name, 5)[0])):
+            self.remote.answer("cat", ok(f"NODE={node}\nPORT={port}\nPASSWORD=p\n".encode()))
+            with capturedLogs() as events:
+                self.assertIsNone(self.result("interactive_app", "9", 4), (node, port))
+                self.assertEqual(self.result("request_info", RUNNING), JobInfo())
+            warnings = [formatEvent(event) for event in events
+                        if event["log_level"] == LogLevel.warn
+                        and "app record" in formatEvent(event)]
+            self.assertEqual(len(warnings), 2, warnings)
+            self.assertIn(f"names {node}:{port}", warnings[0])
 
     def test_no_url_before_the_app_listens_or_once_it_ended(self):
         self.remote.answer("cat", NO_FILE)
