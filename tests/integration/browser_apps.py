@@ -28,6 +28,7 @@ _REQUIRE = """\
 for tool in {tools}; do
     command -v "$tool" >/dev/null || {{ echo "browser app: $tool is not installed"; exit 1; }}
 done
+[ -n "$DSSR_SERVICE_PATH" ] || {{ echo "browser app: DSSR_SERVICE_PATH is not set"; exit 1; }}
 work=$(mktemp -d)
 """
 
@@ -79,22 +80,20 @@ def _notebook() -> str:
     return base64.b64encode(json.dumps(document).encode()).decode()
 
 
-def _script(body: str, fallback_path: str | None) -> str:
-    if fallback_path is not None:  # a DSSR without DSSR_SERVICE_PATH (temporary)
-        body = f': "${{DSSR_SERVICE_PATH:={fallback_path}}}"\n' + body
+def _script(body: str) -> str:
     # Upstream's script is a template: its braces are doubled.
     return job_script(body.replace("{", "{{").replace("}", "}}"), "JOBOBJ_INTERACTIVE=True")
 
 
-def novnc_script(fallback_path: str | None = None) -> str:
+def novnc_script() -> str:
     """The noVNC desktop job (base64, as upstream sends it)."""
     width, height = DESKTOP
     return _script(_NOVNC.format(
         tools="Xvfb xsetroot xterm x11vnc websockify python3", novnc=NOVNC_DIR,
-        width=width, height=height, colour=bytes(ROOT_COLOUR).hex()), fallback_path)
+        width=width, height=height, colour=bytes(ROOT_COLOUR).hex()))
 
 
-def jupyter_script(fallback_path: str | None = None) -> str:
+def jupyter_script() -> str:
     """The Jupyter notebook job, with ``NOTEBOOK`` holding the one cell ``CELL``."""
     return _script(_JUPYTER.format(tools="jupyter-notebook", notebook=NOTEBOOK,
-                                   notebook_b64=_notebook()), fallback_path)
+                                   notebook_b64=_notebook()))

@@ -103,8 +103,7 @@ class BrowserSession:
         self.dssr: DSSRServer | None = None
         self.apps: dict[str, App] = {}
 
-    def start(self) -> None:
-        environment = rig_environment()
+    def start(self, environment: dict[str, str]) -> None:
         self.port = free_port()
         listen = f"tcp:{self.port}:interface=127.0.0.1"
         if self.tls:
@@ -116,11 +115,9 @@ class BrowserSession:
         self.dssr = DSSRServer({**environment, "JARVICE_JOBS_DOMAIN": domain,
                                 "DSSR_PROXY_LISTEN": listen}, self.directory)
         self.dssr.start()
-        # Until DSSR exports DSSR_SERVICE_PATH (being added in main): the same value.
-        fallback = "/" if self.host_based else "/job$DSSR_JOB_NUMBER/"
         for label, script in (("novnc", browser_apps.novnc_script),
                               ("jupyter", browser_apps.jupyter_script)):
-            self.apps[label] = self.submit(label, script(fallback))
+            self.apps[label] = self.submit(label, script())
         self.driver = chromium(self.directory, DOMAIN)  # while the jobs start
         for label, app in self.apps.items():
             self.apps[label] = self.started(label, app.ref)
@@ -198,6 +195,7 @@ class BrowserTests:
         problem = missing_pieces()
         if problem:
             self.fail(problem)
+        environment = rig_environment()  # no rig: a skip, as for every rig test
         kind = type(self)
         # The session ends after the class's last test (trial runs them by name), or at
         # exit when only some of them run.
@@ -210,7 +208,7 @@ class BrowserTests:
             self.session = _SESSIONS[kind] = BrowserSession(self.tls, self.host_based,
                                                             directory)
             try:
-                self.session.start()
+                self.session.start(environment)
             except Exception as error:
                 self.session.error = f"{type(error).__name__}: {error}"
                 raise
