@@ -244,11 +244,13 @@ class BrowserTests:
                            "path": urlsplit(root).path.lstrip("/") + "websockify",
                            "password": app.password})
         self.driver.get(f"{root}vnc.html?{query}")
-        seen = wait(self.session, 60, "noVNC connected with a drawn desktop in its canvas",
+        # Drawn: the root window's colour, and an xterm's text on it (the frame may
+        # arrive in pieces, so both are awaited).
+        seen = wait(self.session, 60, "noVNC connected, the desktop drawn in its canvas",
                     lambda: self.driver.execute_script(NOVNC_PROBE),
-                    lambda seen: seen["connected"] and seen["colours"] >= 3)
+                    lambda seen: (seen["connected"] and seen["colours"] >= 3
+                                  and tuple(seen["corner"]) == browser_apps.ROOT_COLOUR))
         self.assertEqual((seen["width"], seen["height"]), browser_apps.DESKTOP)
-        self.assertEqual(tuple(seen["corner"]), browser_apps.ROOT_COLOUR, seen)
         self.session.screenshot(f"novnc-{self.label()}")
 
     def test_jupyter_notebook(self):
