@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import browser_apps
@@ -38,7 +39,11 @@ from tests.integration.rig import rig_environment
 from tests.integration.sshd import free_port
 from tests.integration.test_proxy_process import self_signed
 
+_log = Logger()
 DOMAIN = "jobs.test"
+# A job's output once it ended (the batch script's verdicts, the apps' own complaint).
+ENDED = ("browser app:", "JARVICE Job failed", "JARVICE_CMD_SUCCESS")
+PORT_TAKEN = "already in use"  # Jupyter's and websockify's words for EADDRINUSE
 
 # What noVNC shows: connected (its UI marks the page), and the canvas's size, how many
 # colours it holds (sampled), and the colour of a pixel near its bottom right corner.
@@ -115,12 +120,25 @@ class BrowserSession:
         self.dssr = DSSRServer({**environment, "JARVICE_JOBS_DOMAIN": domain,
                                 "DSSR_PROXY_LISTEN": listen}, self.directory)
         self.dssr.start()
-        for label, script in (("novnc", browser_apps.novnc_script),
-                              ("jupyter", browser_apps.jupyter_script)):
+        scripts = {"novnc": browser_apps.novnc_script, "jupyter": browser_apps.jupyter_script}
+        for label, script in scripts.items():
             self.apps[label] = self.submit(label, script())
         self.driver = chromium(self.directory, DOMAIN)  # while the jobs start
-        for label, app in self.apps.items():
-            self.apps[label] = self.started(label, app.ref)
+        for label, script in scripts.items():
+            served = self.started(self.apps[label].ref)
+            if served is None and PORT_TAKEN in self.output(self.apps[label].ref):
+                # The port the wrapper chose had no listener, but another socket had it
+                # bound (a client's ephemeral port?): once more, as a job with other ports.
+                _log.warn("{label} job {jobid}: its port was taken; submitting it again",
+                          label=label, jobid=self.apps[label].ref["jobid"])
+                self.apps[f"{label} (port taken)"] = self.apps[label]
+                self.apps[label] = self.submit(label, script())
+                served = self.started(self.apps[label].ref)
+            if served is None:
+                ref = self.apps[label].ref
+                raise AssertionError(f"the {label} job {ref['jobid']} served no URL; its "
+                                     f"output:\n{self.output(ref)}")
+            self.apps[label] = served
 
     def submit(self, label: str, script: str) -> App:
         number = random.randrange(10**6, 10**7)
@@ -130,20 +148,19 @@ class BrowserSession:
         jobid, _ = self.dssr.answer("/submit", args)
         return App({"name": name, "number": number, "jobid": jobid}, "", "")
 
-    def started(self, label: str, ref: dict, limit: float = 120) -> App:
-        """The app once it listens: its URL and password from the API."""
+    def started(self, ref: dict, limit: float = 120) -> App | None:
+        """The app once it listens (its URL and password from the API); None when its
+        job ended first or it did not listen within ``limit`` seconds."""
         base = f"/request/{ref['name']}/{ref['number']}/{ref['jobid']}"
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             info = self.dssr.answer(base + "/info")
             if info["url"]:
                 return App(ref, info["url"], self.dssr.answer(base + "/connect")["password"])
-            output = self.output(ref)
-            if "browser app:" in output or "JARVICE_CMD_SUCCESS" in output:
-                break  # it ended without serving
+            if any(mark in self.output(ref) for mark in ENDED):
+                return None
             time.sleep(0.5)
-        raise AssertionError(f"the {label} job {ref['jobid']} served no URL within {limit:g} "
-                             f"s; its output:\n{self.output(ref)}")
+        return None
 
     def output(self, ref: dict) -> str:
         code, tail = self.dssr.call(f"/request/{ref['name']}/{ref['number']}/{ref['jobid']}"
