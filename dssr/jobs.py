@@ -103,7 +103,9 @@ class InteractiveApp:
 
 
 APP_PORTS = 8  # ports an interactive job's app may listen on, tried in order
-_PORT_BASE, _PORT_SPAN = 20000, 40000
+# Below Linux's ephemeral range (32768-60999), where every outgoing connection takes a
+# local port that an app then cannot bind.
+_PORT_BASE, _PORT_SPAN = 20000, 12768
 
 
 def app_ports(name: str, number: int) -> tuple[int, ...]:

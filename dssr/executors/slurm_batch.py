@@ -70,7 +70,7 @@ def batch_job(name: str, nodes: int, params: JobParameters, output: str, files_p
 # Where a Jarvice app image keeps its URL template (%PUBLICADDR%, %NIMBIXPASSWD%).
 APP_URL_FILE = "/etc/NAE/url.txt"
 
-# An interactive job's rank 0, before the app starts: the first free one of the ports
+# An interactive job's rank 0, before the app starts: the first unused one of the ports
 # DSSR chose for the job (``dssr.jobs.app_ports``) and a password for the app
 # (exported), and once a process of this job listens there, the app record (mode
 # 0600; see dssr.jobfiles.AppRecord). With no free port, or another job's process on
@@ -79,6 +79,8 @@ APP_SETUP = """\
 if [ -n "${DSSR_APP_RECORD:-}" ] && [ "$PROCESS_PROCID" = 0 ]; then
     DSSR_SERVICE_PORT=
     for dssr_port in $DSSR_APP_PORTS; do
+        # Taken: any socket on the port not in TIME-WAIT (ss), or, without ss, a listener.
+        ss -Htan exclude time-wait "sport = :$dssr_port" 2>/dev/null | grep -q . && continue
         if ! (: <>"/dev/tcp/127.0.0.1/$dssr_port") 2>/dev/null; then
             DSSR_SERVICE_PORT=$dssr_port
             break

@@ -227,6 +227,16 @@ class BatchRunTests(SynchronousTestCase):
         process.wait(timeout=10)
         self.assertFalse(app_record.exists())
 
+    def test_a_port_an_outgoing_connection_holds_is_taken(self):
+        # Nothing listens on it, but an app could not bind it: the next port it is.
+        server, used, free = self.listening(), free_port(), free_port()
+        client = socket.socket()
+        self.addCleanup(client.close)
+        client.bind(("127.0.0.1", used))
+        client.connect(server.getsockname())
+        _, record = self.app(AppPlan((used, free)))
+        self.assertEqual(record.port, free)
+
     def test_no_record_when_every_port_is_taken(self):
         taken = self.listening()
         filled = ('env | grep ^DSSR_SERVICE_PORT= > "$OUT/env.$PROCESS_PROCID"\n'

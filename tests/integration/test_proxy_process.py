@@ -90,7 +90,7 @@ class ProxyListenerTests(InteractiveApps, ProcessCase):
         # The URL upstream hands out: its token moves into a cookie for this host only.
         status, headers, _ = await threads.deferToThread(
             tls_get, port, host, f"/?{parts.query}", certificate)
-        self.assertEqual((status, headers["location"]), (302, "/"))
+        self.assertEqual((status, headers["location"]), (302, f"https://{host}/"))
         self.assertIn(f"{cookie}; Path=/; HttpOnly", headers["set-cookie"])
         self.assertIn("; Secure", headers["set-cookie"])
 
