@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import browser_apps
@@ -39,11 +38,9 @@ from tests.integration.rig import rig_environment
 from tests.integration.sshd import free_port
 from tests.integration.test_proxy_process import self_signed
 
-_log = Logger()
 DOMAIN = "jobs.test"
 # A job's output once it ended (the batch script's verdicts, the apps' own complaint).
 ENDED = ("browser app:", "JARVICE Job failed", "JARVICE_CMD_SUCCESS")
-PORT_TAKEN = "already in use"  # Jupyter's and websockify's words for EADDRINUSE
 
 # What noVNC shows: connected (its UI marks the page), and the canvas's size, how many
 # colours it holds (sampled), and the colour of a pixel near its bottom right corner.
@@ -124,20 +121,11 @@ class BrowserSession:
         for label, script in scripts.items():
             self.apps[label] = self.submit(label, script())
         self.driver = chromium(self.directory, DOMAIN)  # while the jobs start
-        for label, script in scripts.items():
-            served = self.started(self.apps[label].ref)
-            if served is None and PORT_TAKEN in self.output(self.apps[label].ref):
-                # The port the wrapper chose had no listener, but another socket had it
-                # bound (a client's ephemeral port?): once more, as a job with other ports.
-                _log.warn("{label} job {jobid}: its port was taken; submitting it again",
-                          label=label, jobid=self.apps[label].ref["jobid"])
-                self.apps[f"{label} (port taken)"] = self.apps[label]
-                self.apps[label] = self.submit(label, script())
-                served = self.started(self.apps[label].ref)
+        for label, app in self.apps.items():
+            served = self.started(app.ref)
             if served is None:
-                ref = self.apps[label].ref
-                raise AssertionError(f"the {label} job {ref['jobid']} served no URL; its "
-                                     f"output:\n{self.output(ref)}")
+                raise AssertionError(f"the {label} job {app.ref['jobid']} served no URL; its "
+                                     f"output:\n{self.output(app.ref)}")
             self.apps[label] = served
 
     def submit(self, label: str, script: str) -> App:
