@@ -21,8 +21,7 @@ from tests.integration.sshd import free_port
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException, WebDriverException
-    from selenium.webdriver.support.wait import WebDriverWait
+    from selenium.common.exceptions import WebDriverException
 except ImportError:  # reported by missing_pieces()
     webdriver = None
 
@@ -46,16 +45,6 @@ def missing_pieces() -> str | None:
         problems.append("pip install selenium (the project's `test` extra)")
     return ("the browser tests need: " + "; ".join(problems) + " (.ci/run installs them)"
             if problems else None)
-
-
-def wait(driver, limit: float, what: str, condition):
-    """``condition(driver)`` once truthy (its value), or a failure saying what never came."""
-    try:
-        return WebDriverWait(driver, limit, poll_frequency=0.2).until(condition)
-    except TimeoutException:
-        raise AssertionError(f"waited {limit:g} s for {what}: never came "
-                             f"(page {driver.current_url!r}: "
-                             f"{page_text(driver)[:300]!r})") from None
 
 
 def page_text(driver) -> str:
