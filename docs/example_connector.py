@@ -19,7 +19,7 @@ from twisted.internet.protocol import ProcessProtocol
 from zope.interface import implementer
 
 from dssr.connectors.interfaces import IConnector
-from dssr.errors import NotFound
+from dssr.errors import NotFound, NotYet
 from dssr.executors.template import literal_text
 from dssr.jobs import (
     UNKNOWN_EXIT,
@@ -110,8 +110,10 @@ class LocalProcessConnector:
 
     async def exitstatus(self, ref):
         job = self._job(ref)
-        if job is None or job.ended is None:
+        if job is None:
             return UNKNOWN_EXIT
+        if job.ended is None:  # still running: upstream asks again (503, Retry-After)
+            raise NotYet(f"job {ref.jobid} is running, it has not ended: ask again")
         del self.jobs[ref.jobid]  # the only garbage collection point
         return ExitStatus(RC[job.state], hms(job.ended - job.started), job.state,
                           "".join(job.output))

@@ -1,4 +1,4 @@
-"""The legacy downstream HTTP API (PROTOCOL.md) as a Klein app over an ``IConnector``.
+"""The legacy downstream HTTP API (docs/protocol.rst) as a Klein app over an ``IConnector``.
 
 This module owns the HTTP side only: authentication, reading ``args``, validation
 into typed requests, mapping ``DSSRError`` to status codes, and encoding answers in
@@ -27,6 +27,7 @@ from dssr.errors import (
     Unauthorized,
     Unavailable,
 )
+from dssr.exposure import host_name
 from dssr.jobs import ExitStatus, JobRef
 from dssr.metrics import CONTENT_TYPE, Metrics
 
@@ -150,12 +151,13 @@ class DSSRApi:
     app = _app
 
     def __init__(self, connector, executor: str = "singularity", server_key: str = "",
-                 open_metrics: bool = False):
+                 open_metrics: bool = False, hosts: frozenset[str] | None = None):
         self.connector = connector
         self.executor = executor
         self.metrics = Metrics(connector)
         self._server_key = server_key.encode("utf-8")
         self._public = _PUBLIC | ({"metrics_text"} if open_metrics else set())
+        self._hosts = hosts  # the Host names accepted (None: any); see exposure.allowed_hosts
         self._routes = self.app.url_map.bind("dssr")
         self._not_ready: str | None = None  # the last reason /ready failed, for the log
 
@@ -185,17 +187,28 @@ class DSSRApi:
         except routing.HTTPException:
             raise NotFound(f"no such endpoint: {path.decode('latin-1')[:200]}") from None
         if endpoint not in self._public:
+            self._check_host(headers)
             self._authenticate(headers)
+
+    def _check_host(self, headers: Headers) -> None:
+        """Refuse a ``Host`` the listener is not for (DNS rebinding), when ``hosts`` is set;
+        health probes (``/live``, ``/ready``) are answered whatever their ``Host``."""
+        host = (headers.getRawHeaders(b"host") or [b""])[0].decode("latin-1")
+        if self._hosts is not None and host and host_name(host) not in self._hosts:
+            raise BadRequest(f"Host {host[:100]!r} is not a name of this DSSR (set "
+                             f"JARVICE_SCHED_SERVER_KEY to serve other names)", field="Host")
 
     async def serve(self, request, handler, kwargs) -> bytes:
         """Run ``handler`` and turn its answer or error into a response."""
         started = time.monotonic()
+        reason = ""
         try:
             answer = await handler(self, request, **kwargs)
         except DSSRError as error:
             for name, value in error.headers().items():
                 request.setHeader(name, value)
             answer = error_answer(error)
+            reason = f": {error.message}"
         except (RecursionError, UnicodeError) as error:
             # Request data no validator caught (nesting, text that is not UTF-8):
             # the client's fault, so a 400 and one log line, not a traceback.
@@ -211,12 +224,13 @@ class DSSRApi:
         elapsed = time.monotonic() - started
         self.metrics.requests.observe(handler.__name__, answer.code, elapsed)
         _log.info(
-            "{method} {path} {job} -> {code} in {ms:.1f} ms",
+            "{method} {path} {job} -> {code} in {ms:.1f} ms{reason}",
             method=request.method.decode("latin-1"),
             path=request.path.decode("latin-1"),
             job=getattr(request, "dssr_job", "-"),
             code=answer.code,
-            ms=elapsed * 1000,
+            ms=round(elapsed * 1000, 1),
+            reason=reason,
         )
         return answer.body
 

@@ -18,6 +18,7 @@ from twisted.web.client import HTTPConnectionPool
 from dssr.connectors.loader import build, resolve
 from dssr.connectors.slurm import SlurmConnector
 from dssr.executors.config import ExecutorSettings
+from dssr.files import FileProblem, read_private
 from dssr.identity import IdentityMap, MappingError, parse_mapping, unverified_tokens_refusal
 from dssr.jobfiles import JobFiles
 from dssr.proxy.server import ProxyLimits
@@ -80,6 +81,13 @@ def _read(path: str, what: str) -> bytes:
         raise SettingsError(f"{what} {path}: {error.strerror}") from None
 
 
+def _read_private(path: str, what: str) -> bytes:
+    try:
+        return read_private(path, what)
+    except FileProblem as error:
+        raise SettingsError(str(error)) from None
+
+
 def mapping_file(settings: Settings) -> str:
     """The ID mapping file to use: ``id_mapping_file``, else the reference's file when
     it is in the working directory (a drop-in upgrade keeps mapping users), else ""."""
@@ -101,7 +109,7 @@ def identities(settings: Settings) -> IdentityMap | None:
     refusal = unverified_tokens_refusal(settings, path)
     if refusal:
         raise SettingsError(refusal)
-    text = _read(path, "id_mapping_file").decode("utf-8", "replace")
+    text = _read_private(path, "id_mapping_file").decode("utf-8", "replace")
     try:
         users = parse_mapping(text, path)
     except MappingError as error:
@@ -195,7 +203,7 @@ def slurm_tokens(settings: Settings, clock, commands: LoggedRemote, service_user
     """Where slurmrestd tokens come from: minted with the cluster's key, one static
     SlurmUser token, else ``scontrol token`` run as each user over ``commands``."""
     if settings.slurm_jwt_key_file:
-        key = _read(settings.slurm_jwt_key_file, "slurm_jwt_key_file")
+        key = _read_private(settings.slurm_jwt_key_file, "slurm_jwt_key_file")
         if not key:
             raise SettingsError(f"slurm_jwt_key_file {settings.slurm_jwt_key_file} is empty")
         return MintedTokens(key, clock, settings.slurm_jwt_lifespan)

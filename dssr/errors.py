@@ -16,7 +16,7 @@ class DSSRError(Exception):
         self.message = message
         self.field = field
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, str]:
         """The JSON object sent to the client."""
         answer = {"error": self.message}
         if self.field is not None:
@@ -96,3 +96,15 @@ class Unavailable(DSSRError):
     """The cluster (or its scheduler) cannot be reached right now; retry later."""
 
     status = 503
+
+
+class NotYet(Unavailable):
+    """What was asked for is not there yet (a job still in the queue): ask again after
+    ``retry_after`` seconds (``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: int = 5, field: str | None = None):
+        super().__init__(message, field)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

@@ -1,12 +1,16 @@
-"""Whether the API would be served to the network without authentication.
+"""What DSSR's settings expose to the network, and whether that may start.
 
-DESIGN.md decision 8: a real connector runs shell work on the cluster for whoever
-can call ``/submit``, so it does not serve a non-loopback address without a server
-key unless the operator opts out by name (``allow_unauthenticated``), and then every
-start says so loudly. The embedded dummy connector runs nothing and is exempt.
+A real connector runs shell work on the cluster for whoever can call ``/submit``,
+so it does not serve a non-loopback address without a server key unless the
+operator opts out by name (``allow_unauthenticated``), and then every start says so
+loudly. The embedded dummy connector runs nothing and is exempt. The proxy to
+interactive jobs' apps is public-facing by design (every request needs an access
+token only the API hands out), so where it listens is reported, never refused. Slurm
+tokens sent to slurmrestd in clear over the network are warned of.
 """
 
 import ipaddress
+from urllib.parse import urlsplit
 
 # Which positional part (the type is part 0) is the interface, for the endpoint types
 # that take one: ``tcp:5000:10.0.0.5`` works like ``tcp:5000:interface=10.0.0.5``.
@@ -84,6 +88,39 @@ def reachable_address(description: str) -> str | None:
     return None if ip is not None and ip.is_loopback else interface
 
 
+# What a browser may name this host as when it is served on loopback.
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def host_name(value: str) -> str:
+    """A ``Host`` header's host, lower-cased, without the port."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value.partition("]")[0] + "]"
+    return value.rpartition(":")[0] if value.count(":") == 1 else value
+
+
+def allowed_hosts(description: str) -> frozenset[str] | None:
+    """The ``Host`` names a listener on ``description`` is for (loopback names, its own
+    address), or None when any is (all interfaces, unix sockets, opaque endpoints).
+
+    Without a server key, a page on an attacker's domain that resolves to 127.0.0.1
+    (DNS rebinding) would otherwise reach a loopback-only API from the victim's browser.
+    """
+    args, kwargs = endpoint_parts(description)
+    kind = args[0].strip().lower() if args else ""
+    if kind not in _INTERFACE_POSITION:
+        return None
+    position = _INTERFACE_POSITION[kind]
+    interface = kwargs.get("interface", args[position] if len(args) > position else "")
+    interface = interface.strip().lower()
+    ip = _ip(interface) if interface else None
+    if not interface or (ip is not None and ip.is_unspecified):
+        return None
+    own = f"[{interface}]" if ":" in interface else interface
+    return frozenset({*_LOOPBACK_HOSTS, own})
+
+
 def _exposed(settings, real_connector: bool) -> str | None:
     if not real_connector or settings.server_key:
         return None
@@ -111,3 +148,31 @@ def warning(settings, real_connector: bool) -> str | None:
             f"{settings.listen} ({where}) with no server key: anyone who reaches it can "
             f"run jobs on the cluster (allow_unauthenticated is true; set "
             f"JARVICE_SCHED_SERVER_KEY)")
+
+
+def proxy_report(settings) -> str | None:
+    """Where the proxy to interactive jobs' apps listens and who can reach it, or None."""
+    if not settings.proxy_listen:
+        return None
+    where = reachable_address(settings.proxy_listen)
+    reach = f"reachable from other hosts: {where}" if where else "this host only"
+    return (f"proxy to interactive jobs' apps on {settings.proxy_listen} ({reach}); each "
+            f"request needs an access token the API issued")
+
+
+def cleartext_warning(settings) -> str | None:
+    """The warning when Slurm tokens would cross the network unencrypted: slurmrestd
+    over ``http://`` to another host, reached directly rather than through SSH."""
+    address = settings.slurmrestd_addr
+    if (settings.slurm_interface != "http" or settings.slurmrestd_via != "direct"
+            or not address or address.startswith("unix:")):
+        return None
+    url = urlsplit(address if "://" in address else "http://" + address)
+    host = url.hostname or ""
+    ip = _ip(host)
+    if url.scheme != "http" or host.lower() in _LOCAL_NAMES or (ip is not None
+                                                                and ip.is_loopback):
+        return None
+    return (f"slurmrestd at {address} is plain HTTP to another host: every request carries "
+            f"a Slurm token in clear (slurm_sa_token's too); use https:// in "
+            f"JARVICE_SLURMRESTD_ADDR or DSSR_SLURMRESTD_VIA=ssh")

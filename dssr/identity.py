@@ -22,6 +22,7 @@ import yaml
 from twisted.logger import Logger
 
 from dssr.errors import BadRequest, Forbidden
+from dssr.files import yaml_problem
 
 _log = Logger(namespace="dssr.identity")
 SIGNED_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"]
@@ -62,7 +63,7 @@ def parse_mapping(text: str, source: str = "the ID mapping file") -> dict[str, M
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
-        raise MappingError(f"{source} is not valid YAML: {error}") from None
+        raise MappingError(yaml_problem(error, source)) from None
     entries = data.get("users_id_mapping") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise MappingError(f"{source} needs a users_id_mapping list")

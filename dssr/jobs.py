@@ -83,7 +83,7 @@ class JobInfo:
     url: str = ""
     about: str = ""
     help: str = ""
-    actions: dict = field(default_factory=dict)
+    actions: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ def destination(twistd_options):
 # Keys of Twisted's own (new and legacy) events that are plumbing, not the event's fields.
 _INTERNAL = {"message", "format", "isError", "system", "time", "why", "failure"}
 _PLAIN = (str, int, float, bool, type(None))
+_LEGACY = "log_legacy"  # the namespace Twisted gives events of twisted.python.log
 
 
 def _plain(value):
@@ -64,22 +65,37 @@ def _plain(value):
     return str(value)
 
 
+def _logger(event: dict) -> str:
+    """The event's logger: its namespace, or for Twisted's legacy ``log.msg`` events
+    (namespace ``log_legacy``) their system (``-``: just ``twisted``)."""
+    namespace = event.get("log_namespace", "-")
+    if namespace != _LEGACY:
+        return namespace
+    system = event.get("log_system", "-")
+    return "twisted" if system in ("-", None) else system
+
+
 def json_record(event: dict) -> dict:
     """The documented JSON log schema: ``time`` (ISO 8601 UTC), ``level``, ``logger``,
     ``message``, ``traceback`` for failures, then the event's own fields."""
     level = event.get("log_level")
+    failure = event.get("log_failure") or event.get("failure")  # legacy log.err: "failure"
+    legacy_failure = failure is not None and "log_failure" not in event
     record = {
         "time": datetime.fromtimestamp(event.get("log_time", 0), UTC)
         .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "level": level.name if level is not None else "info",
-        "logger": event.get("log_namespace", "-"),
-        "message": formatEvent(event),
+        "logger": _logger(event),
+        # A legacy failure's text ends with its traceback: that goes in "traceback".
+        "message": (event.get("why") or "Unhandled error") if legacy_failure
+        else formatEvent(event),
     }
-    failure = event.get("log_failure")
     if failure is not None:
         record["traceback"] = failure.getTraceback()
+    whole = event.get("log_format", "")  # "{line}": the field is the message already
     for key, value in event.items():
-        if not key.startswith("log_") and key not in _INTERNAL and key not in record:
+        if (not key.startswith("log_") and key not in _INTERNAL and key not in record
+                and whole != "{" + key + "}"):
             record[key] = _plain(value)
     return record
 

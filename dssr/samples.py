@@ -15,4 +15,4 @@ class Sample:
     kind: str
     help: str
     value: float
-    labels: dict = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from dssr import settingtypes as kinds
+from dssr.files import loose_mode, yaml_problem
 
 LOOPBACK = "127.0.0.1"
 API_VERSIONS = ("v0.0.41", "v0.0.40", "v0.0.38")  # dssr.slurm.rest.versions.SUPPORTED
@@ -36,7 +37,7 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("listen", f"tcp:5000:interface={LOOPBACK}", kinds.plain,
+    Setting("listen", f"tcp:5000:interface={LOOPBACK}", kinds.endpoint,
             "Twisted endpoint string to serve the API on (WAITRESS_PORT and "
             "WAITRESS_BIND_ADDRESS are honoured when this is not set)"),
     Setting("connector", "dummy", kinds.plain,
@@ -222,7 +223,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Where interactive jobs are published: host-based domain, domain/path$, or a "
             "full URL ($: the job number; empty: interactive jobs refused)",
             env="JARVICE_JOBS_DOMAIN"),
-    Setting("proxy_listen", "", kinds.plain,
+    Setting("proxy_listen", "", kinds.optional(kinds.endpoint),
             "Twisted endpoint string for the proxy to interactive jobs' apps (empty: none)",
             env="DSSR_PROXY_LISTEN"),
     Setting("proxy_max_streams", 1024, kinds.positive_int,
@@ -257,25 +258,32 @@ class Settings:
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some values changed (parsed like any other source)."""
-        return Settings({**self._values, **_parse_all(changes, "argument")})
+        return Settings({**self._values, **_parse_all(changes, lambda key: key)})
 
 
-def _parse(setting: Setting, raw: Any, source: str) -> Any:
+def _parse(setting: Setting, raw: Any, label: str) -> Any:
+    """``raw`` parsed; else an error naming the setting as the user wrote it (``label``)."""
     try:
         return setting.parse(raw)
     except (TypeError, ValueError) as error:
         # Never echo a secret's value back.
         shown = "" if setting.secret else f" ({raw!r})"
-        raise SettingsError(f"{setting.key} from {source}{shown}: {error}") from None
+        raise SettingsError(f"{label}{shown}: {error}") from None
 
 
-def _parse_all(raw: Mapping[str, Any], source: str) -> dict:
+def _parse_all(raw: Mapping[str, Any], label: Callable[[str], str],
+               source: str = "the command line") -> dict:
     values = {}
     for key, value in raw.items():
         if key not in BY_KEY:
             raise SettingsError(f"unknown setting {key!r} in {source}")
-        values[key] = _parse(BY_KEY[key], value, source)
+        values[key] = _parse(BY_KEY[key], value, label(key))
     return values
+
+
+def option_label(key: str) -> str:
+    """How the command line spells setting ``key``: ``--state-dir``."""
+    return "--" + key.replace("_", "-")
 
 
 def from_environment(environ: Mapping[str, str]) -> dict:
@@ -290,8 +298,10 @@ def from_environment(environ: Mapping[str, str]) -> dict:
     address = environ.get("WAITRESS_BIND_ADDRESS")
     if port or address:
         # Like the default, a port alone serves loopback only; all interfaces must be asked for.
+        port = _parse(Setting("WAITRESS_PORT", 5000, kinds.port, ""), port or 5000,
+                      "WAITRESS_PORT")
         address = (address or LOOPBACK).replace("\\", "\\\\").replace(":", "\\:")
-        values["listen"] = f"tcp:{port or 5000}:interface={address}"
+        values["listen"] = f"tcp:{port}:interface={address}"
     return values
 
 
@@ -300,12 +310,18 @@ def from_yaml(text: str, source: str) -> dict:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise SettingsError(f"{source} is not valid YAML: {error}") from None
+        raise SettingsError(yaml_problem(error, source)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise SettingsError(f"{source} must hold a mapping of setting: value")
-    return _parse_all(data, source)
+    return _parse_all(data, lambda key: f"{key} in {source}", source)
+
+
+def config_warnings(config_path: str | None) -> list[str]:
+    """What to warn of about the settings file itself (secrets others may read)."""
+    loose = loose_mode(config_path) if config_path else None
+    return [f"the settings file {loose}"] if loose else []
 
 
 def load(
@@ -324,5 +340,5 @@ def load(
             raise SettingsError(f"cannot read {config_path}: {error.strerror}") from None
         values.update(from_yaml(text, config_path))
     values.update(_parse_all({k: v for k, v in (cli or {}).items() if v is not None},
-                             "command line"))
+                             option_label))
     return Settings(values)

@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import sys
+from urllib.parse import urlsplit
 
 from twisted.internet.task import react
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -21,7 +22,7 @@ from dssr.simulator import display as show
 from dssr.simulator.client import DSSRClient, DSSRError
 from dssr.simulator.display import Display
 from dssr.simulator.follow import Follower
-from dssr.simulator.job import EXIT_DSSR_ERROR, overall_exit
+from dssr.simulator.job import EXIT_BAD_URL, EXIT_DSSR_ERROR, overall_exit
 from dssr.simulator.script import JobSpec, hpc_script, job_name
 
 AUTH_ENV = "DSSR_SIM_AUTH"
@@ -30,7 +31,8 @@ DEFAULT_COMMAND = 'echo "hello from $(hostname)"; sleep 3; echo done'
 EPILOG = """\
 exit codes: one job: its rc as a shell shows a status (0 -> 0, 1 -> 1, -15 cancelled ->
 143, -9 other end/unknown -> 137, any -N -> 128+N); --jobs N: 0 if all rc are 0, else 1;
-2: DSSR could not be reached or refused a call; 3: --timeout ran out (jobs terminated).
+2: DSSR could not be reached or refused a call; 3: --timeout ran out (jobs terminated);
+4: --url is not an http:// or https:// URL (nothing was asked).
 
 --direct (the default) makes a job body that runs the command on the node itself,
 since test clusters have no singularity; --singularity makes one that runs it in the
@@ -90,12 +92,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="after this long, terminate unfinished jobs and exit 3")
 
 
+def url_problem(url: str) -> str:
+    """Why ``url`` cannot name a DSSR (empty when it can)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError as error:
+        return f"not a URL ({error})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be http://HOST:PORT or https://HOST:PORT"
+    return ""
+
+
 async def simulate(reactor, args: argparse.Namespace, out, err, tty: bool,
                    width: int = 80, agent=None) -> int:
     """Run ``dssr sim`` with parsed ``args`` on ``reactor``, printing to ``out``/``err``.
 
     ``agent`` (an ``IAgent``; default: the reactor's own HTTP client) carries the calls.
     """
+    why = url_problem(args.url)
+    if why:
+        err.write(f"dssr sim: --url {args.url!r}: {why}\n")
+        return EXIT_BAD_URL
     if agent is None:
         agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
     client = DSSRClient(agent, args.url, args.auth, reactor)

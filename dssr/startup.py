@@ -10,7 +10,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
-from dssr import __version__
+from dssr import __version__, exposure
 from dssr.connectors.loader import is_embedded, resolve
 from dssr.errors import Unavailable
 from dssr.slurm.rest.client import location
@@ -35,6 +35,9 @@ def report_lines(settings) -> list[str]:
         + ("required (HTTP Basic)" if settings.server_key else "NOT required "
            "(set JARVICE_SCHED_SERVER_KEY)"),
     ]
+    proxy = exposure.proxy_report(settings)
+    if proxy:
+        lines.append(proxy)
     factory = resolve(settings.connector)
     if is_embedded(factory):
         lines.append(

@@ -1,6 +1,7 @@
 """``twistd dssr``: command-line options and the service tree, readable top to bottom."""
 
 import os
+from contextlib import contextmanager
 
 from twisted.python import usage
 
@@ -12,28 +13,35 @@ from dssr.edge import EdgeLimits, http_service, shared_budget
 from dssr.logs import LoggingMultiService, destination, make_observer
 from dssr.proxy.server import proxy_service
 from dssr.startup import StartupReport
+from dssr.typos import environment_warnings, unknown_key_fix
+
+
+def _default_from(key: str) -> str:
+    """Where an option's value comes from when it is not given, for ``--help``."""
+    setting = settings_module.BY_KEY[key]
+    return f"--config, {setting.env}, else {setting.default or 'none'}"
 
 
 class Options(usage.Options):
     """``twistd dssr`` options; anything not given comes from YAML, environment, defaults."""
 
     optParameters = [
-        ["listen", None, None, "Twisted endpoint string to serve the API on "
-         f"[default: {settings_module.default('listen')}]"],
+        ["listen", None, None, "Twisted endpoint string to serve the API on [default: "
+         f"--config, WAITRESS_PORT, else {settings_module.default('listen')}]"],
         ["connector", None, None, "dummy, slurm, or a dotted path to a third-party connector "
-         f"[default: {settings_module.default('connector')}]"],
+         f"[default: {_default_from('connector')}]"],
         ["config", None, None, "YAML file of settings (keys as in the README's table)"],
-        ["state-dir", None, None, "Directory for local state "
-         f"[default: {settings_module.default('state_dir')}]"],
+        ["state-dir", None, None, f"Directory for local state [default: "
+         f"{_default_from('state_dir')}]"],
         ["log-format", None, None, "text or json (one JSON object a line) "
-         f"[default: {settings_module.default('log_format')}]"],
+         f"[default: {_default_from('log_format')}]"],
         ["proxy-listen", None, None, "Twisted endpoint string to serve the proxy to "
-         "interactive jobs' apps on [default: none]"],
+         f"interactive jobs' apps on [default: {_default_from('proxy_listen')}]"],
     ]
 
     def __init__(self, environ=None):
         super().__init__()
-        self._environ = os.environ if environ is None else environ
+        self.environ = os.environ if environ is None else environ
 
     def opt_version(self):
         """Print DSSR's version and exit."""
@@ -53,10 +61,20 @@ class Options(usage.Options):
                "state_dir": self["state-dir"], "log_format": self["log-format"],
                "proxy_listen": self["proxy-listen"]}
         try:
-            self.settings = settings_module.load(cli, self["config"], self._environ)
+            self.settings = settings_module.load(cli, self["config"], self.environ)
             self.connector_factory = resolve(self.settings.connector)
         except (settings_module.SettingsError, ConnectorError) as error:
-            raise usage.UsageError(str(error)) from None
+            fix = unknown_key_fix(str(error))
+            raise usage.UsageError(f"{error}: {fix}" if fix else str(error)) from None
+
+
+@contextmanager
+def _endpoint_errors(key: str, description: str):
+    """An endpoint Twisted cannot build (a missing certificate, a bad part) as one line."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, OSError) as error:
+        raise SystemExit(f"dssr: {key} {description!r} cannot be used: {error}") from None
 
 
 def makeService(options: Options, reactor=None) -> LoggingMultiService:
@@ -74,7 +92,8 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
         raise SystemExit(
             f"dssr: cannot start the {settings.connector} connector: {error}") from None
     api = DSSRApi(connector, executor=settings.executor, server_key=settings.server_key,
-                  open_metrics=settings.metrics_open)
+                  open_metrics=settings.metrics_open,
+                  hosts=None if settings.server_key else exposure.allowed_hosts(settings.listen))
 
     def observer():
         output = destination(getattr(options, "parent", None))
@@ -88,19 +107,23 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
         connector.service.setServiceParent(top)
     edge_limits = EdgeLimits.from_settings(settings)
     budget = shared_budget(edge_limits)  # one for both listeners: neither starves the other
-    server = http_service(reactor, settings.listen, api, edge_limits, budget)
+    with _endpoint_errors("listen", settings.listen):
+        server = http_service(reactor, settings.listen, api, edge_limits, budget)
     server.setServiceParent(top)
     if settings.proxy_listen:
         jobs_url = compose.jobs_url(settings)
         if jobs_url is None:
             raise SystemExit("dssr: proxy_listen needs jobs_domain (the addresses it serves)")
-        proxy = proxy_service(reactor, settings.proxy_listen, jobs_url, connector,
-                              compose.proxy_limits(settings), compose.access_tokens(settings),
-                              budget)
+        with _endpoint_errors("proxy_listen", settings.proxy_listen):
+            proxy = proxy_service(reactor, settings.proxy_listen, jobs_url, connector,
+                                  compose.proxy_limits(settings),
+                                  compose.access_tokens(settings), budget)
         proxy.setServiceParent(top)
         api.metrics.add(proxy.factory.metrics)
-    report = StartupReport(settings, connector, reactor,
-                           warnings=[w for w in [exposure.warning(settings, real)] if w])
+    warnings = [exposure.warning(settings, real), *environment_warnings(options.environ),
+                *settings_module.config_warnings(options["config"]),
+                exposure.cleartext_warning(settings) if real else None]
+    report = StartupReport(settings, connector, reactor, warnings=[w for w in warnings if w])
     report.setName("startup")
     report.setServiceParent(top)
     return top

@@ -6,12 +6,12 @@ from urllib.parse import quote
 
 from prometheus_client.parser import text_string_to_metric_families
 from treq.testing import StubTreq
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import capturedLogs, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from dssr import __version__
+from dssr import __version__, exposure
 from dssr.api import DSSRApi
-from dssr.errors import BadRequest, Unavailable
+from dssr.errors import BadRequest, NotYet, Unavailable
 from dssr.metrics import Sample
 from tests.fakes import FakeConnector
 
@@ -221,6 +221,14 @@ class FailureTests(ApiCase):
         self.connector.failure = BadRequest("unknown pseudo-device foo", field="hpc_script")
         self.assertEqual(self.json("/submit", SUBMIT, expect=400),
                          {"error": "unknown pseudo-device foo", "field": "hpc_script"})
+
+    def test_a_job_not_ended_yet_is_503_with_retry_after(self):
+        self.connector.failure = NotYet("job 7 is RUNNING, it has not ended: ask again")
+        code, headers, body = self.call("/exitstatus", {"name": "job-1", "number": 7,
+                                                        "jobid": "7"})
+        self.assertEqual((code, headers.getRawHeaders("Retry-After")), (503, ["5"]))
+        self.assertEqual(json.loads(body), {"error": "job 7 is RUNNING, it has not ended: "
+                                                     "ask again"})
 
     def test_bug_is_500_json_without_traceback(self):
         self.connector.failure = ZeroDivisionError("secret internals")
@@ -484,3 +492,40 @@ class MethodTests(ApiCase):
     def test_other_methods_on_read_only_endpoints(self):
         code, headers, _ = self.call("/running", method="DELETE")
         self.assertEqual((code, headers.getRawHeaders("allow")), (405, ["GET, HEAD, POST"]))
+
+
+class HostTests(ApiCase):
+    """Without a server key, only the names of the listener are served (DNS rebinding)."""
+
+    def setUp(self):
+        super().setUp()
+        self.api = DSSRApi(self.connector,
+                           hosts=exposure.allowed_hosts("tcp:5000:interface=127.0.0.1"))
+        self.http = StubTreq(self.api.resource())
+
+    def test_a_rebound_name_is_refused_naming_host(self):
+        self.assertEqual(self.json("/live", method="GET", headers={"Host": "rebind.example"}),
+                         {"status": "OK"})  # health probes come with any Host
+        self.assertEqual(self.json("/running", method="GET", expect=400,
+                                   headers={"Host": "rebind.attacker.example"}),
+                         {"error": "Host 'rebind.attacker.example' is not a name of this DSSR "
+                                   "(set JARVICE_SCHED_SERVER_KEY to serve other names)",
+                          "field": "Host"})
+        self.assertEqual(self.connector.calls, [])
+
+    def test_the_listeners_names_are_served(self):
+        for host in ("localhost", "localhost:5000", "127.0.0.1:5000", "[::1]:5000", "LOCALHOST"):
+            self.assertEqual(self.json("/running", method="GET", headers={"Host": host}), [])
+
+
+class RequestLogTests(ApiCase):
+    def test_a_refusal_is_logged_with_its_reason_and_ms_rounded(self):
+        with capturedLogs() as events:
+            self.json("/submit", {"name": "bad name!", "number": 1}, expect=400)
+            self.json("/running", method="GET")
+        lines = [e for e in events if e.get("log_namespace") == "dssr.api"]
+        refused, served = lines[-2:]
+        self.assertRegex(formatEvent(refused),
+                         r"^POST /submit - -> 400 in \d+\.\d ms: .*name")
+        self.assertRegex(formatEvent(served), r"^GET /running - -> 200 in \d+\.\d ms$")
+        self.assertEqual(refused["ms"], round(refused["ms"], 1))

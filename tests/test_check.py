@@ -159,12 +159,13 @@ class SettingsTests(SynchronousTestCase):
     def test_bad_secret_is_not_echoed(self):
         outcome, _ = self.settings({"JARVICE_DOCKER_PASSWORD": "not base64 s3cr3t!"})
         self.assertEqual(outcome.status, Status.FAIL)
-        self.assertIn("init_docker_password from JARVICE_DOCKER_PASSWORD", outcome.detail)
+        self.assertIn("JARVICE_DOCKER_PASSWORD: must be base64", outcome.detail)
         self.assertNotIn("s3cr3t", outcome.detail + "".join(outcome.fixes))
 
     def test_slurm_needs_the_login_settings(self):
         outcome, settings = self.settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm",
-                                           "JARVICE_SLURM_SSH_USER": "jarvice"}, "listen: tcp:x\n")
+                                           "JARVICE_SLURM_SSH_USER": "jarvice"},
+                                          "listen: ssl:5000:privateKey=/nonexistent/k.pem\n")
         self.assertIsNone(settings)
         self.assertEqual(outcome.detail.split("; ")[1:],
                          ["cluster_addr is not set", "ssh_pkey is not set"])
@@ -186,6 +187,18 @@ class SettingsTests(SynchronousTestCase):
                        {"JARVICE_BAREMETAL_CONNECTOR": "dummy"}):
             outcome, _ = self.settings({**environ, **opened})
             self.assertEqual(outcome.status, Status.PASS, opened)
+
+    def test_plain_http_slurmrestd_elsewhere_is_a_warning(self):
+        outcome, _ = self.settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm",
+                                    "JARVICE_SLURM_CLUSTER_ADDR": "login1",
+                                    "JARVICE_SLURM_SSH_USER": "jarvice",
+                                    "JARVICE_SLURM_SSH_PKEY": "LS0t",
+                                    "JARVICE_SLURM_INTERFACE": "http",
+                                    "JARVICE_SLURMRESTD_ADDR": "http://login1",
+                                    "JARVICE_SLURM_SA_TOKEN": "t"})
+        self.assertEqual(outcome.status, Status.PASS)
+        self.assertIn("; WARNING: slurmrestd at http://login1 is plain HTTP to another host",
+                      outcome.detail)
 
     def test_mapping_without_key_or_server_key(self):
         outcome, _ = self.settings({"JARVICE_BAREMETAL_CONNECTOR": "slurm",

@@ -120,6 +120,7 @@ class ConnectorTests(SynchronousTestCase):
         path = self.mktemp()
         with open(path, "w") as mapping:
             mapping.write("users_id_mapping: []\n")
+        os.chmod(path, 0o600)
         error = self.assertRaises(
             SettingsError, compose.slurm_connector,
             dssr_settings.load({"remote": "local", "id_mapping_file": path,
@@ -139,6 +140,7 @@ class ConnectorTests(SynchronousTestCase):
         if name:
             with open(os.path.join(directory, name), "w") as handle:
                 handle.write(text)
+            os.chmod(os.path.join(directory, name), 0o600)
         self.addCleanup(os.chdir, os.getcwd())
         os.chdir(directory)
 
@@ -171,10 +173,11 @@ class ConnectorTests(SynchronousTestCase):
 class RestTests(SynchronousTestCase):
     """slurm_interface=http: slurmrestd's client, its tokens, and what is refused."""
 
-    def key_file(self, data=b"k" * 32):
+    def key_file(self, data=b"k" * 32, mode=0o600):
         path = self.mktemp()
         with open(path, "wb") as handle:
             handle.write(data)
+        os.chmod(path, mode)
         return path
 
     def connector(self, **values):
@@ -204,7 +207,9 @@ class RestTests(SynchronousTestCase):
         for values, named in (({"slurmrestd_addr": ""}, "slurmrestd_addr"),
                               ({"slurmrestd_addr": "ftp://x"}, "slurmrestd_addr"),
                               ({"slurm_jwt_key_file": "/nonexistent/key"}, "slurm_jwt_key_file"),
-                              ({"slurm_jwt_key_file": self.key_file(b"")}, "is empty")):
+                              ({"slurm_jwt_key_file": self.key_file(b"")}, "is empty"),
+                              ({"slurm_jwt_key_file": self.key_file(mode=0o644)},
+                               "(mode 0644) and holds secrets: run chmod 600")):
             error = self.assertRaises(SettingsError, self.connector, **values)
             self.assertIn(named, str(error))
         self.assertRaises(SettingsError, settings, slurmrestd_api_version="v0.0.44")

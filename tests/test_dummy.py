@@ -5,23 +5,25 @@ import random
 
 import treq
 from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
-from dssr.connectors.dummy import DummyConnector
+from dssr.connectors.dummy import RETENTION, DummyConnector
 from dssr.connectors.dummy_app import PretendApp
-from dssr.errors import Forbidden, NotFound
+from dssr.errors import Forbidden, NotFound, NotYet
 from dssr.jobs import UNKNOWN_EXIT, JobRef, ListedJob, SubmitRequest
 from dssr.proxy.server import ProxyFactory, ProxyLimits
 from dssr.proxy.tokens import AccessTokens
 from dssr.proxy.urls import JobsAddresses, parse_jobs_domain
+from tests.executors.sample import template
 from tests.integration.sshd import free_port
 
 
 def request(name="job-1", held=False, nodes=2):
     return SubmitRequest(name=name, number=1, nodes=nodes, executor="singularity",
-                         script="", held=held)
+                         script=template(), held=held)
 
 
 TOKENS = AccessTokens(b"k" * 32)
@@ -74,9 +76,22 @@ class LifecycleTests(DummyCase):
         self.assertEqual((status.rc, status.totaltime, status.state), (0, "00:00:10", "COMPLETED"))
         self.assertEqual(status.output.splitlines()[-2:],
                          ["working, second 10", "completed"])
-        # exitstatus garbage-collects: the job is gone afterwards.
+        # A repeated call answers the same (was: -9, the job deleted on the first)...
+        self.assertEqual(await self.connector.exitstatus(ref), status)
+        await self.connector.gc()
+        self.assertEqual(await self.connector.exitstatus(ref), status)
+        # ...until gc, once the retention has passed since the job ended.
+        self.clock.advance(RETENTION)
+        await self.connector.gc()
         self.assertEqual(await self.connector.exitstatus(ref), UNKNOWN_EXIT)
         self.assertIsNone(await self.connector.runstatus(ref))
+
+    async def test_a_live_job_is_ask_again(self):
+        ref = await self.submit()
+        for _ in range(2):  # queued, then running
+            error = await self.assertFailure(ensureDeferred(self.connector.exitstatus(ref)), NotYet)
+            self.assertEqual(error.headers(), {"Retry-After": "5"})
+            self.clock.advance(7)
 
     async def test_tail_honours_lines(self):
         ref = await self.submit()
@@ -124,9 +139,21 @@ class LifecycleTests(DummyCase):
         with self.assertRaises(NotFound):
             await self.connector.events(ref)
 
-    async def test_wrong_name_for_jobid_is_unknown(self):
+    async def test_wrong_name_for_jobid_is_the_wrong_job(self):
+        # As the Slurm connector answers (was: None, -9, true, true).
         ref = await self.submit()
-        self.assertIsNone(await self.connector.runstatus(JobRef("other", 1, ref.jobid)))
+        other = JobRef("other", 1, ref.jobid)
+        for method in ("runstatus", "exitstatus", "terminate", "release", "events"):
+            error = await self.assertFailure(ensureDeferred(getattr(self.connector, method)(other)),
+                                             NotFound)
+            self.assertEqual(error.field, "jobid", method)
+        self.assertEqual(await self.connector.queued(), [ListedJob("job-1", ref.jobid)])
+
+    async def test_unknown_job_terminates_and_releases_as_on_slurm(self):
+        gone = JobRef("gone", 1, "99")
+        self.assertIsNone(await self.connector.terminate(gone))  # nothing left to cancel
+        await self.assertFailure(ensureDeferred(self.connector.release(gone)), NotFound)
+        self.assertEqual(await self.connector.exitstatus(gone), UNKNOWN_EXIT)
 
     async def test_batch_job_info_has_no_url(self):
         ref = await self.submit()

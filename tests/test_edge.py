@@ -124,13 +124,47 @@ class DeadlineTests(EdgeCase):
         self.clock.advance(60)
         self.assertTrue(transport.disconnecting)
 
+    def test_a_refused_body_is_drained_while_it_keeps_coming(self):
+        # A slow client writing its whole body before it reads (Python's urllib): was
+        # cut off 2 s after the 413, whatever it still sent, so it met a reset.
+        channel, transport = self.connect()
+        channel.dataReceived(b"POST /online HTTP/1.1\r\n" + AUTH + b"Content-Length: 5000\r\n\r\n")
+        self.assertEqual(self.answer(transport)[0], 413)
+        for _ in range(5):
+            self.clock.advance(self.limits.linger * 0.75)
+            channel.dataReceived(b"x" * 1000)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(self.limits.linger)  # silent since: cut off
+        self.assertTrue(transport.disconnecting)
+
+    def test_draining_ends_after_the_request_timeout(self):
+        channel, transport = self.connect()
+        channel.dataReceived(b"POST /online HTTP/1.1\r\n" + AUTH + b"Content-Length: 5000\r\n\r\n")
+        for _ in range(int(self.limits.request_timeout / (self.limits.linger / 2))):
+            self.clock.advance(self.limits.linger / 2)
+            if transport.disconnecting:
+                break
+            channel.dataReceived(b"x")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.clock.seconds(), self.limits.request_timeout)
+
+    def test_a_body_announced_far_over_is_not_drained(self):
+        channel, transport = self.connect()
+        length = self.limits.max_drained + 1
+        channel.dataReceived(b"POST /online HTTP/1.1\r\n" + AUTH
+                             + b"Content-Length: %d\r\n\r\n" % length)
+        self.assertEqual(self.answer(transport)[0], 413)
+        self.assertEqual((transport.write_closed, transport.disconnecting), (False, True))
+
     def test_refused_client_is_cut_off_after_the_linger(self):
         channel, transport = self.connect()
         channel.dataReceived(b"POST /submit HTTP/1.1\r\nContent-Length: 500\r\n\r\n")
         self.assertEqual(self.answer(transport)[0], 401)
+        self.clock.advance(self.limits.linger * 0.75)
         channel.dataReceived(b"x" * 500)  # drained, not parsed
         self.assertEqual((transport.write_closed, transport.disconnecting), (True, False))
-        self.clock.advance(self.limits.linger)
+        # Unlike a 413's body, an unadmitted client's data does not keep it connected.
+        self.clock.advance(self.limits.linger * 0.25)
         self.assertTrue(transport.disconnecting)
 
 

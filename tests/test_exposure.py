@@ -79,3 +79,47 @@ class PolicyTests(SynchronousTestCase):
                                 False),
                                (self.settings(listen="tcp:1"), True)):
             self.assertIsNone(exposure.warning(settings, real))
+
+
+class ProxyAndSlurmrestdTests(SynchronousTestCase):
+    """The proxy is reported with its reach; Slurm tokens in clear over the network warned of."""
+
+    def test_the_proxy_is_reported_with_its_reach(self):
+        self.assertIsNone(exposure.proxy_report(load()))
+        self.assertEqual(exposure.proxy_report(load({"proxy_listen": "tcp:8081"})), (
+            "proxy to interactive jobs' apps on tcp:8081 (reachable from other hosts: all "
+            "interfaces); each request needs an access token the API issued"))
+        local = load({"proxy_listen": "tcp:8081:interface=127.0.0.1"})
+        self.assertIn("(this host only)", exposure.proxy_report(local))
+
+    def test_plain_http_slurmrestd_elsewhere_is_warned_of(self):
+        rest = {"slurm_interface": "http", "slurmrestd_addr": "http://login1"}
+        self.assertEqual(exposure.cleartext_warning(load(rest)), (
+            "slurmrestd at http://login1 is plain HTTP to another host: every request carries "
+            "a Slurm token in clear (slurm_sa_token's too); use https:// in "
+            "JARVICE_SLURMRESTD_ADDR or DSSR_SLURMRESTD_VIA=ssh"))
+        self.assertIsNotNone(exposure.cleartext_warning(load({**rest,
+                                                              "slurmrestd_addr": "login1"})))
+        for safe in ({"slurmrestd_addr": "https://login1"}, {"slurmrestd_via": "ssh"},
+                     {"slurmrestd_addr": "http://127.0.0.1"}, {"slurmrestd_addr": "localhost"},
+                     {"slurmrestd_addr": "http://[::1]"}, {"slurmrestd_addr": "unix:/run/s"},
+                     {"slurm_interface": "cli"}):
+            self.assertIsNone(exposure.cleartext_warning(load({**rest, **safe})), safe)
+
+
+class AllowedHostsTests(SynchronousTestCase):
+    def test_names_of_a_listener(self):
+        loopback = {"localhost", "127.0.0.1", "[::1]"}
+        self.assertEqual(exposure.allowed_hosts("tcp:5000:interface=127.0.0.1"), loopback)
+        self.assertEqual(exposure.allowed_hosts("tcp:5000:interface=10.0.0.5"),
+                         {*loopback, "10.0.0.5"})
+        self.assertEqual(exposure.allowed_hosts("tcp6:5000:interface=\\:\\:1"),
+                         {*loopback, "[::1]"})
+        for anything in ("tcp:5000", "tcp:5000:interface=0.0.0.0", "unix:/run/dssr.sock",
+                         "systemd:domain=INET:index=0"):
+            self.assertIsNone(exposure.allowed_hosts(anything), anything)
+
+    def test_host_name(self):
+        for value, name in (("LocalHost:5000", "localhost"), ("[::1]:80", "[::1]"),
+                            ("[::1]", "[::1]"), ("example.org", "example.org")):
+            self.assertEqual(exposure.host_name(value), name)

@@ -4,10 +4,12 @@ import base64
 import io
 import json
 import os
+import urllib.error
+import urllib.request
 
 import treq
-from twisted.internet import reactor
-from twisted.internet.task import Clock
+from twisted.internet import reactor, threads
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import FileBodyProducer, HTTPConnectionPool
 from twisted.web.iweb import UNKNOWN_LENGTH
@@ -15,9 +17,11 @@ from twisted.web.iweb import UNKNOWN_LENGTH
 from dssr.api import DSSRApi
 from dssr.connectors.dummy import DummyConnector
 from dssr.edge import EdgeLimits, make_site
+from dssr.executors.config import ExecutorSettings
+from tests.executors.sample import template
 from tests.upstream import form_body, largest_submit
 
-SCRIPT = base64.b64encode(b"JARVICE_CMD=true\n{DOWNSTREAM_PARAMETERS}\n").decode()
+SCRIPT = base64.b64encode(template().encode()).decode()
 
 
 class ServedCase(TestCase):
@@ -25,18 +29,20 @@ class ServedCase(TestCase):
 
     server_key = "upstream:pw"
     max_body = 64 * 1024
+    executor = ExecutorSettings()
 
     def setUp(self):
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         state = self.mktemp()
         self.connector = DummyConnector(os.path.join(state, "db.sqlite"), self.clock,
-                                        os.path.join(state, "data"), failing_percent=0)
+                                        os.path.join(state, "data"), failing_percent=0,
+                                        executor=self.executor)
         self.connector.service.startService()
         self.addCleanup(self.connector.service.stopService)
         api = DSSRApi(self.connector, server_key=self.server_key)
-        port = reactor.listenTCP(0, make_site(api, EdgeLimits(max_body=self.max_body)),
-                                 interface="127.0.0.1")
+        self.site = make_site(api, EdgeLimits(max_body=self.max_body))
+        port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         self.base = f"http://127.0.0.1:{port.getHost().port}"
         self.pool = HTTPConnectionPool(reactor, persistent=False)
@@ -62,6 +68,27 @@ class SocketTests(ServedCase):
         self.assertEqual(code, 413)
         self.assertEqual(json.loads(body)["field"], "args")
 
+    async def test_a_client_that_sends_its_whole_body_first_reads_the_413(self):
+        # urllib writes the whole body before it reads: over a connection closed at once
+        # it meets BrokenPipeError instead of the answer.
+        request = urllib.request.Request(
+            self.base + "/online", data=b"args=" + b"x" * (16 * self.max_body),
+            headers={"Content-Type": "application/x-www-form-urlencoded",
+                     "Authorization": "Basic " + base64.b64encode(b"upstream:pw").decode()})
+
+        def post():
+            try:
+                urllib.request.urlopen(request, timeout=10)
+            except urllib.error.HTTPError as error:
+                with error:
+                    return error.code, json.loads(error.read())
+            return None
+
+        code, body = await threads.deferToThread(post)
+        self.assertEqual((code, body["field"]), (413, "args"))
+        while self.site.open:  # the client closed: so does the edge, at once
+            await deferLater(reactor, 0.01, lambda: None)
+
     async def test_chunked_body_over_limit_is_413(self):
         body = FileBodyProducer(io.BytesIO(b"args=" + b"x" * (self.max_body * 2)))
         body.length = UNKNOWN_LENGTH  # sent chunked: no Content-Length to refuse early
@@ -84,6 +111,7 @@ class SocketTests(ServedCase):
 
 class LargestSubmitTests(ServedCase):
     max_body = EdgeLimits().max_body
+    executor = ExecutorSettings(interactive=True)  # upstream's script is an interactive job
 
     async def test_the_largest_realistic_submit_is_served(self):
         code, body = await self.post("/submit", data=form_body(largest_submit()), headers={
@@ -118,7 +146,7 @@ class LifecycleOverHTTPTests(ServedCase):
         self.assertEqual((rc, totaltime), (0, "00:00:10"))
         self.assertTrue(stdout.endswith("\ncompleted"))
         self.assertIn("COMPLETED", verdict)
-        self.assertEqual(await self.answer("/exitstatus", ref), [-9, "00:00:00", []])
+        self.assertEqual(await self.answer("/exitstatus", ref), [rc, totaltime, [stdout, verdict]])
 
     async def test_terminate_and_release(self):
         held = {"name": "held-1", "number": 2, "nodes": 1,

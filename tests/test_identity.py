@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 import time
 
 import jwt
@@ -58,6 +59,13 @@ class ParseTests(SynchronousTestCase):
             error = self.assertRaises(MappingError, parse_mapping, text)
             self.assertIn(word, str(error))
             self.assertNotIn("not base64!", str(error))
+
+
+    def test_yaml_errors_show_no_key(self):
+        text = ("users_id_mapping:\n  - mail: a@b\n    ssh_private_key_b64: LS0tLS1CRUdJTi: x\n")
+        error = self.assertRaises(MappingError, parse_mapping, text, "m.yaml")
+        self.assertEqual(str(error), "m.yaml is not valid YAML at line 3, column 40: mapping "
+                                     "values are not allowed here")
 
 
 class BearerTests(SynchronousTestCase):
@@ -207,7 +215,16 @@ class FromSettingsTests(SynchronousTestCase):
         path = self.mktemp()
         with open(path, "wb") as handle:
             handle.write(data)
+        os.chmod(path, 0o600)
         return path
+
+    def test_a_mapping_file_others_can_read_is_refused(self):
+        path = self.write(MAPPING.encode())
+        os.chmod(path, 0o640)
+        error = self.assertRaises(SettingsError, compose.identities,
+                                  load().replace(id_mapping_file=path, server_key="u:p"))
+        self.assertEqual(str(error), f"id_mapping_file {path} is readable by group or others "
+                                     f"(mode 0640) and holds secrets: run chmod 600 {path}")
 
     def test_wiring(self):
         private = ed25519.Ed25519PrivateKey.generate()

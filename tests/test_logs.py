@@ -10,6 +10,7 @@ from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, Logger, LogLevel, capturedLogs
 from twisted.logger._legacy import publishToNewObserver
+from twisted.python.failure import Failure
 from twisted.python.log import textFromEventDict
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -77,7 +78,31 @@ class ObserverTests(SynchronousTestCase):
                                         "system": "-", "time": 1.0}, textFromEventDict)
         event = json.loads(output.getvalue())
         self.assertEqual(set(event), {"time", "level", "logger", "message"})
-        self.assertEqual(event["message"], "Starting factory")
+        self.assertEqual((event["logger"], event["message"]), ("twisted", "Starting factory"))
+
+    def test_json_legacy_failure_has_its_traceback_apart(self):
+        output = io.StringIO()
+        observer = make_observer(output, 20, True)
+        try:
+            raise ZeroDivisionError("no")
+        except ZeroDivisionError:
+            failure = Failure()
+        publishToNewObserver(observer, {"message": (), "isError": 1, "failure": failure,
+                                        "why": "Unhandled Error", "system": "HTTPChannel,0",
+                                        "time": 1.0}, textFromEventDict)
+        event = json.loads(output.getvalue())
+        self.assertEqual((event["logger"], event["level"], event["message"]),
+                         ("HTTPChannel,0", "critical", "Unhandled Error"))
+        self.assertIn("ZeroDivisionError: no", event["traceback"])
+
+    def test_json_message_not_repeated_in_a_field(self):
+        output = io.StringIO()
+        log = Logger(namespace="dssr", observer=make_observer(output, 20, True))
+        log.info("{line}", line="DSSR serving")
+        log.info("{method} took {ms:.1f} ms", method="GET", ms=1.25)
+        first, second = (json.loads(line) for line in output.getvalue().splitlines())
+        self.assertEqual(set(first), {"time", "level", "logger", "message"})
+        self.assertEqual(second["method"], "GET")
 
 
 class DestinationTests(SynchronousTestCase):

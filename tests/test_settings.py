@@ -55,17 +55,75 @@ class LoadTests(SynchronousTestCase):
         self.assertEqual((loaded.connector, loaded.state_dir, loaded.loglevel),
                          ("from-cli", "/yaml", 30))
 
-    def test_bad_values_name_the_setting(self):
-        for environ, word in (({"JARVICE_SLURM_CLUSTER_PORT": "ssh"}, "cluster_port"),
-                              ({"JARVICE_DUMMY_JOB_FAILING_PERCENT": "101"}, "failing"),
-                              ({"DSSR_SSH_HOST_KEY_POLICY": "yolo"}, "host_key_policy")):
+    def test_bad_values_name_the_setting_as_written(self):
+        for environ, expected in (
+                ({"JARVICE_SLURM_CLUSTER_PORT": "ssh"},
+                 "JARVICE_SLURM_CLUSTER_PORT ('ssh'): must be a positive integer"),
+                ({"JARVICE_SCHED_LOGLEVEL": "x"},
+                 "JARVICE_SCHED_LOGLEVEL ('x'): must be an integer"),
+                ({"DSSR_SNAPSHOT_TTL": "soon"},
+                 "DSSR_SNAPSHOT_TTL ('soon'): must be a number, zero or more"),
+                ({"JARVICE_DUMMY_JOB_FAILING_PERCENT": "101"},
+                 "JARVICE_DUMMY_JOB_FAILING_PERCENT ('101'): must be between 0 and 100"),
+                ({"WAITRESS_PORT": "abc"},
+                 "WAITRESS_PORT ('abc'): must be a port number, 0 to 65535"),
+                ({"WAITRESS_PORT": "70000"},
+                 "WAITRESS_PORT ('70000'): must be a port number, 0 to 65535"),
+                ({"DSSR_PROXY_LISTEN": "tcp:70000"},
+                 "DSSR_PROXY_LISTEN ('tcp:70000'): port '70000' must be a port number, 0 to "
+                 "65535 (e.g. tcp:5000:interface=127.0.0.1)")):
             error = self.assertRaises(SettingsError, settings.load, environ=environ)
-            self.assertIn(word, str(error))
+            self.assertEqual(str(error), expected)
+
+    def test_bad_listen_names_the_option_or_key(self):
+        for listen, expected in (
+                ("tcp:abc", "port 'abc' must be a port number"),
+                ("5001", "a port alone is not an endpoint: write tcp:5001"),
+                ("localhost:5001", "'localhost' is not an endpoint type (tcp, tcp6, ssl, "
+                                   "unix, ...): write e.g. tcp:5001:interface=localhost")):
+            error = self.assertRaises(SettingsError, settings.load, {"listen": listen})
+            self.assertTrue(str(error).startswith(f"--listen ({listen!r}): {expected}"), error)
+        path = self.write("listen: [1, 2]\n")
+        error = self.assertRaises(SettingsError, settings.load, config_path=path)
+        self.assertEqual(str(error), f"listen in {path} ([1, 2]): must be a Twisted endpoint "
+                                     f"string, e.g. tcp:5000:interface=127.0.0.1")
+        for fine in ("unix:/run/dssr.sock", "tcp6:5000:interface=\\:\\:1",
+                     "systemd:domain=INET:index=0"):
+            self.assertEqual(settings.load({"listen": fine}).listen, fine)
+
+    def test_server_key_needs_both_parts(self):
+        for key in (":", "user:", ":password"):
+            error = self.assertRaises(SettingsError, settings.load,
+                                      environ={"JARVICE_SCHED_SERVER_KEY": key})
+            self.assertEqual(str(error), "JARVICE_SCHED_SERVER_KEY: must be user:password, "
+                                         "neither part empty (or unset for no key)")
+        self.assertEqual(settings.load(environ={"JARVICE_SCHED_SERVER_KEY": "u:p:q"}).server_key,
+                         "u:p:q")
 
     def test_unknown_yaml_key_is_refused(self):
         error = self.assertRaises(SettingsError, settings.load,
                                   config_path=self.write("conector: slurm\n"))
         self.assertIn("conector", str(error))
+
+    def test_yaml_errors_say_where_never_what(self):
+        path = self.write("loglevel: 10\nserver_key: upstream:VerySecretPassw0rd: x\n")
+        error = self.assertRaises(SettingsError, settings.load, config_path=path)
+        self.assertEqual(str(error), f"{path} is not valid YAML at line 2, column 40: mapping "
+                                     f"values are not allowed here")
+        path = self.write("a: 'VerySecret\n")
+        error = self.assertRaises(SettingsError, settings.load, config_path=path)
+        self.assertIn(f"{path} is not valid YAML at line 2", str(error))
+        self.assertNotIn("VerySecret", str(error))
+
+    def test_open_settings_file_is_warned_of(self):
+        path = self.write("loglevel: 10\n")
+        os.chmod(path, 0o644)
+        self.assertEqual(settings.config_warnings(path), [
+            f"the settings file {path} is readable by group or others (mode 0644): run "
+            f"chmod 600 {path}"])
+        os.chmod(path, 0o600)
+        self.assertEqual(settings.config_warnings(path), [])
+        self.assertEqual(settings.config_warnings(None), [])
 
     def test_yaml_must_be_a_mapping(self):
         self.assertRaises(SettingsError, settings.load, config_path=self.write("- a\n"))

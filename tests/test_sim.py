@@ -251,6 +251,32 @@ class FollowerTests(SynchronousTestCase):
         self.assertEqual(client.asked, ["queued", "running"])
 
 
+class AskAgainClient(StartingBetweenListsClient):
+    """A DSSR whose job is in neither list once while still in the queue."""
+
+    def __init__(self, ref: JobRef):
+        super().__init__(ref)
+        self.state, self.exitstatus_asked = "neither", 0
+
+    async def listed(self, which: str) -> set:
+        return set()
+
+    async def exitstatus(self, ref: JobRef):
+        self.exitstatus_asked += 1
+        return None if self.exitstatus_asked == 1 else ExitStatus(0, "00:00:01", "", "")
+
+
+class AskAgainTests(SynchronousTestCase):
+    def test_exitstatus_that_says_ask_again_is_asked_again(self):
+        client = AskAgainClient(JobRef("t-1", 1, "7"))
+        follower = Follower(client, Clock(), Display(io.StringIO(), tty=False), 1.0)
+        follower.jobs.append(SimJob(client.ref, 0.0))
+        self.successResultOf(ensureDeferred(follower.poll()))
+        self.assertEqual((follower.jobs[0].state, follower.jobs[0].result), ("submitted", None))
+        self.successResultOf(ensureDeferred(follower.poll()))
+        self.assertEqual(follower.jobs[0].result.rc, 0)
+
+
 class SimulatedCase(SynchronousTestCase):
     """``dssr sim`` against a DSSR with the dummy connector, in memory, on a ``Clock``."""
 
@@ -363,6 +389,16 @@ class SimAgainstDummyTests(SimulatedCase):
         code, lines, err = self.simulate(url)
         self.assertEqual((code, lines), (2, []))
         self.assertRegex(err, r"^dssr sim: DSSR error: /submit: DSSR answered 401: ")
+
+    def test_url_without_a_scheme_is_one_line_and_its_own_exit_code(self):
+        # Was: a SchemeNotSupported traceback and exit 1, which --help says is a job's.
+        self.serve()
+        for url in ("localhost:5000", "ftp://dssr:5000", "http://", "http://h:port"):
+            code, lines, err = self.simulate(url)
+            self.assertEqual((code, lines), (4, []), url)
+            self.assertEqual(len(err.splitlines()), 1, err)
+            self.assertTrue(err.startswith(f"dssr sim: --url {url!r}: "), err)
+        self.assertIn("4: --url is not an http:// or https:// URL", sim.EPILOG)
 
     def test_auth_from_the_environment(self):
         os.environ[sim.AUTH_ENV] = "someone:secret"

@@ -1,6 +1,7 @@
 """``twistd dssr``: the plugin is found, options resolve, the service tree is built."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -72,6 +73,21 @@ class OptionsTests(SynchronousTestCase):
                                   {"JARVICE_SLURM_CLUSTER_PORT": "x"})
         self.assertIn("JARVICE_SLURM_CLUSTER_PORT", str(error.code).splitlines()[0])
 
+    def test_unknown_yaml_key_gets_the_key_meant(self):
+        path = self.mktemp()
+        with open(path, "w") as handle:
+            handle.write("conector: slurm\n")
+        error = self.assertRaises(SystemExit, self.parse, ["--config", path])
+        self.assertEqual(str(error.code).splitlines()[0],
+                         f"twistd dssr: unknown setting 'conector' in {path}: rename conector "
+                         f"to connector in {path}")
+
+    def test_help_says_where_defaults_come_from(self):
+        usage = Options(environ={"JARVICE_BAREMETAL_CONNECTOR": "slurm"}).getUsage()
+        self.assertIn("[default: --config, JARVICE_BAREMETAL_CONNECTOR, else dummy]",
+                      " ".join(usage.split()))
+        self.assertNotIn("[default: dummy]", " ".join(usage.split()))
+
     def test_unknown_option_is_one_line_and_a_hint(self):
         error = self.assertRaises(SystemExit, self.parse, ["--conector", "slurm"])
         self.assertEqual(str(error.code).splitlines()[0],
@@ -81,9 +97,12 @@ class OptionsTests(SynchronousTestCase):
 class CommandLineTests(SynchronousTestCase):
     """What an operator sees from the real ``twistd`` and ``dssr`` commands."""
 
-    def run_command(self, *argv):
+    def run_command(self, *argv, environ=None):
+        directory = os.path.abspath(self.mktemp())  # for twistd.log and the like
+        os.makedirs(directory)
         result = subprocess.run([*argv], capture_output=True, text=True, timeout=60,
-                                env={**os.environ, "PYTHONPATH": CHECKOUT}, check=False)
+                                env={**os.environ, "PYTHONPATH": CHECKOUT, **(environ or {})},
+                                check=False, cwd=directory)
         return result.returncode, result.stdout + result.stderr
 
     def test_twistd_usage_error_is_short(self):
@@ -102,6 +121,39 @@ class CommandLineTests(SynchronousTestCase):
         finally:
             os.close(write)
         self.assertEqual((result.returncode, result.stderr), (1, ""))
+
+    def test_a_port_in_use_ends_the_process_in_one_line(self):
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        state = self.mktemp()
+        for environ, argv, expected in (
+                ({"WAITRESS_PORT": str(port)}, (),
+                 f"dssr: cannot serve the Jarvice API on tcp:{port}:interface=127.0.0.1 "
+                 f"(listen): Address already in use"),
+                ({"JARVICE_JOBS_DOMAIN": "http://127.0.0.1/job$"},
+                 ("--listen", "tcp:0:interface=127.0.0.1", "--proxy-listen",
+                  f"tcp:{port}:interface=127.0.0.1"),
+                 f"dssr: cannot serve the proxy on tcp:{port}:interface=127.0.0.1 "
+                 f"(proxy_listen): Address already in use")):
+            code, output = self.run_command(TWISTD, "-n", "--pidfile=", "dssr", "--state-dir",
+                                            state, *argv, environ=environ)
+            self.assertEqual(code, 1, output)
+            self.assertIn(expected, output)
+            self.assertNotIn("Traceback", output)
+            self.assertNotIn("serving the Jarvice API", output)
+
+    def test_bad_listen_is_one_line(self):
+        for environ, argv, named in (({"WAITRESS_PORT": "abc"}, (), "WAITRESS_PORT ('abc')"),
+                                     ({}, ("--listen", "tcp:abc"), "--listen ('tcp:abc')"),
+                                     ({}, ("--listen", "5001"), "--listen ('5001')")):
+            code, output = self.run_command(TWISTD, "-n", "--pidfile=", "dssr", *argv,
+                                            environ=environ)
+            self.assertEqual(code, 1, output)
+            self.assertEqual(len(output.strip().splitlines()), 2, output)
+            self.assertTrue(output.startswith(f"twistd dssr: {named}: "), output)
 
     def test_versions(self):
         self.assertEqual(self.run_command(TWISTD, "dssr", "--version"),
@@ -159,6 +211,24 @@ class ExposureTests(SynchronousTestCase):
         options.parseOptions(["--listen", "tcp:0", "--state-dir", self.mktemp()])
         makeService(options, reactor=MemoryReactorClock())
 
+    def test_startup_warns_of_typos_open_files_and_tokens_in_clear(self):
+        config = self.mktemp()
+        with open(config, "w") as handle:
+            handle.write("loglevel: 20\n")
+        os.chmod(config, 0o644)
+        top = self.make("--config", config, JARVICE_BAREMETAL_CONECTOR="slurm",
+                        JARVICE_SLURM_INTERFACE="http", JARVICE_SLURMRESTD_ADDR="http://login1")
+        with capturedLogs() as events:
+            top.startService()
+        self.addCleanup(top.stopService)
+        loud = [formatEvent(e) for e in events if e["log_level"] == LogLevel.critical]
+        self.assertEqual(loud[0], "JARVICE_BAREMETAL_CONECTOR is not a setting DSSR knows, so "
+                                  "it is ignored: did you mean JARVICE_BAREMETAL_CONNECTOR?")
+        self.assertEqual(loud[1], f"the settings file {config} is readable by group or others "
+                                  f"(mode 0644): run chmod 600 {config}")
+        self.assertTrue(loud[2].startswith("slurmrestd at http://login1 is plain HTTP"), loud)
+        self.assertEqual(len(loud), 3)
+
     def test_opt_out_warns_at_every_start(self):
         for _ in range(2):
             top = self.make("--listen", "tcp:0", DSSR_ALLOW_UNAUTHENTICATED="true")
@@ -195,3 +265,8 @@ class LoaderTests(SynchronousTestCase):
         self.assertIn("cannot be imported", str(self.assertRaises(
             ConnectorError, resolve, "nosuchpackage.module.thing")))
         self.assertIn("make_connector", str(self.assertRaises(ConnectorError, resolve, "json")))
+
+    def test_a_misspelt_builtin_gets_the_builtin_names(self):
+        self.assertEqual(str(self.assertRaises(ConnectorError, resolve, "slrum")),
+                         "connector 'slrum' cannot be imported: the builtin connectors are "
+                         "dummy and slurm, a third-party one is a module or dotted path")

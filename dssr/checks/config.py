@@ -3,8 +3,6 @@
 Everything here is about text DSSR already has; nothing touches the network.
 """
 
-import difflib
-import re
 from collections.abc import Mapping
 
 import yaml
@@ -15,56 +13,15 @@ from dssr.checks.report import Outcome, failed, passed
 from dssr.connectors.loader import ConnectorError, is_embedded, resolve
 from dssr.identity import unverified_tokens_refusal
 from dssr.remote.hostkeys import host_token
-from dssr.settings import BY_KEY, SETTINGS, Settings, SettingsError, load
+from dssr.settings import BY_KEY, Settings, SettingsError, load
 from dssr.slurm.rest.client import base_url, location
-
-KNOWN = frozenset({s.env for s in SETTINGS if s.env} | {"WAITRESS_PORT", "WAITRESS_BIND_ADDRESS"})
-PREFIXES = ("JARVICE_", "DSSR_")
-# How alike a name must be to a known one to be called a typo of it (difflib ratio).
-TYPO_CUTOFF = 0.8
-# Kubernetes puts FOO_SERVICE_HOST, FOO_PORT_5000_TCP_ADDR... in every pod for every
-# service (jarvice-api, jarvice-dal...): those JARVICE_* names are no one's typo.
-_SERVICE_LINK = re.compile(r".+_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT_\d+_(TCP|UDP|SCTP)"
-                           r"(_ADDR|_PORT|_PROTO)?)")
-_SERVICE_URL = re.compile(r"(tcp|udp|sctp)://\S+")
-_UNKNOWN_YAML_KEY = re.compile(r"unknown setting '(\w+)' in (.+)")
+from dssr.typos import unknown_key_fix, unknown_names
 
 
 def env_label(key: str) -> str:
     """How a fix names a setting: its YAML key and, if it has one, its environment variable."""
     env = BY_KEY[key].env
     return f"{env} ({key})" if env else key
-
-
-def closest(name: str, known) -> str | None:
-    """The known name ``name`` is most likely a typo of, if any is close enough."""
-    matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=TYPO_CUTOFF)
-    return matches[0] if matches else None
-
-
-def service_link(name: str, value: str) -> bool:
-    """Whether ``name=value`` is a variable Kubernetes sets for a service."""
-    return bool(_SERVICE_LINK.fullmatch(name)) or (
-        name.endswith("_PORT") and bool(_SERVICE_URL.fullmatch(value)))
-
-
-def unknown_names(environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
-    """Likely typos (name → the known name meant) and other unknown ``JARVICE_*`` names.
-
-    Unknown ``DSSR_*`` names count only as typos: other tools may share the prefix.
-    Values are never looked at beyond telling Kubernetes' service variables apart.
-    """
-    typos, others = {}, []
-    for name in sorted(environ):
-        if (not name.startswith(PREFIXES) or name in KNOWN
-                or service_link(name, environ[name])):
-            continue
-        meant = closest(name, KNOWN)
-        if meant:
-            typos[name] = meant
-        elif name.startswith("JARVICE_"):
-            others.append(name)
-    return typos, others
 
 
 def check_environment(environ: Mapping[str, str]) -> Outcome:
@@ -82,15 +39,9 @@ def check_environment(environ: Mapping[str, str]) -> Outcome:
 
 def settings_fix(message: str) -> str:
     """How to put right the ``SettingsError`` whose message is ``message``."""
-    unknown = _UNKNOWN_YAML_KEY.fullmatch(message)
-    if unknown:
-        key, source = unknown.groups()
-        meant = closest(key, BY_KEY)
-        if meant:
-            return f"rename {key} to {meant} in {source}"
-        return f"remove {key} from {source} (the README's Settings table lists every key)"
-    return ("correct that value (the README's Settings table gives each setting's "
-            "form and default)")
+    return unknown_key_fix(message) or (
+        "correct that value (the README's Settings table gives each setting's form and "
+        "default)")
 
 
 def missing_ssh_settings(settings: Settings) -> list[str]:
@@ -144,7 +95,9 @@ def check_settings(cli: Mapping, config_path: str | None, environ: Mapping[str, 
     if factory is not compose.slurm_connector:
         return passed(f"connector {settings.connector}: DSSR checks no cluster behind it, so "
                       f"only the settings checks apply"), None
-    return passed(describe_slurm(settings)), settings
+    cleartext = exposure.cleartext_warning(settings)
+    return passed(describe_slurm(settings) + (f"; WARNING: {cleartext}" if cleartext else "")), \
+        settings
 
 
 def slurm_named(cli: Mapping, config_path: str | None, environ: Mapping[str, str]) -> bool:

@@ -16,9 +16,12 @@ from twisted.enterprise import adbapi
 from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
+from dssr import compose
 from dssr.connectors.dummy_app import PretendApp
 from dssr.connectors.interfaces import IConnector
-from dssr.errors import Forbidden, NotFound, Unavailable
+from dssr.errors import Forbidden, NotFound, NotYet, Unavailable
+from dssr.executors import singularity
+from dssr.executors.config import ExecutorSettings
 from dssr.jobs import (
     UNKNOWN_EXIT,
     AppAccess,
@@ -54,6 +57,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 COLUMNS = ("jobid", "name", "number", "nodes", "queued_at", "queued_for", "runs_for",
            "held", "fails", "interactive", "terminated_at")
 RC = {"COMPLETED": 0, "FAILED": 1, "CANCELLED": -15}
+RETENTION = 3 * 86400.0  # seconds an ended job is kept (output_retention's default)
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,11 @@ def _rowid(ref: JobRef) -> int:
     return int(ref.jobid) if ref.jobid.isdigit() else -1
 
 
+def _ended_at(job: DummyJob) -> float:
+    """When the ended ``job`` ended."""
+    return min(job.end, job.terminated_at if job.terminated_at is not None else job.end)
+
+
 def _init_connection(connection) -> None:
     connection.execute(SCHEMA)
 
@@ -170,8 +179,11 @@ class DummyConnector:
     def __init__(self, database: str, clock, data_root: str, queued_time: float = 5.0,
                  running_time: float = 10.0, failing_percent: int = 50,
                  interactive: bool = False, rng: random.Random | None = None,
-                 jobs: JobsAddresses | None = None, app: PretendApp | None = None):
+                 jobs: JobsAddresses | None = None, app: PretendApp | None = None,
+                 executor: ExecutorSettings | None = None, retention: float = RETENTION):
         self.service = Database(database, app)
+        self._executor = executor or ExecutorSettings()
+        self._retention = retention
         self._jobs = jobs
         self._app = app
         self._clock = clock
@@ -199,10 +211,14 @@ class DummyConnector:
             raise Unavailable(f"dummy database error: {error}") from None
 
     async def _find(self, ref: JobRef, by_name: bool = True) -> DummyJob | None:
+        """The job of ``ref``'s id; with ``by_name``, ``NotFound`` (field ``jobid``)
+        when that id is another name's, as the Slurm connector answers."""
         jobs = await self._query(
             f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE jobid = ?",  # noqa: S608
             (_rowid(ref),))
-        return jobs[0] if jobs and (jobs[0].name == ref.name or not by_name) else None
+        if jobs and by_name and jobs[0].name != ref.name:
+            raise NotFound(f"job {ref.jobid} is not the Jarvice job {ref.name}", field="jobid")
+        return jobs[0] if jobs else None
 
     async def _all(self) -> list[DummyJob]:
         return await self._query(f"SELECT {', '.join(COLUMNS)} FROM jobs ORDER BY jobid")  # noqa: S608
@@ -210,6 +226,9 @@ class DummyConnector:
     # -- IConnector -----------------------------------------------------------
 
     async def submit(self, request: SubmitRequest) -> Submitted:
+        # The Slurm connector's checks and refusals: a script it would refuse is a 400.
+        singularity.prepare(request.script, request.name, request.nodes, request.held,
+                            self._executor, number=request.number)
         now = self._clock.seconds()
         for job in await self._all():
             if job.name == request.name and job.state(now) in ("PENDING", "RUNNING"):
@@ -252,13 +271,13 @@ class DummyConnector:
             return UNKNOWN_EXIT
         now = self._clock.seconds()
         state = job.state(now)
-        status = ExitStatus(RC.get(state, -9), hms(job.ran_for(now)), state,
-                            "\n".join(job.output(now)))
-        if state in RC:
-            await self._change("DELETE FROM jobs WHERE jobid = ?", (job.jobid,))
-        return status
+        if state not in RC:
+            raise NotYet(f"job {ref.jobid} is {state}, it has not ended: ask again")
+        # Kept (until gc after the retention): a repeated call answers the same.
+        return ExitStatus(RC[state], hms(job.ran_for(now)), state, "\n".join(job.output(now)))
 
     async def terminate(self, ref: JobRef) -> None:
+        await self._find(ref)
         await self._change(
             "UPDATE jobs SET terminated_at = ? WHERE jobid = ? AND name = ? "
             "AND terminated_at IS NULL",
@@ -266,6 +285,9 @@ class DummyConnector:
         )
 
     async def release(self, ref: JobRef) -> None:
+        job = await self._find(ref)
+        if job is None or job.state(self._clock.seconds()) != "PENDING":
+            raise NotFound(f"no job {ref.jobid} named {ref.name} in the queue")
         await self._change(
             "UPDATE jobs SET held = 0, queued_at = ? WHERE jobid = ? AND name = ? AND held = 1",
             (self._clock.seconds(), _rowid(ref), ref.name),
@@ -319,7 +341,11 @@ class DummyConnector:
         return await deferToThread(list_directory, self._data_root, path)
 
     async def gc(self) -> None:
-        await self._all()
+        """Forget ended jobs ``retention`` seconds after their end."""
+        now = self._clock.seconds()
+        for job in await self._all():
+            if job.state(now) in RC and _ended_at(job) + self._retention <= now:
+                await self._change("DELETE FROM jobs WHERE jobid = ?", (job.jobid,))
 
     async def ready(self) -> None:
         await self._all()
@@ -361,4 +387,6 @@ def make_connector(settings, reactor) -> DummyConnector:
                            AccessTokens(derive_key(settings.server_key)))
         if settings.jobs_domain else None,
         app=PretendApp(reactor) if settings.dummy_interactive else None,
+        executor=compose.executor_settings(settings),
+        retention=settings.output_retention,
     )

@@ -41,10 +41,10 @@ class IConnector(Interface):
         """Returns the ``RunStatus`` of the ``JobRef``, or None if it is unknown."""
 
     def exitstatus(ref):
-        """Returns the job's ``ExitStatus``, then forgets its files (the only GC)."""
+        """Returns the ended job's ``ExitStatus`` (``NotYet`` while it has not ended)."""
 
     def terminate(ref):
-        """Stop the job (it ends as cancelled). No GC here."""
+        """Stop the job (it ends as cancelled); ``Unavailable`` if its end cannot be seen."""
 
     def release(ref):
         """Release a held job."""

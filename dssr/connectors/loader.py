@@ -1,6 +1,7 @@
 """Find a connector by name or dotted path and build it."""
 
 import importlib
+import importlib.util
 import re
 from collections.abc import Callable
 
@@ -30,6 +31,12 @@ def resolve(spec: str) -> Callable:
     if reference and reference.group(1) in BUILTIN:
         spec = reference.group(1)
     path = BUILTIN.get(spec, spec)
+    if "." not in path:
+        # A bare name is a builtin's, misspelt, far more often than a module's.
+        if importlib.util.find_spec(path) is None:
+            raise ConnectorError(f"connector {spec!r} cannot be imported: the builtin "
+                                 f"connectors are {' and '.join(sorted(BUILTIN))}, a "
+                                 f"third-party one is a module or dotted path")
     try:
         module = importlib.import_module(path)
         attribute = "make_connector"

@@ -17,7 +17,7 @@ from zope.interface import implementer
 from dssr.connectors.interfaces import IConnector
 from dssr.connectors.verdict import coordinate, this_jobs_record, verdict
 from dssr.coroutines import KeyedLocks, concurrently, settled
-from dssr.errors import BadRequest, Forbidden, NotFound, Unavailable
+from dssr.errors import BadRequest, Forbidden, NotFound, NotYet, Unavailable
 from dssr.executors import singularity
 from dssr.jobfiles import AppRecord, ListingRefused
 from dssr.jobs import (
@@ -87,7 +87,7 @@ class SlurmConnector:
         if job is None:
             return None
         if job.name != ref.name or not self._ours(job.owner):
-            raise NotFound(f"job {ref.jobid} is not the Jarvice job {ref.name}")
+            raise NotFound(f"job {ref.jobid} is not the Jarvice job {ref.name}", field="jobid")
         return job
 
     def _ours(self, owner: str) -> bool:
@@ -103,11 +103,6 @@ class SlurmConnector:
         if jobs is not self._indexed_jobs:
             self._indexed_jobs, self._index = jobs, {job.jobid: job for job in jobs}
         return self._index
-
-    async def _live_job(self, ref: JobRef) -> QueueJob | None:
-        """The job as a fresh snapshot shows it, if Slurm has it and it has not ended."""
-        job = await self._queued_job(ref, fresh=True)
-        return job if job is not None and category(job.state) != Category.ENDED else None
 
     def _as(self, owner: str | None) -> str | None:
         """The ``user`` to act as the job's owner (None: the service account)."""
@@ -190,9 +185,9 @@ class SlurmConnector:
     async def exitstatus(self, ref: JobRef) -> ExitStatus:
         job = await self._queued_job(ref, fresh=True)
         if job is not None and category(job.state) != Category.ENDED:
-            # Upstream asks only once a job left both lists; if it is still live, say
-            # so without collecting its output.
-            return ExitStatus(-9, job.elapsed, job.state, "")
+            # Upstream met the job between two snapshots (PENDING -> RUNNING): it has not
+            # ended, so nothing is collected and upstream asks again.
+            raise NotYet(f"job {ref.jobid} is {job.state}, it has not ended: ask again")
         user = self._as(job.owner if job is not None else await self._find_owner(ref))
         if job is None and user is not None:
             job = await self._seen_by_owner(ref, user)
@@ -201,11 +196,14 @@ class SlurmConnector:
             self.files.end_record(ref, user),
             self.files.cancelled(ref, user),
         )
-        accounted = None if job is not None else this_jobs_record(
-            ref, await self.slurm.accounting(ref.jobid, user))
+        anyones = None if job is not None else await self.slurm.accounting(ref.jobid, user)
+        accounted = this_jobs_record(ref, anyones)
         status = verdict(ref.jobid, job, accounted, record, cancelled, self._service_user)
         if status is UNKNOWN_EXIT and output is None:
             # Nothing says the id was ever this job: no file of it is touched.
+            if anyones is not None:
+                raise NotFound(f"job {ref.jobid} is not the Jarvice job {ref.name}: "
+                               f"accounting has it as {anyones.name}", field="jobid")
             return status
         await self.files.collected(ref, user)
         return ExitStatus(status.rc, status.totaltime, status.state or "UNKNOWN", output or "")
@@ -225,8 +223,10 @@ class SlurmConnector:
     # -- acting on a job ----------------------------------------------------------
 
     async def terminate(self, ref: JobRef) -> None:
-        job = await self._live_job(ref)
+        job = await self._queued_job(ref, fresh=True)
         if job is None:
+            await self._seen_ending(ref)
+        if job is None or category(job.state) == Category.ENDED:
             return
         user = self._as(job.owner)
         # The marker first: a job cancelled while pending never runs its end-record trap.
@@ -239,8 +239,10 @@ class SlurmConnector:
             self.snapshot.invalidate()
 
     async def release(self, ref: JobRef) -> None:
-        job = await self._live_job(ref)
+        job = await self._queued_job(ref, fresh=True)
         if job is None:
+            await self._seen_ending(ref)
+        if job is None or category(job.state) == Category.ENDED:
             raise NotFound(f"no job {ref.jobid} named {ref.name} in the queue")
         try:
             await self.slurm.release(ref.jobid, self._as(job.owner))
@@ -248,6 +250,25 @@ class SlurmConnector:
             raise (NotFound if refusal.unknown_job else Forbidden)(str(refusal)) from None
         finally:
             self.snapshot.invalidate()
+
+    async def _seen_ending(self, ref: JobRef) -> None:
+        """Return when a job missing from the queue may be taken for ended; else
+        ``Unavailable`` naming the fix.
+
+        Decided from what the service account sees, logging in as nobody else: no mapped
+        user (nothing is hidden), a mapped user's job in its queue (``PrivateData`` hides
+        none from it), or the job's own end record or cancel marker in its files.
+        """
+        mapped = set(self._mapped_users()) - {self._service_user}
+        if not mapped or any(job.owner in mapped for job in await self.snapshot.get()):
+            return
+        record, cancelled = await concurrently(self.files.end_record(ref),
+                                               self.files.cancelled(ref))
+        if record is not None or cancelled:
+            return
+        raise Unavailable(f"DSSR cannot tell whether job {ref.jobid} ended: the service "
+                          f"account {self._service_user} sees no job of the mapped users; "
+                          f"with PrivateData=jobs it must {coordinate(self._service_user)}")
 
     async def events(self, ref: JobRef) -> str:
         if await self._queued_job(ref) is None:

@@ -6,12 +6,12 @@ of a connection has a deadline; connections are capped in total and per client
 address; every answer the edge writes itself is JSON.
 """
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import endpoints
 
 from dssr.edge.budget import ConnectionBudget
 from dssr.edge.limits import EdgeLimits, raise_fd_limit
 from dssr.edge.site import EdgeSite
+from dssr.listener import Listener
 
 __all__ = ["ConnectionBudget", "EdgeLimits", "EdgeSite", "http_service", "listen_description",
            "make_site", "shared_budget"]
@@ -43,11 +43,11 @@ def shared_budget(limits: EdgeLimits) -> ConnectionBudget:
 
 
 def http_service(reactor, listen: str, api, limits: EdgeLimits,
-                 budget: ConnectionBudget | None = None) -> StreamServerEndpointService:
+                 budget: ConnectionBudget | None = None) -> Listener:
     """The ``http`` service: ``api`` on the endpoint ``listen`` within ``budget``
     (by default one of its own, under the raised file limit)."""
     site = EdgeSite(api, limits, reactor, budget=budget or shared_budget(limits))
     endpoint = endpoints.serverFromString(reactor, listen_description(listen))
-    service = StreamServerEndpointService(endpoint, site)
+    service = Listener(endpoint, site, "the Jarvice API", "listen", listen)
     service.setName("http")
     return service

@@ -12,14 +12,17 @@ A connection is in one of these states:
 - ``idle``: between keep-alive requests, for at most ``idle_timeout``.
 - ``closing``: an answer went out with ``Connection: close``. What the client still
   sends is discarded unread (so it sees the answer rather than a reset), for at most
-  ``linger`` seconds and ``max_drained`` bytes.
+  ``linger`` seconds and ``max_drained`` bytes. An admitted client's body over
+  ``max_body`` (413) is drained while it keeps coming, as nginx's lingering close
+  does: a client that writes its whole body before reading reads its 413. It is cut
+  after ``linger`` seconds of silence, or ``request_timeout`` seconds or
+  ``max_drained`` bytes in all; a body announced longer than that is not drained.
 """
 
 from io import BytesIO
 
 from twisted.internet.interfaces import ITCPTransport
 from twisted.logger import Logger
-from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
 from dssr.edge.answers import raw_answer
@@ -32,6 +35,7 @@ from dssr.errors import (
     RequestTimeout,
     TargetTooLong,
 )
+from dssr.twisted_private.http import HeadChannel
 
 _log = Logger(namespace="dssr.edge")
 INTERNAL_ERROR = b'{"error":"internal error, see the DSSR log"}'
@@ -66,7 +70,7 @@ class EdgeRequest(Request):
         return reason
 
 
-class EdgeChannel(HTTPChannel):
+class EdgeChannel(HeadChannel):
     """An ``HTTPChannel`` with DSSR's admission, deadlines and JSON refusals.
 
     ``site`` is an ``EdgeSite``: it gives the limits, the reactor and ``admit``.
@@ -77,6 +81,8 @@ class EdgeChannel(HTTPChannel):
     _deadline = None
     _answered = False  # an answer with Connection: close went out; the rest is drained
     _drained = 0
+    _drains_body = False  # a 413: drained while it keeps coming, not only for ``linger``
+    _linger_ends = None  # when draining a refused body ends, whatever the client sends
     _head_lines = 0  # non-empty lines of the current request head
     _head_bytes = 0  # bytes of the current request seen while in ``head``
 
@@ -139,6 +145,8 @@ class EdgeChannel(HTTPChannel):
             if self._drained > self.limits.max_drained:
                 self._disarm()
                 self.transport.abortConnection()
+            elif self._drains_body:
+                self._linger()
             return
         if self._state == "idle":
             self._begin_request()
@@ -151,7 +159,7 @@ class EdgeChannel(HTTPChannel):
             return
         if line:
             self._head_lines += 1
-        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+        if self.head_size() + len(line) > self.totalHeadersSize:
             self._answer_too_long()
             return
         super().lineReceived(line)
@@ -171,7 +179,7 @@ class EdgeChannel(HTTPChannel):
                 f"line longer than {self.MAX_LENGTH}"))
 
     def headerReceived(self, line):
-        if self._receivedHeaderCount >= self.maxHeaders:
+        if self.header_count() >= self.maxHeaders:
             self.answer_early(HeadersTooLarge(f"more than {self.maxHeaders} header lines"))
             return False
         return super().headerReceived(line)
@@ -179,13 +187,14 @@ class EdgeChannel(HTTPChannel):
     def allHeadersReceived(self):
         request = self.requests[-1]
         try:
-            check_head(self._command, self._path, request.requestHeaders, self.length,
-                       self.limits.max_body, self.site.admit)
+            check_head(self.request_method(), self.request_target(), request.requestHeaders,
+                       self.length, self.limits.max_body, self.site.admit)
         except DSSRError as error:
             self.answer_early(error)
             return
         except Exception:
-            _log.failure("Bug while admitting {path}", path=self._path.decode("latin-1")[:200])
+            _log.failure("Bug while admitting {path}",
+                         path=self.request_target().decode("latin-1")[:200])
             self.answer_early(DSSRError("internal error, see the DSSR log"))
             return
         super().allHeadersReceived()
@@ -216,7 +225,7 @@ class EdgeChannel(HTTPChannel):
 
     # -- answering before the API does --------------------------------------------
 
-    def _respondToBadRequestAndDisconnect(self):
+    def malformed(self):
         """twisted.web found the framing malformed: say where, in JSON."""
         if self._state == "body":
             where = "the chunked body is malformed"
@@ -233,15 +242,28 @@ class EdgeChannel(HTTPChannel):
             return
         self._answered = True
         self.persistent = False
-        self._buffer = b""  # LineReceiver stops parsing what it already holds
-        method = getattr(self, "_command", b"")
+        self.stop_parsing()
+        method = self.request_method()
         self.transport.write(raw_answer(error, with_body=method != b"HEAD"))
-        path = getattr(self, "_path", b"").split(b"?")[0]  # a query may hold secrets
+        path = self.request_target().split(b"?")[0]  # a query may hold secrets
         self.site.refusals.note(error.status, method.decode("latin-1"),
                                 path.decode("latin-1")[:200], error.message)
         self._state = "closing"
-        self._arm(self.limits.linger, self.transport.abortConnection)
-        if not self.isSecure() and ITCPTransport.providedBy(self.transport):
+        self._drains_body = isinstance(error, BodyTooLarge)
+        self._linger()
+        announced = self.length if isinstance(error, BodyTooLarge) else None
+        if announced is not None and announced > self.limits.max_drained:
+            self.loseConnection()  # far over: draining it would end in a reset anyway
+        elif not self.isSecure() and ITCPTransport.providedBy(self.transport):
             self.transport.loseWriteConnection()  # the client reads the answer, then closes
         else:
             self.loseConnection()
+
+    def _linger(self) -> None:
+        """Cut the refused client off ``linger`` seconds from now, and at the latest
+        ``request_timeout`` seconds after the answer."""
+        now = self.site.reactor.seconds()
+        if self._linger_ends is None:
+            self._linger_ends = now + self.limits.request_timeout
+        self._arm(min(self.limits.linger, self._linger_ends - now),
+                  self.transport.abortConnection)

@@ -22,7 +22,7 @@ class EdgeLimits:
     max_request_line: int = 8192  # bytes; longer: 414
     max_header_bytes: int = 16384  # request line and header lines together; more: 431
     max_headers: int = 100  # header lines; more: 431
-    linger: float = 2.0  # seconds a refused client may go on sending before the close
+    linger: float = 2.0  # seconds of silence from a refused client before the close
     max_drained: int = 16 * 1024 * 1024  # bytes a refused client may send before the close
     # Head and idle deadlines fall up to this fraction later, at random, so that the
     # connections of a burst (1490 opened at once) do not all expire in one instant.

@@ -307,6 +307,8 @@ class _Upstream(Protocol):
 
 
 class _UpstreamFactory(Factory):
+    noisy = False  # one per proxied connection: no "Starting factory" line each
+
     def __init__(self, upstream: _Upstream):
         self._upstream = upstream
 

@@ -11,7 +11,6 @@ so a job's connections close soon after it ended. What each connection does is
 from collections import Counter
 from dataclasses import dataclass
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IProtocolNegotiationFactory
@@ -22,6 +21,7 @@ from zope.interface import implementer
 from dssr.edge import listen_description
 from dssr.edge.budget import ConnectionBudget
 from dssr.edge.limits import EdgeLimits
+from dssr.listener import Listener
 from dssr.proxy.connection import ClientConnection
 from dssr.proxy.http import error_page
 from dssr.proxy.tokens import AccessTokens
@@ -178,11 +178,11 @@ class ProxyFactory(Factory):
 
 def proxy_service(reactor, listen: str, jobs_url: JobsURL, connector, limits: ProxyLimits,
                   tokens: AccessTokens, budget: ConnectionBudget | None = None,
-                  ) -> StreamServerEndpointService:
+                  ) -> Listener:
     """The ``proxy`` service: the proxy to ``connector``'s interactive jobs on ``listen``
     (with the API's listen backlog), within ``budget``."""
     factory = ProxyFactory(jobs_url, connector, reactor, limits, tokens, budget)
     endpoint = serverFromString(reactor, listen_description(listen))
-    service = StreamServerEndpointService(endpoint, factory)
+    service = Listener(endpoint, factory, "the proxy", "proxy_listen", listen)
     service.setName("proxy")
     return service

@@ -7,7 +7,9 @@ format (RFC 5647 as OpenSSH's PROTOCOL amends it): the packet length goes in cle
 associated data, padding aligns the rest to 16 bytes, a 16-byte tag stands for the
 MAC (the negotiated MAC is unused), and the nonce is the key exchange's 12-byte IV
 whose last 8 bytes count the packets. ``GCMClientTransport`` is Conch's client
-transport offering them first (OpenSSH's sshd has them on by default).
+transport offering them first (OpenSSH's sshd has them on by default); how they plug
+into Conch is ``dssr.twisted_private.ssh``. If they cannot (a Twisted release without
+its hooks), or Conch frames AES-GCM itself, Conch's own ciphers and framing are used.
 """
 
 import os
@@ -15,12 +17,14 @@ import struct
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from twisted.conch.ssh.transport import (
-    DISCONNECT_KEY_EXCHANGE_FAILED,
-    DISCONNECT_MAC_ERROR,
-    DISCONNECT_PROTOCOL_ERROR,
-    SSHCiphers,
-    SSHClientTransport,
+from twisted.conch.ssh.transport import SSHCiphers, SSHClientTransport, SSHTransportBase
+
+from dssr.twisted_private.ssh import (
+    AEADCiphers,
+    AEADTransport,
+    BadLength,
+    Unauthentic,
+    framing_works,
 )
 
 # Key sizes, in the order DSSR prefers them.
@@ -29,8 +33,8 @@ TAG = 16
 _BLOCK = 16
 _MAX_LENGTH = 1024 * 1024  # Conch's own limit on a packet
 
-class BadLength(ValueError):
-    """A packet length the cipher cannot have produced."""
+__all__ = ["BadLength", "GCMCiphers", "GCMClientTransport", "Unauthentic", "padding_length",
+           "upgrade"]
 
 
 class _Direction:
@@ -50,7 +54,7 @@ class _Direction:
     def seal(self, head: bytes, body: bytes) -> bytes:
         return self._aead.encrypt(self.nonce(), body, head)
 
-    def open(self, head: bytes, sealed) -> bytes:
+    def open(self, head: bytes, sealed: memoryview | bytes) -> bytes:
         return self._aead.decrypt(self.nonce(), sealed, head)
 
 
@@ -60,38 +64,37 @@ def padding_length(payload_length: int) -> int:
     return padding + _BLOCK if padding < 4 else padding
 
 
-class GCMCiphers(SSHCiphers):
-    """Conch's cipher state for one key exchange where both directions chose AES-GCM."""
+class GCMCiphers(AEADCiphers):
+    """The cipher state of one key exchange where both directions chose AES-GCM."""
 
-    def setKeys(self, outIV, outKey, inIV, inKey, outInteg, inInteg) -> None:
-        self._out = _Direction(self.outCipType, outKey, outIV)
-        self._in = _Direction(self.inCipType, inKey, inIV)
-        # Conch reads a non-zero block size as "keys are set".
-        self.encBlockSize = self.decBlockSize = _BLOCK
-        self.verifyDigestSize = TAG
+    block_size = _BLOCK
+    tag_size = TAG
+
+    def keys(self, out_iv: bytes, out_key: bytes, in_iv: bytes, in_key: bytes) -> None:
+        self._out = _Direction(self.outCipType, out_key, out_iv)
+        self._in = _Direction(self.inCipType, in_key, in_iv)
 
     def seal(self, payload: bytes) -> bytes:
-        """The next outgoing packet carrying ``payload``, as it goes on the wire."""
         padding = padding_length(len(payload))
         head = struct.pack(">L", 1 + len(payload) + padding)
         body = bytes((padding,)) + payload + os.urandom(padding)
         return head + self._out.seal(head, body)
 
     def packet_size(self, head: bytes) -> int:
-        """The wire size of the incoming packet whose first 4 bytes are ``head``."""
-        (length,) = struct.unpack(">L", head)
+        length: int = struct.unpack(">L", head)[0]
         if length > _MAX_LENGTH or length % _BLOCK or length < _BLOCK:
             raise BadLength(f"bad packet length {length}")
         return 4 + length + TAG
 
-    def open(self, packet) -> bytes:
-        """The payload of the next incoming ``packet`` (all its wire bytes);
-        ``InvalidTag`` if it was not sealed by the peer's key, in order."""
+    def open(self, packet: memoryview | bytes) -> bytes:
         head = bytes(packet[:4])
-        body = self._in.open(head, packet[4:])
+        try:
+            body = self._in.open(head, packet[4:])
+        except InvalidTag:
+            raise Unauthentic("bad tag") from None
         padding = body[0]
         if padding < 4 or padding >= len(body):
-            raise InvalidTag()
+            raise Unauthentic("bad padding")
         return body[1:-padding]
 
 
@@ -107,51 +110,31 @@ def upgrade(ciphers: SSHCiphers) -> SSHCiphers | None:
                       ciphers.inMACType)
 
 
-class GCMClientTransport(SSHClientTransport):
-    """Conch's client transport, offering AES-GCM first and framing its packets."""
+def gcm_framed() -> bool:
+    """Whether DSSR frames AES-GCM here: the hooks are there and Conch does not itself."""
+    conch_has_gcm = any(name in SSHTransportBase.supportedCiphers for name in GCM_CIPHERS)
+    return framing_works() and not conch_has_gcm
 
-    supportedCiphers = [*GCM_CIPHERS, *SSHClientTransport.supportedCiphers]
+
+class GCMTransport(AEADTransport):
+    """Conch's transport (mixed in before a client or server one) offering AES-GCM first."""
+
     # No compression: it costs CPU, and the AES-GCM packets here do not implement it.
     supportedCompressions = [b"none"]
 
-    def _keySetup(self, sharedSecret: bytes, exchangeHash: bytes) -> None:
-        ciphers = upgrade(self.nextEncryptions)  # the algorithms are chosen by now
-        if ciphers is None:
-            self.sendDisconnect(DISCONNECT_KEY_EXCHANGE_FAILED,
-                                b"AES-GCM chosen for one direction only")
-            return
-        self.nextEncryptions = ciphers
-        super()._keySetup(sharedSecret, exchangeHash)
+    gcm_offered = list(GCM_CIPHERS)
+    framed = False  # DSSR frames AES-GCM on this connection (set as it is made)
 
-    def sendPacket(self, messageType: int, payload: bytes) -> None:
-        ciphers = self.currentEncryptions
-        if not isinstance(ciphers, GCMCiphers):
-            super().sendPacket(messageType, payload)
-        elif (self._keyExchangeState != self._KEY_EXCHANGE_NONE
-                and not self._allowedKeyExchangeMessageType(messageType)):
-            self._blockedByKeyExchange.append((messageType, payload))
-        else:
-            self.transport.write(ciphers.seal(bytes((messageType,)) + payload))
-            self.outgoingPacketSequence += 1
+    def connectionMade(self) -> None:
+        self.framed = gcm_framed()
+        if self.framed:
+            self.supportedCiphers = [*self.gcm_offered, *(
+                name for name in self.supportedCiphers if name not in GCM_CIPHERS)]
+        super().connectionMade()
 
-    def getPacket(self) -> bytes | None:
-        ciphers = self.currentEncryptions
-        if not isinstance(ciphers, GCMCiphers):
-            return super().getPacket()
-        if len(self.buf) < 4:
-            return None
-        try:
-            size = ciphers.packet_size(self.buf[:4])
-        except BadLength as error:
-            self.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, str(error).encode())
-            return None
-        if len(self.buf) < size:
-            return None
-        try:
-            payload = ciphers.open(memoryview(self.buf)[:size])
-        except InvalidTag:
-            self.sendDisconnect(DISCONNECT_MAC_ERROR, b"bad MAC")
-            return None
-        self.buf = self.buf[size:]
-        self.incomingPacketSequence += 1
-        return payload
+    def negotiated(self, ciphers: SSHCiphers) -> SSHCiphers | None:
+        return upgrade(ciphers) if self.framed else ciphers
+
+
+class GCMClientTransport(GCMTransport, SSHClientTransport):
+    """Conch's client transport, offering AES-GCM first and framing its packets."""

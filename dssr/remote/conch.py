@@ -37,6 +37,7 @@ from dssr.remote.interfaces import (
 from dssr.remote.keys import describe
 from dssr.remote.output import OutputBuffer
 from dssr.remote.quiet import QuietLogger
+from dssr.twisted_private.ssh import logs_to
 
 # Conch narrates every channel at info and debug: keep its warnings.
 _CONCH_LOG = QuietLogger()
@@ -59,6 +60,7 @@ class Target:
         return f"{self.user}@{host_token(self.host, self.port)}"
 
 
+@logs_to(_CONCH_LOG)
 class ExecChannel(SSHChannel):
     """Runs one command: streams its stdin, keeps its capped output, reports how it ended.
 
@@ -66,8 +68,6 @@ class ExecChannel(SSHChannel):
     fires once the channel is gone on both sides (it then no longer counts against
     the server's MaxSessions, which is what the channel cap must track).
     """
-
-    _log = _CONCH_LOG
 
     name = b"session"
 
@@ -181,14 +181,13 @@ class ExecChannel(SSHChannel):
             self.done.callback(None)
 
 
+@logs_to(_CONCH_LOG)
 class Connection(SSHConnection):
     """A logged-in connection to ``target``.
 
     ``alive`` turns false as soon as it is closing; ``lost`` then fires with the
     ``ConnectionLost`` its in-flight commands failed with.
     """
-
-    _log = _CONCH_LOG
 
     def __init__(self, target: Target, ready: Deferred):
         super().__init__()
@@ -260,13 +259,12 @@ def _answered_no(failure) -> None:
     failure.trap(ConchError)
 
 
+@logs_to(_CONCH_LOG)
 class _UserAuth(SSHUserAuthClient):
     """Public key authentication with one key only; RSA signs with SHA-2 when allowed.
 
     (Conch's stock client signs RSA with SHA-1, which OpenSSH 8.8+ refuses.)
     """
-
-    _log = _CONCH_LOG
 
     preferredOrder = [b"publickey"]
 
@@ -302,10 +300,9 @@ class _UserAuth(SSHUserAuthClient):
         return b"ssh-rsa"
 
 
+@logs_to(_CONCH_LOG)
 class _Transport(GCMClientTransport):
     """The SSH transport for one login: strict host key check, then user-auth."""
-
-    _log = _CONCH_LOG
 
     def __init__(self, target: Target, ready: Deferred):
         self.target = target

@@ -36,6 +36,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from dssr.remote.interfaces import ForwardRefused, RemoteError
+from dssr.twisted_private.ssh import logs_to
 
 # The receive window of a stream: what DSSR holds at most for a reader that paused
 # (OpenSSH's own forwarding channels use the same 2 MiB).
@@ -102,14 +103,13 @@ def refusal(destination, where: str, reason) -> ForwardRefused:
 
 
 @implementer(ITransport, IPushProducer, IConsumer)
+@logs_to(Logger(namespace="dssr.remote.forward"))
 class ForwardChannel(SSHChannel):
     """One stream to ``destination``; ``opened`` fires with it once the server agrees.
 
     ``opened`` fails with ``ForwardRefused`` (or the connection's ``RemoteError``);
     ``done`` fires once the channel is gone on both sides.
     """
-
-    _log = Logger(namespace="dssr.remote.forward")
 
     def __init__(self, destination, where: str, window: int = STREAM_WINDOW):
         super().__init__(localWindow=window, localMaxPacket=_PACKET)

@@ -84,6 +84,12 @@ class DSSRClient:
 
     async def call(self, path: str, args: dict | None = None) -> tuple[int, bytes]:
         """POST ``args`` to ``path``; the status code and body, whatever the code."""
+        code, body, _ = await self.call_with_headers(path, args)
+        return code, body
+
+    async def call_with_headers(self, path: str, args: dict | None = None
+                                ) -> tuple[int, bytes, Headers]:
+        """``call``, with the response's headers too."""
         body = urlencode({"args": json.dumps(args)}).encode() if args is not None else b""
         exchange = ensureDeferred(self._exchange(path, body))
         exchange.addTimeout(self._timeout, self._clock)
@@ -96,22 +102,18 @@ class DSSRClient:
             raise DSSRError(f"{path}: cannot reach DSSR at {self._url}: "
                             f"{_reason(error)}") from None
 
-    async def _exchange(self, path: str, body: bytes) -> tuple[int, bytes]:
+    async def _exchange(self, path: str, body: bytes) -> tuple[int, bytes, Headers]:
         response = await self._agent.request(
             b"POST", (self._url + path).encode(), Headers(self._headers),
             BytesProducer(body))
-        return response.code, await readBody(response)
+        return response.code, await readBody(response), response.headers
 
     async def answer(self, path: str, args: dict | None = None):
         """The JSON answer of a call that must succeed (200)."""
         code, body = await self.call(path, args)
         if code != 200:
             raise DSSRError(f"{path}: DSSR answered {code}: {_error_text(body)}")
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise DSSRError(f"{path}: DSSR answered 200 with non-JSON "
-                            f"{_error_text(body)!r}") from None
+        return _json(body, path)
 
     async def submit(self, name: str, number: int, nodes: int, hpc_script: dict,
                      held: bool = False) -> JobRef:
@@ -156,9 +158,15 @@ class DSSRClient:
                             f"{_error_text(body)}")
         return body.decode("utf-8", "replace")
 
-    async def exitstatus(self, ref: JobRef) -> ExitStatus:
-        """The verdict of an ended job (DSSR then forgets its output)."""
-        answer = await self.answer("/exitstatus", _ref_args(ref))
+    async def exitstatus(self, ref: JobRef) -> ExitStatus | None:
+        """The verdict of an ended job (DSSR then forgets its output); None when DSSR
+        says to ask again (503 with ``Retry-After``: the job is still in the queue)."""
+        code, body, headers = await self.call_with_headers("/exitstatus", _ref_args(ref))
+        if code == 503 and headers.hasHeader(b"retry-after"):
+            return None
+        if code != 200:
+            raise DSSRError(f"/exitstatus: DSSR answered {code}: {_error_text(body)}")
+        answer = _json(body, "/exitstatus")
         try:
             rc, totaltime, output = answer
             stdout, termination = [*output, "", ""][:2]
@@ -172,6 +180,15 @@ class DSSRClient:
 
     async def release(self, ref: JobRef) -> None:
         await self.answer("/release", _ref_args(ref))
+
+
+def _json(body: bytes, path: str):
+    """The JSON of a 200 answer to ``path``."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise DSSRError(f"{path}: DSSR answered 200 with non-JSON "
+                        f"{_error_text(body)!r}") from None
 
 
 def _ref_args(ref: JobRef) -> dict:

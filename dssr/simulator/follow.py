@@ -99,7 +99,10 @@ class Follower:
             self._output(job, job.output.new_lines(text, TAIL_LINES))
 
     async def _ended(self, job: SimJob) -> None:
-        job.result = await self._client.exitstatus(job.ref)
+        result = await self._client.exitstatus(job.ref)
+        if result is None:  # still in the queue after all: the next poll sees it
+            return
+        job.result = result
         job.state = "ended"
         self._output(job, job.output.new_lines(job.result.stdout, OUTPUT_WINDOW, final=True))
         self._display.line(show.ended_line(job))

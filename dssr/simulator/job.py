@@ -7,7 +7,7 @@ Exit codes (documented in ``dssr sim --help`` too):
   end or unknown) → 128 + the signal number, so ``-15`` → 143 and ``-9`` → 137;
 - several jobs (``--jobs N``): 0 if every job's ``rc`` is 0, else 1;
 - 3 when ``--timeout`` ran out (the jobs were terminated); 2 when DSSR could not be
-  asked or refused a call (``dssr.sim``).
+  asked or refused a call; 4 when ``--url`` is not an http(s) URL (``dssr.sim``).
 """
 
 from dataclasses import dataclass, field
@@ -16,9 +16,10 @@ from dssr.jobs import JobRef
 from dssr.simulator.client import ExitStatus
 from dssr.simulator.tail import OutputFollower
 
-OUTPUT_WINDOW = 10000  # lines of output /exitstatus returns at most (PROTOCOL.md)
+OUTPUT_WINDOW = 10000  # lines of output /exitstatus returns at most (docs/protocol.rst)
 EXIT_DSSR_ERROR = 2
 EXIT_TIMEOUT = 3
+EXIT_BAD_URL = 4
 
 
 @dataclass

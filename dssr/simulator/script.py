@@ -1,6 +1,6 @@
 """What a simulated upstream submits: a valid job name and a singularity ``hpc_script``.
 
-Pure text work. The script is written the way upstream writes one (PROTOCOL.md,
+Pure text work. The script is written the way upstream writes one (docs/protocol.rst,
 ``hpc_script``): ``KEY=value`` header lines, the ``{DOWNSTREAM_PARAMETERS}`` field, a
 body; literal braces doubled so that only that one field is a template field.
 """

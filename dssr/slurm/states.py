@@ -3,7 +3,7 @@
 squeue prints long names (``%T``) or codes (``%t``); sacct prints long names, sometimes
 with a suffix (``CANCELLED by 1001``). Every function here takes any of these forms.
 
-DSSR: PROTOCOL.md (after the reference) lists only CF, PD, RD, RF as queued; DSSR also
+DSSR: the reference downstream lists only CF, PD, RD, RF as queued; DSSR also
 counts RQ (REQUEUED: a completing job going back to pending) and SE (SPECIAL_EXIT:
 requeued and held) as queued, because a job in neither list is declared ended by
 upstream, which would collect the output of a job Slurm is about to run again.
@@ -68,7 +68,7 @@ _CATEGORIES: dict[str, Category] = {
     ),
 }
 
-# The rc upstream gets in /exitstatus (PROTOCOL.md); any state not listed gives -9.
+# The rc upstream gets in /exitstatus (docs/protocol.rst); any state not listed gives -9.
 _EXIT_CODES: dict[str, int] = {
     "COMPLETED": 0,
     "FAILED": 1,

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.integration.sshd import free_port
 
@@ -236,6 +236,8 @@ class AbuseCase(SynchronousTestCase):
     nofile: int | None = None
 
     def setUp(self):
+        if os.environ.get("DSSR_TESTS_UNIT_ONLY"):
+            raise SkipTest("attacks on a real twistd run in tox's default env only")
         raise_own_fd_limit()
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)

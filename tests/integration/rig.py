@@ -66,7 +66,10 @@ def job_script(body: str, *header: str, cores: int = 1) -> str:
 
 
 async def ctl(*argv: str) -> tuple[int, str]:
-    """Run tests/cluster/ctl.sh; its exit status and what it said on stderr."""
+    """Run tests/cluster/ctl.sh; its exit status and what it said on stderr (SkipTest
+    without ``DSSR_RIG``: a test that switches modes before it skips must not reach a
+    rig it was not given)."""
+    rig_environment()
     _, err, code = await getProcessOutputAndValue(
         "/bin/bash", [os.path.join(CLUSTER, "ctl.sh"), *argv], env=os.environ)
     return code, err.decode("utf-8", "replace")

@@ -91,7 +91,7 @@ class Endings:
 
 
 class WithAccountingTests(Endings, RigCase):
-    """slurmdbd knows every end: each state as Slurm names it, rc as PROTOCOL.md maps it."""
+    """slurmdbd knows every end: each state as Slurm names it, rc as docs/protocol.rst maps it."""
 
     modes = {"accounting": True}
     expected = {"completed": ("COMPLETED", 0), "failed": ("FAILED", 1),
@@ -195,4 +195,11 @@ class NoCoordinatorTests(PrivateDataCase):
         code, body = await self.call("/exitstatus", ref)
         self.assertEqual(code, 503, body)
         self.assertIn(b"sacctmgr add coordinator", body)
+        # Nor will /terminate say it cancelled what it cannot see (was: true), nor
+        # /release call it gone (was: 404).
+        for path in ("/terminate", "/release"):
+            code, body = await self.call(path, ref)
+            self.assertEqual(code, 503, (path, body))
+            self.assertIn(b"DSSR cannot tell whether job", body)
+            self.assertIn(b"sacctmgr add coordinator", body)
         await self.wait_for_output(ref, "out-hidden", limit=1)

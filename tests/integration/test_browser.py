@@ -197,10 +197,10 @@ class BrowserTests:
     host_based = True
 
     def setUp(self):
-        problem = missing_pieces()
+        environment = rig_environment()  # no rig: a skip, as for every rig test
+        problem = missing_pieces()  # with one (CI), a missing browser or app fails
         if problem:
             self.fail(problem)
-        environment = rig_environment()  # no rig: a skip, as for every rig test
         kind = type(self)
         # The session ends after the class's last test (trial runs them by name), or at
         # exit when only some of them run.

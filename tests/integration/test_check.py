@@ -42,6 +42,7 @@ class CheckCase(TestCase):
         os.makedirs(os.path.dirname(path))
         with open(path, "wb") as handle:
             handle.write(data)
+        os.chmod(path, 0o600)  # DSSR refuses key files others can read
         return path
 
     def line(self, lines: list[str], start: str) -> str:

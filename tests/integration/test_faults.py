@@ -1,4 +1,5 @@
-"""Faults under load against the real rig: the promise of DESIGN.md decision 3 kept.
+"""Faults under load against the real rig: the cluster is the database and failure is
+loud (docs/architecture.rst, Decisions behind the shape).
 
 While upstream-style pollers run, sshd (listener and established connections) and
 then slurmctld go away and come back; a DSSR process is SIGKILLed mid-lifecycle and

@@ -233,6 +233,7 @@ class SSHSecretsTests(SecretsCase):
             handle.write("users_id_mapping:\n  - mail: alice@example.org\n"
                          f"    mapped_user: {self.environment['DSSR_RIG_ALICE']}\n"
                          f"    ssh_private_key_b64: {self.canaries.alice_key_b64}\n")
+        os.chmod(mapping, 0o600)  # DSSR refuses key files others can read
         # Tokens are not verified: believed because upstream authenticates.
         process = await self.start(DSSR_ID_MAPPING_FILE=mapping)
         await self.probe_the_edges()

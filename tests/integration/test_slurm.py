@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 
+import treq
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.utils import getProcessOutputAndValue
@@ -46,6 +47,12 @@ class JobLifecycleTests(RigCase):
         await self.wait_for(ref, "running")
         nodes, _, path, _ = await self.answer("/runstatus", ref)
         self.assertEqual((len(nodes), path), (1, f"{ref['name']}/1/{ref['jobid']}"))
+        # Asked while it runs (upstream between its two polls): ask again, never -9.
+        response = await treq.post(self.base + "/exitstatus", data={"args": json.dumps(ref)},
+                                   pool=self.pool)
+        body = await response.content()
+        self.assertEqual((response.code, response.headers.getRawHeaders("Retry-After")),
+                         (503, ["5"]), body)
         self.assertIs(await self.answer("/terminate", ref), True)
         rc, _, (_, verdict) = await self.run_to_end(ref)
         self.assertEqual(rc, -15)

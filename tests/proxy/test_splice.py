@@ -2,10 +2,12 @@
 the app agreed, deadlines, limits, and streams closed when their job ends."""
 
 from twisted.internet.error import ConnectionDone
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from dssr.edge.budget import ConnectionBudget
+from dssr.proxy.connection import _UpstreamFactory
 from tests.proxy.test_server import COOKIE, OK, TOKEN, TOKENS, client, get, proxy, status
 
 UPGRADE = b"Connection: Upgrade\r\nUpgrade: websocket\r\n" + COOKIE
@@ -22,6 +24,13 @@ def spliced(**limits):
 
 
 class SpliceTests(SynchronousTestCase):
+    def test_each_connection_to_an_app_logs_no_factory_lines(self):
+        with capturedLogs() as events:
+            factory = _UpstreamFactory(None)
+            factory.doStart()
+            factory.doStop()
+        self.assertEqual([formatEvent(event) for event in events], [])
+
     def test_requests_go_through_without_the_token(self):
         factory, endpoint, _, _ = proxy()
         _, transport = client(factory)

@@ -12,7 +12,7 @@ from dssr.remote.aead import (
     BadLength,
     GCMCiphers,
     GCMClientTransport,
-    InvalidTag,
+    Unauthentic,
     padding_length,
     upgrade,
 )
@@ -81,14 +81,14 @@ class PacketTests(SynchronousTestCase):
             one, other = ends()
             packet = bytearray(one.seal(b"y" * 40))
             packet[where] ^= 0x10
-            with self.assertRaises(InvalidTag):
+            with self.assertRaises(Unauthentic):
                 other.open(bytes(packet))
 
     def test_a_packet_out_of_order_is_refused(self):
         one, other = ends()
         one.seal(b"first")
         second = one.seal(b"second")
-        with self.assertRaises(InvalidTag):
+        with self.assertRaises(Unauthentic):
             other.open(second)
 
     def test_impossible_lengths(self):
@@ -120,7 +120,10 @@ def transport() -> tuple[GCMClientTransport, GCMCiphers]:
 
 class TransportTests(SynchronousTestCase):
     def test_offers_gcm_first(self):
-        self.assertEqual(GCMClientTransport.supportedCiphers[:2], [GCM256, GCM128])
+        connection = GCMClientTransport()
+        connection.makeConnection(StringTransport())
+        self.assertEqual(connection.supportedCiphers[:2], [GCM256, GCM128])
+        self.assertIn(GCM256 + b",", connection.transport.value())  # in its KEXINIT
 
     def test_packets_split_anywhere_arrive_whole(self):
         connection, server = transport()

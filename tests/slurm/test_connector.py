@@ -17,7 +17,7 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from dssr.compose import slurm_over
-from dssr.errors import BadRequest, Forbidden, NotFound, Unavailable
+from dssr.errors import BadRequest, Forbidden, NotFound, NotYet, Unavailable
 from dssr.executors.config import ExecutorSettings
 from dssr.executors.singularity import prepare
 from dssr.identity import IdentityMap, parse_mapping
@@ -528,14 +528,23 @@ class ExitStatusTests(ConnectorTestCase):
         self.assertEqual(self.result("exitstatus", COMPLETED).rc, 0)
         self.assertEqual(len(self.remote.of("squeue")), 2)
 
-    def test_live_job_is_not_collected(self):
-        # Job 9 as captured but 1:02:03 in.
-        self.remote.answer("squeue", snapshot((b"9|RUNNING|0:04|", b"9|RUNNING|1:02:03|")))
-        self.assertEqual(self.result("exitstatus", RUNNING),
-                         ExitStatus(-9, "01:02:03", "RUNNING", ""))
-        self.clock.advance(AGE)
-        self.assertEqual(self.result("exitstatus", HELD), ExitStatus(-9, "00:00:00", "PENDING"))
+    def test_live_job_is_not_collected_but_asked_again(self):
+        # Upstream meets a job starting between its /running and /queued snapshots:
+        # "ask again" (503, Retry-After), never -9, which it would record as the end.
+        for ref in (RUNNING, HELD):
+            self.clock.advance(AGE)
+            error = self.error(NotYet, "exitstatus", ref)
+            self.assertIn(f"job {ref.jobid} is", error.message)
+            self.assertEqual((error.status, error.headers()), (503, {"Retry-After": "5"}))
         self.assertEqual(self.remote.keys(), ["squeue", "squeue"])
+
+    def test_a_purged_id_accounting_gives_another_name_is_the_wrong_job(self):
+        self.remote.answer("tail", NO_FILE)
+        self.remote.answer("sacct", ok(b"5|COMPLETED|0:0|00:00:09|jarvice_someone-else\n"))
+        error = self.error(NotFound, "exitstatus", GONE)
+        self.assertEqual(error.field, "jobid")
+        self.assertIn("accounting has it as jarvice_someone-else", error.message)
+        self.assertEqual(self.remote.of("collected"), [])
 
     def test_end_record_when_accounting_is_disabled(self):
         self.remote.answer("cat", ok(END_RECORD_FAILED))
@@ -575,7 +584,7 @@ class ExitStatusTests(ConnectorTestCase):
 
     def test_every_end_accounting_reports(self):
         """Captured sacct records (two written by hand, see their README) give the rc of
-        PROTOCOL.md's table, whatever the end record says."""
+        docs/protocol.rst's table, whatever the end record says."""
         self.remote.answer("cat", ok(END_RECORD_FAILED))
         for stem, rc, elapsed in [
             ("completed", 0, "00:00:00"), ("failed", 1, "00:00:00"),
@@ -988,6 +997,27 @@ class RegressionTests(ConnectorTestCase):
         self.assertIsNone(self.result("terminate", GONE))
         self.error(NotFound, "release", GONE)
         self.assertEqual(set(self.remote.keys()), {"squeue"})
+
+    def test_terminate_and_release_of_a_job_privatedata_may_hide_say_so(self):
+        # No mapped user's job in the service account's queue: PrivateData=jobs may hide
+        # Alice's job 10 from it. Was: /terminate true having cancelled nothing.
+        [line] = [line for line in SQUEUE.stdout.split(b"\n") if line.startswith(b"10|")]
+        self.remote.answer("squeue", snapshot((line + b"\n", b"")))
+        self.remote.answer("cat", NO_FILE)
+        self.remote.answer("test", exited(1))
+        for method in ("terminate", "release"):
+            self.clock.advance(AGE)
+            error = self.error(Unavailable, method, ALICE)
+            self.assertIn("DSSR cannot tell whether job 10 ended", error.message)
+            self.assertIn("sacctmgr add coordinator account=ACCOUNT names=dssr-svc",
+                          error.message)
+        # Still nobody's login but the service account's.
+        self.assertEqual({call.user for call in self.remote.calls}, {None})
+        self.assertNotIn("scancel", self.remote.keys())
+        # The job's own end record (the service account's job, purged) says it ended.
+        self.remote.answer("cat", ok(END_RECORD_FAILED))
+        self.clock.advance(AGE)
+        self.assertIsNone(self.result("terminate", GONE))
 
     def test_release_of_a_job_that_just_left_is_not_found(self):
         self.remote.answer("scontrol release", captured("scontrol_release_unknown", 1))

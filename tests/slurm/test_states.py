@@ -36,7 +36,7 @@ EXPECTED = {
 
 
 class StateTableTests(SynchronousTestCase):
-    """Each code and long name maps as PROTOCOL.md says."""
+    """Each code and long name maps as docs/protocol.rst says."""
 
     def test_table_covers_every_code(self) -> None:
         """The module knows exactly the 24 codes of squeue(1)."""
@@ -59,7 +59,7 @@ class StateTableTests(SynchronousTestCase):
                 self.assertEqual(exit_code(name), rc)
 
     def test_protocol_lists(self) -> None:
-        """The running and queued codes of PROTOCOL.md, plus RQ and SE as queued."""
+        """The running and queued codes of docs/protocol.rst, plus RQ and SE as queued."""
         running = {code for code in EXPECTED if category(code) is R}
         queued = {code for code in EXPECTED if category(code) is Q}
         self.assertEqual(running, {"R", "RH", "RS", "SI", "ST", "S", "CG", "SO"})
