@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from dssr.edge import listen_description
 from dssr.edge.budget import ConnectionBudget
@@ -63,6 +65,7 @@ class _Refusal(Protocol):
         self._budget.refusing -= 1
 
 
+@implementer(IProtocolNegotiationFactory)
 class ProxyFactory(Factory):
     """Client connections for the jobs ``jobs_url`` routes to, reached through
     ``connector.interactive_app`` once ``tokens`` vouch for them; ``clock`` for the
@@ -83,6 +86,12 @@ class ProxyFactory(Factory):
         self.open = Counter()  # open streams by job number
         self.bytes = Counter()  # "in" (to the app), "out"
         self.refused = Counter()  # by reason
+
+    def acceptableProtocols(self) -> list[bytes]:
+        """ALPN over TLS: HTTP/1.1, what the proxy reads. (With no protocol named,
+        Twisted's TLS refused every client that offers ALPN, as browsers do, with an
+        internal error alert.)"""
+        return [b"http/1.1"]
 
     def buildProtocol(self, addr):
         peer = getattr(addr, "host", "")

@@ -1,17 +1,25 @@
-"""The proxy's client connections in memory: routing, tokens, splicing, limits."""
+"""The proxy's client connections in memory: routing, tokens, splicing, limits; and
+one real TLS listener."""
 
+import os
+import socket
+import ssl
+
+from twisted.internet import reactor, threads
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import fail, succeed
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from dssr.jobs import InteractiveApp
 from dssr.proxy.server import ProxyFactory, ProxyLimits
 from dssr.proxy.tokens import AccessTokens
 from dssr.proxy.urls import parse_jobs_domain
 from dssr.remote.interfaces import ForwardRefused
+from tests.integration.test_proxy_process import self_signed
 
 TOKENS = AccessTokens(b"k" * 32)
 TOKEN = TOKENS.issue("100", 7)
@@ -187,3 +195,30 @@ class RoutingTests(SynchronousTestCase):
         self.assertIn("10.1.2.3", text)
         self.assertIn("/job7/x from 10.0.0.1", text)
         self.assertNotIn(TOKEN, text)
+
+
+def alpn_get(port: int, authority: str) -> tuple[str | None, bytes]:
+    """A TLS client offering ALPN h2 and http/1.1, as browsers do: (protocol, response)."""
+    context = ssl.create_default_context(cafile=authority)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="job-7.jobs.test") as tls:
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: job-7.jobs.test\r\n\r\n")
+        return tls.selected_alpn_protocol(), tls.recv(65536)
+
+
+class TLSListenerTests(TestCase):
+    async def test_browsers_offering_alpn_get_http_1_1(self):
+        directory = self.mktemp()
+        os.makedirs(directory)
+        certificate, key = self_signed(directory, "jobs.test")
+        factory = ProxyFactory(parse_jobs_domain("https://job-$.jobs.test"), Apps(None),
+                               reactor, ProxyLimits(), TOKENS)
+        port = await serverFromString(
+            reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={certificate}"
+        ).listen(factory)
+        self.addCleanup(port.stopListening)
+        protocol, answer = await threads.deferToThread(alpn_get, port.getHost().port,
+                                                       certificate)
+        self.assertEqual(protocol, "http/1.1")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 403 "), answer)
