@@ -44,6 +44,19 @@ def answered(sock: socket.socket) -> bytes | None:
     return data
 
 
+def held(case, connections: list[socket.socket]) -> int:
+    """How many of ``connections`` DSSR kept open; ``case`` checks that the others got
+    a 503, or were closed at once when too many refusals were in flight."""
+    count = 0
+    for sock in connections:
+        data = answered(sock)
+        if data is None:
+            count += 1
+        elif data:
+            case.assertTrue(data.startswith(b"HTTP/1.1 503 "), data[:100])
+    return count
+
+
 class SlowHeadTests(AbuseCase):
     settings = {"DSSR_HEADER_TIMEOUT": "2"}
 
@@ -113,10 +126,10 @@ class FileLimitTests(AbuseCase):
         self.live_over(upstream)
         self.dssr.reset_peak()
         first = open_all(self.dssr, attackers(600, 600))
-        self.assertEqual(self.held(first), 256)
+        self.assertEqual(held(self, first), 256)
         live = self.dssr.worst_live_ms()
         second = open_all(self.dssr, attackers(200, 200, first=3))
-        self.assertEqual(self.held(second), 384 - 256 - 1)  # 1: upstream's
+        self.assertEqual(held(self, second), 384 - 256 - 1)  # 1: upstream's
         self.assertJSONError(self.dssr.request("GET", "/live"), 503)  # the total cap
         for _ in range(5):
             live = max(live, self.live_over(upstream))
@@ -129,17 +142,6 @@ class FileLimitTests(AbuseCase):
         upstream.close()
         self.bounded("800 connections against a file limit of 512", live)
 
-    def held(self, connections: list[socket.socket]) -> int:
-        """How many of ``connections`` DSSR kept open; the others got a 503, or were
-        closed at once when too many refusals were in flight."""
-        count = 0
-        for sock in connections:
-            data = answered(sock)
-            if data is None:
-                count += 1
-            elif data:
-                self.assertTrue(data.startswith(b"HTTP/1.1 503 "), data)
-        return count
 
     def live_over(self, sock: socket.socket) -> float:
         started = time.perf_counter()

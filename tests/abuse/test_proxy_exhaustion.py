@@ -4,7 +4,7 @@ past the file limit or trickling their heads, against the budget the API shares.
 import time
 
 from tests.abuse.proxy import ProxyCase
-from tests.abuse.test_exhaustion import answered, attackers, close_all
+from tests.abuse.test_exhaustion import attackers, close_all, held
 
 SETTLE = 1.0  # seconds for DSSR to accept and read a burst of 600 connections' 18 MB
 HEAD = b"GET /job7/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * 30000  # < 32 KiB
@@ -19,9 +19,9 @@ class ProxyBudgetTests(ProxyCase):
         upstream = self.dssr.connect()  # an API keep-alive connection from before
         self.dssr.reset_peak()
         first = self.open_all(attackers(600, 600))
-        self.assertEqual(self.held(first), 256)  # the per-address cap
+        self.assertEqual(held(self, first), 256)  # the per-address cap
         second = self.open_all(attackers(200, 200, first=3))
-        self.assertEqual(self.held(second), 384 - 256 - 1)  # the total cap, 1: upstream's
+        self.assertEqual(held(self, second), 384 - 256 - 1)  # the total cap, 1: upstream's
         refused = self.dssr.read(self.dssr.connect())
         self.assertEqual(refused.status, 503)  # the API counts against the same budget
         upstream.sendall(b"GET /live HTTP/1.1\r\nHost: dssr\r\n\r\n")
@@ -52,17 +52,6 @@ class ProxyBudgetTests(ProxyCase):
         time.sleep(SETTLE)
         return connections
 
-    def held(self, connections) -> int:
-        """How many of ``connections`` DSSR kept open (the others got a 503 or were
-        closed at once)."""
-        count = 0
-        for sock in connections:
-            data = answered(sock)
-            if data is None:
-                count += 1
-            elif data:
-                self.assertTrue(data.startswith(b"HTTP/1.1 503 "), data[:100])
-        return count
 
 
 class ProxyHeadDeadlineTests(ProxyCase):

@@ -16,7 +16,7 @@ import urllib.request
 from urllib.parse import urlencode
 
 from tests.integration.browser_apps import NOVNC_DIR
-from tests.integration.process import CHECKOUT, TWISTD
+from tests.integration.process import CHECKOUT, twistd_argv
 from tests.integration.sshd import free_port
 
 try:
@@ -85,11 +85,7 @@ class DSSRServer:
 
     def start(self, limit: float = 30) -> None:
         port = free_port()
-        state = os.path.join(self.directory, "state")
-        os.makedirs(state, exist_ok=True)
-        argv = [TWISTD, "-n", "--pidfile=", f"--logfile={self.log_path}", "dssr",
-                "--connector", "slurm", "--listen", f"tcp:{port}:interface=127.0.0.1",
-                "--state-dir", state]
+        argv = twistd_argv(self.directory, self.log_path, port)
         with open(os.path.join(self.directory, "dssr.out"), "wb") as output:
             self.process = subprocess.Popen(
                 argv, cwd=self.directory, stdin=subprocess.DEVNULL, stdout=output,

@@ -21,6 +21,15 @@ CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
+def twistd_argv(directory: str, log_path: str, port: int) -> list[str]:
+    """``twistd -n dssr`` with the slurm connector on 127.0.0.1:``port``, its state in
+    ``directory`` and its log in ``log_path``."""
+    state = os.path.join(directory, "state")
+    os.makedirs(state, exist_ok=True)
+    return [TWISTD, "-n", "--pidfile=", f"--logfile={log_path}", "dssr", "--connector",
+            "slurm", "--listen", f"tcp:{port}:interface=127.0.0.1", "--state-dir", state]
+
+
 class _Watcher(ProcessProtocol):
     """Keeps what the process prints outside its log file and fires ``ended`` at its exit."""
 
@@ -60,11 +69,7 @@ class DSSRProcess:
     async def start(self, timeout: float = 30.0) -> str:
         """Spawn the process and wait until ``/ready`` answers 200; fires with its URL."""
         port = free_port()
-        state = os.path.join(self.directory, "state")
-        os.makedirs(state, exist_ok=True)
-        argv = [TWISTD, "-n", "--pidfile=", f"--logfile={self.log_path}", "dssr",
-                "--connector", "slurm", "--listen", f"tcp:{port}:interface=127.0.0.1",
-                "--state-dir", state]
+        argv = twistd_argv(self.directory, self.log_path, port)
         environment = {**os.environ, **self._environment, "PYTHONPATH": CHECKOUT}
         self._transport = reactor.spawnProcess(self._watcher, TWISTD, argv, env=environment,
                                                path=self.directory)
