@@ -76,6 +76,7 @@ class RefusedTokenTests(RestCase):
         path = os.path.join(self.mktemp() + "-key")
         with open(path, "wb") as handle:
             handle.write(b"not the cluster's key, 32 bytes!")
+        os.chmod(path, 0o600)  # DSSR refuses key files others can read
         await self.start_dssr_unready(slurm_jwt_key_file=path)
         code, body = await self.poll("/running")
         self.assertEqual(code, 503, body)
