@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from hypothesis import HealthCheck, given, settings
 from twisted.internet import reactor
-from twisted.internet.task import Clock
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import PartialDownloadError, readBody
@@ -114,11 +115,20 @@ class DummyServedCase(TestCase):
         os.makedirs(os.path.join(state, "data", "dir", "sub"))
         self.connector.service.startService()
         self.addCleanup(self.connector.service.stopService)
-        port = reactor.listenTCP(0, make_site(DSSRApi(self.connector),
-                                              EdgeLimits(max_body=self.max_body)),
-                                 interface="127.0.0.1")
+        site = make_site(DSSRApi(self.connector), EdgeLimits(max_body=self.max_body))
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(lambda: ensureDeferred(self.closed(site)))
         self.addCleanup(port.stopListening)
         self.base = f"http://127.0.0.1:{port.getHost().port}"
+
+    async def closed(self, site, limit: float = 10) -> None:
+        """Wait until the site holds no connection: one refused last may still be
+        draining its client's body (the edge's linger) when the fuzzing ends."""
+        for _ in range(int(limit / 0.05)):
+            if not site.open:
+                return
+            await deferLater(reactor, 0.05, lambda: None)
+        self.fail(f"{site.open} connection(s) still open {limit:g} s after the last request")
 
 
 
