@@ -16,7 +16,8 @@ from dssr import settingtypes as kinds
 from dssr.files import loose_mode, yaml_problem
 
 LOOPBACK = "127.0.0.1"
-API_VERSIONS = ("v0.0.41", "v0.0.40", "v0.0.38")  # dssr.slurm.rest.versions.SUPPORTED
+# dssr.slurm.rest.versions.SUPPORTED
+API_VERSIONS = ("v0.0.45", "v0.0.44", "v0.0.43", "v0.0.42", "v0.0.41", "v0.0.40", "v0.0.38")
 
 
 class SettingsError(ValueError):

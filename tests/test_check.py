@@ -474,7 +474,8 @@ class RestdCheckTests(SynchronousTestCase):
     def test_version_and_token_round_trip(self):
         self.client.on("GET", "/openapi/v3",
                        Answer(200, {"paths": {"/slurm/v0.0.38/ping": {}}}))
-        self.client.on("GET", "/slurm/v0.0.38/ping", Answer(200, document("v0.0.38", "ping")),
+        self.client.on("GET", "/slurm/v0.0.38/ping",
+                       Answer(200, document("22.05.8/v0.0.38", "ping")),
                        Answer(401, None, "Authentication failure"))
         outcome, version = done(restd.check_version(self.client, self.tokens, "svc",
                                                     self.settings))

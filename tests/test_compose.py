@@ -212,7 +212,7 @@ class RestTests(SynchronousTestCase):
                                "(mode 0644) and holds secrets: run chmod 600")):
             error = self.assertRaises(SettingsError, self.connector, **values)
             self.assertIn(named, str(error))
-        self.assertRaises(SettingsError, settings, slurmrestd_api_version="v0.0.44")
+        self.assertRaises(SettingsError, settings, slurmrestd_api_version="v0.0.39")
 
     def test_the_startup_report_names_no_token(self):
         text = "\n".join(report_lines(settings(

@@ -1,5 +1,6 @@
-"""slurmrestd answers for the tests (``tests/fixtures/slurmrestd``, see its README) and a
-check of a document against the v0.0.41 schemas cut from Slurm's published OpenAPI."""
+"""slurmrestd answers captured on the rig (``tests/fixtures/slurmrestd/<release>/<version>``,
+see its README) and a check of a document against the schemas of the version that
+answered it, cut from the OpenAPI document the same slurmrestd served."""
 
 import json
 
@@ -8,18 +9,38 @@ from twisted.python.filepath import FilePath
 FIXTURES = FilePath(__file__).parent().parent().child("fixtures").child("slurmrestd")
 
 
-def document(version: str, name: str) -> dict:
-    """The answer ``name`` of ``version`` (``v0.0.38/jobs.json``...), parsed."""
-    return json.loads(FIXTURES.child(version).child(name + ".json").getContent())
+def captured() -> list[tuple[str, str]]:
+    """Every ``(release, version)`` captured, oldest release first."""
+    found = [(release.basename(), version.basename())
+             for release in FIXTURES.children() if release.isdir()
+             for version in release.children() if version.isdir()]
+    return sorted(found, key=lambda pair: [tuple(int(part) for part in item.strip("v")
+                                                 .split(".")) for item in pair])
 
 
-def status(version: str, name: str) -> int:
+def releases(version: str) -> list[str]:
+    """The releases whose answers in ``version`` were captured."""
+    return [release for release, captured_version in captured() if captured_version == version]
+
+
+def _file(where: str, name: str) -> FilePath:
+    return FIXTURES.preauthChild(where).child(name + ".json")
+
+
+def document(where: str, name: str) -> dict:
+    """The answer ``name`` captured in ``where`` (``"26.05.3/v0.0.45"``), parsed; an
+    OpenAPI document (``"26.05.3"``, ``"openapi"``) is its info and paths."""
+    return json.loads(_file(where, name).getContent())
+
+
+def status(where: str, name: str) -> int:
     """The HTTP status of a captured answer (``statuses.json``)."""
-    return json.loads(FIXTURES.child(version).child("statuses.json").getContent())[name]
+    return document(where, "statuses")[name]
 
 
-def schemas(version: str = "v0.0.41") -> dict:
-    return json.loads(FIXTURES.child(version).child("schemas.json").getContent())
+def schemas(where: str) -> dict:
+    """The schemas of the version captured in ``where``, as its slurmrestd served them."""
+    return document(where, "schemas")
 
 
 def violations(value, schema: dict, all_schemas: dict, path: str = "$") -> list[str]:
@@ -48,3 +69,9 @@ def violations(value, schema: dict, all_schemas: dict, path: str = "$") -> list[
         for index, item in enumerate(value):
             found += violations(item, schema["items"], all_schemas, f"{path}[{index}]")
     return found
+
+
+def conforms(value, root: str, where: str) -> list[str]:
+    """Where ``value`` breaks the schema ``<version>_<root>`` captured in ``where``."""
+    version = where.rsplit("/", 1)[1]
+    return violations(value, {"$ref": f"#/{version}_{root}"}, schemas(where))

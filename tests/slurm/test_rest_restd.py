@@ -9,10 +9,14 @@ from dssr.jobfiles import CLAIM_SUBMIT
 from dssr.remote.logged import LoggedRemote
 from dssr.slurm.accounting import ACCOUNTING_RECHECK
 from dssr.slurm.interfaces import BatchJob, Refused, Setup
+from dssr.slurm.rest import answers
 from dssr.slurm.rest.client import Answer
 from dssr.slurm.rest.restd import RestSlurm
 from tests.slurm.fakes import FakeRemote, exited, ok
 from tests.slurm.restd_fixtures import document, status
+
+# Answers as live slurmrestds gave them (tests/fixtures/slurmrestd).
+V38, V41, V45 = "22.05.8/v0.0.38", "25.05.8/v0.0.41", "26.05.3/v0.0.45"
 
 SETUP = Setup(CLAIM_SUBMIT, ("directory", "claim", "120", "20"))
 JOB = BatchJob(name="jarvice_j-1", script="#!/bin/bash\ntrue\n", output=".jarvice/j-1.out",
@@ -65,6 +69,11 @@ def answer(status, doc):
     return Answer(status, doc)
 
 
+def captured(where, name):
+    """A captured answer with its status."""
+    return Answer(status(where, name), document(where, name))
+
+
 def home(call):
     """The claim was ours: the submit's mark (its last argument), then the home."""
     return ok(f"{call.argv[-1]}/home/dssr-alice\n".encode())
@@ -88,18 +97,31 @@ class RestSlurmTests(SynchronousTestCase):
         return self.failureResultOf(ensureDeferred(coroutine), kind).value
 
     def test_submit_prepares_as_the_user_then_posts_as_the_user(self):
-        self.client.on("POST", "/slurm/v0.0.41/job/submit",
-                       answer(200, document("v0.0.41", "submit")))
+        self.client.on("POST", "/slurm/v0.0.41/job/submit", captured(V41, "submit"))
         jobid = self.run_(self.slurm.submit(JOB, "dssr-alice", SETUP))
-        self.assertEqual(jobid, "4242")
+        self.assertEqual(jobid, answers.submitted(document(V41, "submit")))
         prepare, record = self.remote.calls
         self.assertEqual((prepare.key, prepare.user), ("submit", "dssr-alice"))
         self.assertEqual((record.key, record.argv[-2:], record.user),
-                         ("record", ("claim", "4242"), "dssr-alice"))
+                         ("record", ("claim", jobid), "dssr-alice"))
         _, _, user, token, body = self.client.calls[-1]
         self.assertEqual((user, token), ("dssr-alice", "token-of-dssr-alice"))
         self.assertEqual(body["job"]["current_working_directory"], "/home/dssr-alice")
         self.assertEqual(body["job"]["standard_output"], "/home/dssr-alice/.jarvice/j-1.out")
+        self.assertEqual(body["job"]["environment"], ["SLURM_GET_USER_ENV=1"])
+
+    def test_v0042_on_the_job_id_is_only_at_the_top(self):
+        self.slurm.version = "v0.0.45"
+        self.client.on("POST", "/slurm/v0.0.45/job/submit", captured(V45, "submit"))
+        self.assertEqual(self.run_(self.slurm.submit(JOB, None, SETUP)),
+                         str(document(V45, "submit")["job_id"]))
+
+    def test_a_refused_submit_of_26_05_is_a_422(self):
+        self.slurm.version = "v0.0.45"
+        self.client.on("POST", "/slurm/v0.0.45/job/submit",
+                       captured(V45, "submit_bad_partition"))
+        refusal = self.failure(self.slurm.submit(JOB, None, SETUP), Refused)
+        self.assertIn("Invalid partition name specified", str(refusal))
 
     def test_a_name_claimed_before_is_that_job_and_one_in_progress_is_busy(self):
         self.remote.answer("submit", ok(b"4242\n"))
@@ -114,8 +136,7 @@ class RestSlurmTests(SynchronousTestCase):
     def test_a_refused_submit_is_refused_with_slurms_reason(self):
         self.slurm.version = "v0.0.38"
         self.client.on("POST", "/slurm/v0.0.38/job/submit",
-                       answer(status("v0.0.38", "submit_bad_partition"),
-                              document("v0.0.38", "submit_bad_partition")))
+                       captured(V38, "submit_bad_partition"))
         refusal = self.failure(self.slurm.submit(JOB, None, SETUP), Refused)
         self.assertIn("partition", str(refusal).lower())
         self.assertEqual(self.remote.keys(), ["submit", "rm"])  # the claim let go
@@ -127,9 +148,9 @@ class RestSlurmTests(SynchronousTestCase):
         self.assertEqual(self.client.calls, [])
 
     def test_the_queue_is_one_get_as_the_service_account(self):
-        self.client.on("GET", "/slurm/v0.0.41/jobs", answer(200, document("v0.0.41", "jobs")))
+        self.client.on("GET", "/slurm/v0.0.41/jobs", captured(V41, "jobs"))
         jobs = self.run_(self.slurm.queue())
-        self.assertEqual(len(jobs), 7)
+        self.assertEqual(len(jobs), len(document(V41, "jobs")["jobs"]))  # every one Jarvice's
         self.assertEqual([call[:3] for call in self.client.calls],
                          [("GET", "/openapi/v3", "dssr-svc"),
                           ("GET", "/slurm/v0.0.41/jobs", "dssr-svc")])
@@ -148,8 +169,7 @@ class RestSlurmTests(SynchronousTestCase):
     def test_a_refused_token_and_a_controller_down_read_alike_in_v0038(self):
         self.slurm.version = "v0.0.38"
         self.client.on("GET", "/slurm/v0.0.38/jobs",
-                       answer(status("v0.0.38", "jobs_bad_token"),
-                              document("v0.0.38", "jobs_bad_token")))
+                       captured(V38, "jobs_bad_token"))
         error = self.failure(self.slurm.queue(), Unavailable)
         self.assertIn("Failed while looking for jobs", error.message)
         self.assertIn("slurmctld is down, or it refused the minted token of dssr-svc",
@@ -157,7 +177,7 @@ class RestSlurmTests(SynchronousTestCase):
 
     def test_the_version_is_detected_again_after_slurmrestd_was_unreachable(self):
         self.client.on("GET", "/slurm/v0.0.41/jobs", Unavailable("refused"),
-                       answer(200, document("v0.0.41", "jobs")))
+                       captured(V41, "jobs"))
         self.failure(self.slurm.queue(), Unavailable)
         self.assertEqual(self.slurm.version, "")
         self.run_(self.slurm.queue())
@@ -166,7 +186,7 @@ class RestSlurmTests(SynchronousTestCase):
     def test_a_pinned_version_is_never_asked(self):
         slurm = RestSlurm(self.client, self.tokens, LoggedRemote(self.remote, self.clock),
                           self.clock, "dssr-svc", "v0.0.40")
-        self.client.on("GET", "/slurm/v0.0.40/ping", answer(200, document("v0.0.40", "ping")))
+        self.client.on("GET", "/slurm/v0.0.40/ping", captured("25.05.8/v0.0.40", "ping"))
         self.run_(slurm.ping())
         self.assertEqual([call[1] for call in self.client.calls], ["/slurm/v0.0.40/ping"])
 
@@ -178,38 +198,67 @@ class RestSlurmTests(SynchronousTestCase):
         self.assertNotIn("token-of", error.message)
         self.assertEqual(self.tokens.forgotten, ["dssr-svc"])
 
-    def test_cancel_as_the_owner_and_permission_denied_is_refused(self):
-        path = "/slurm/v0.0.41/job/102?signal=KILL"
-        self.client.on("DELETE", path, answer(200, {"errors": []}))
-        self.run_(self.slurm.cancel("102", "dssr-alice"))
-        self.assertEqual(self.client.calls[-1][2], "dssr-alice")
-        self.client.on("DELETE", path, answer(500, document("v0.0.41", "delete_denied")))
-        self.failure(self.slurm.cancel("102", "dssr-bob"), Refused)
+    def test_a_token_slurmctld_refuses_is_said_and_forgotten_since_25_05(self):
+        # 22.05 could not tell it from a controller down (see the v0.0.38 test above);
+        # 25.05 and 26.05 pass slurmctld's authentication error on as HTTP 511.
+        self.slurm.version = "v0.0.45"
+        self.client.on("GET", "/slurm/v0.0.45/jobs", captured(V45, "jobs_bad_token"))
+        error = self.failure(self.slurm.queue(), Unavailable)
+        self.assertIn("refused the minted token of dssr-svc (HTTP 511: Protocol "
+                      "authentication error", error.message)
+        self.assertEqual(self.tokens.forgotten, ["dssr-svc"])
+        self.client.on("GET", "/slurm/v0.0.45/jobs", captured(V45, "jobs_controller_down"))
+        error = self.failure(self.slurm.queue(), Unavailable)
+        self.assertIn("(HTTP 502): Unable to contact slurm controller", error.message)
+
+    def test_cancel_as_the_owner_and_a_refusal_in_the_jobs_status(self):
+        self.slurm.version = "v0.0.45"
+        path = "/slurm/v0.0.45/job/97?signal=KILL"
+        self.client.on("DELETE", path, captured(V45, "delete_running"))
+        self.run_(self.slurm.cancel("97", "dssr-alice"))
+        self.assertEqual(self.client.calls[-1][:3], ("DELETE", path, "dssr-alice"))
+        # 200, and the refusal in the job's status: never taken for a cancel.
+        self.client.on("DELETE", path, captured(V45, "delete_other_users_job"))
+        refusal = self.failure(self.slurm.cancel("97", "dssr-bob"), Refused)
+        self.assertIn("Access/permission denied", str(refusal))
+        self.client.on("DELETE", path, captured(V45, "delete_unknown"))
+        self.assertTrue(self.failure(self.slurm.cancel("97"), Refused).unknown_job)
+        self.assertEqual(len(self.client.calls), 3)  # the answers said it all
+
+    def test_a_cancel_25_05_says_nothing_of_is_checked_on_the_job(self):
+        # v0.0.40/41 of 25.05 answer 200 and nothing else, refused or not.
+        path = "/slurm/v0.0.41/job/13?signal=KILL"
+        self.client.on("DELETE", path, captured(V41, "delete_other_users_job"))
+        self.client.on("GET", "/slurm/v0.0.41/job/13", captured(V41, "job_running"))
+        refusal = self.failure(self.slurm.cancel("13", "dssr-bob"), Refused)
+        self.assertIn("did not cancel job 13", str(refusal))
+        self.assertIn("still RUNNING", str(refusal))
+        self.assertEqual(self.client.calls[-1][:3], ("GET", "/slurm/v0.0.41/job/13", "dssr-bob"))
+        self.client.on("DELETE", path, captured(V41, "delete_killed"))
+        for shown in ("job_killed", "job_unknown"):  # cancelled (COMPLETING), or gone
+            self.client.on("GET", "/slurm/v0.0.41/job/13", captured(V41, shown))
+            self.run_(self.slurm.cancel("13", "dssr-alice"))
 
     def test_release_of_a_job_slurm_forgot(self):
-        self.client.on("POST", "/slurm/v0.0.41/job/5", answer(200, {"errors": []}))
+        self.client.on("POST", "/slurm/v0.0.41/job/5", captured(V41, "release_held"))
         self.run_(self.slurm.release("5"))
         self.assertEqual(self.client.calls[-1][4], {"hold": False})
-        self.client.on("POST", "/slurm/v0.0.41/job/6",
-                       answer(500, document("v0.0.41", "job_unknown")))
+        self.client.on("POST", "/slurm/v0.0.41/job/6", captured(V41, "release_unknown"))
         self.assertTrue(self.failure(self.slurm.release("6"), Refused).unknown_job)
 
     def test_one_job_as_its_owner(self):
-        self.client.on("GET", "/slurm/v0.0.41/job/105",
-                       answer(200, document("v0.0.41", "job_failed")))
-        self.client.on("GET", "/slurm/v0.0.41/job/9",
-                       answer(500, document("v0.0.41", "job_unknown")))
-        self.assertEqual(self.run_(self.slurm.job("105", "dssr-alice")).state, "FAILED")
-        self.assertIsNone(self.run_(self.slurm.job("9", "dssr-alice")))
-        self.assertIn("job_state=", self.run_(self.slurm.show("105")))
+        failed = str(document(V41, "job_failed")["jobs"][0]["job_id"])
+        self.client.on("GET", f"/slurm/v0.0.41/job/{failed}", captured(V41, "job_failed"))
+        self.client.on("GET", "/slurm/v0.0.41/job/999999", captured(V41, "job_unknown"))
+        self.assertEqual(self.run_(self.slurm.job(failed, "dssr-alice")).state, "FAILED")
+        self.assertIsNone(self.run_(self.slurm.job("999999", "dssr-alice")))
+        self.assertIn("job_state=", self.run_(self.slurm.show(failed)))
 
     def test_accounting_and_no_accounting(self):
-        self.client.on("GET", "/slurmdb/v0.0.41/job/105",
-                       answer(200, document("v0.0.41", "slurmdb_job_oom")))
+        self.client.on("GET", "/slurmdb/v0.0.41/job/105", captured(V41, "slurmdb_job_oom"))
         self.assertEqual(self.run_(self.slurm.accounting("105", "dssr-alice")).state,
                          "OUT_OF_MEMORY")
-        self.client.on("GET", "/slurmdb/v0.0.41/job/107",
-                       answer(200, document("v0.0.38", "slurmdb_job_unknown")))
+        self.client.on("GET", "/slurmdb/v0.0.41/job/107", captured(V41, "slurmdb_job_unknown"))
         self.assertIsNone(self.run_(self.slurm.accounting("107")))  # no record: still asked
         self.client.on("GET", "/slurmdb/v0.0.41/job/106", Answer(404, None, "Not Found"))
         self.assertIsNone(self.run_(self.slurm.accounting("106")))
@@ -222,8 +271,14 @@ class RestSlurmTests(SynchronousTestCase):
                          "OUT_OF_MEMORY")
 
     def test_ping_and_readiness(self):
-        self.client.on("GET", "/slurm/v0.0.41/ping", answer(200, document("v0.0.41", "ping")),
+        self.client.on("GET", "/slurm/v0.0.41/ping", captured(V41, "ping"),
                        answer(500, {"pings": [], "errors": [{"error": "down"}]}))
+        self.run_(self.slurm.ping())
+        self.failure(self.slurm.ping(), Unavailable)
+        # 26.05: HTTP 200 and the controller not responding.
+        self.slurm.version = "v0.0.45"
+        self.client.on("GET", "/slurm/v0.0.45/ping", captured(V45, "ping"),
+                       captured(V45, "ping_controller_down"))
         self.run_(self.slurm.ping())
         self.failure(self.slurm.ping(), Unavailable)
         self.assertIsNone(self.slurm.unready())

@@ -3,9 +3,13 @@
 v0.0.38 gives numbers as plain integers, a job's state as one string (``squeue``'s
 long name, flags such as COMPLETING included) and its exit code as a raw wait status
 (256 is exit 1). v0.0.40 on give ``{number, set, infinite}`` objects, states as lists
-(a base state and flags) and exit codes as ``{status, return_code, signal}``. A
-document these functions cannot read raises ``AnswerError``: a wrong reading of the
-queue would make upstream take live jobs for ended.
+(a base state and flags) and exit codes as ``{status, return_code, signal}``. Slurm
+25.05 and 26.05 (whatever the version) answer a ``DELETE .../job/{id}`` 200 with each
+job's refusal in ``status``, not in ``errors`` (in v0.0.40 and v0.0.41 they drop it:
+only the job's state then tells); v0.0.42 on ping with
+``responding`` (v0.0.45 has no ``pinged`` any more). A document these functions cannot
+read raises ``AnswerError``: a wrong reading of the queue would make upstream take live
+jobs for ended.
 """
 
 import json
@@ -19,6 +23,7 @@ STATE_FLAGS = ("COMPLETING", "STAGE_OUT", "CONFIGURING", "RESIZING", "REQUEUED",
                "REQUEUE_FED", "REQUEUE_HOLD", "SPECIAL_EXIT", "STOPPED", "REVOKED",
                "RESV_DEL_HOLD", "SIGNALING")
 # Slurm error numbers DSSR tells apart (slurm_errno.h).
+AUTHENTICATION = 1007  # slurmctld refused the token (25.05 and 26.05 say so; 22.05: -1)
 ACCESS_DENIED = 2002
 INVALID_JOB_ID = 2017
 ALREADY_DONE = 2021
@@ -35,21 +40,34 @@ def errors(document: dict | None) -> list[dict]:
     return [error for error in found if isinstance(error, dict)]
 
 
+def _refusals(document: dict | None) -> list[dict]:
+    """A kill answer's per-job refusals (``status[].error`` with a non-zero ``code``)."""
+    found = (document or {}).get("status")
+    found = found if isinstance(found, list) else []
+    return [item["error"] for item in found if isinstance(item, dict)
+            and isinstance(item.get("error"), dict) and item["error"].get("code")]
+
+
 def error_numbers(document: dict | None) -> set[int]:
-    """The Slurm error numbers in an answer (``error_number``; v0.0.38 also ``error_code``)."""
+    """The Slurm error numbers in an answer (``error_number``; v0.0.38 also ``error_code``;
+    a kill answer's per-job ``code``)."""
     numbers = set()
     for error in errors(document):
         for key in ("error_number", "error_code"):
             if isinstance(error.get(key), int):
                 numbers.add(error[key])
+    numbers.update(error["code"] for error in _refusals(document)
+                   if isinstance(error["code"], int))
     return numbers
 
 
 def error_text(document: dict | None) -> str:
     """The answer's error messages in one line (empty when it has none)."""
     texts = []
-    for error in errors(document):
-        text = "; ".join(str(error[key]) for key in ("error", "description")
+    found = [(error, ("error", "description")) for error in errors(document)]
+    found += [(error, ("message",)) for error in _refusals(document)]
+    for error, keys in found:
+        text = "; ".join(str(error[key]) for key in keys
                          if error.get(key) and error[key] != "Unspecified error")
         if text and text not in texts:
             texts.append(text)
@@ -149,6 +167,27 @@ def submitted(document: dict | None) -> str | None:
     return None
 
 
+def refusal_unsaid(document: dict | None) -> bool:
+    """Whether a typed answer to ``DELETE .../job/{id}`` cannot say the job was refused:
+    it has no ``status`` (v0.0.40/41 served by Slurm 25.05 answer 200 and nothing else,
+    whether the signal was sent or refused)."""
+    return not errors(document) and "status" not in (document or {})
+
+
+# Base states of a job Slurm has not ended (a cancelled one is CANCELLED at once).
+_LIVE = ("PENDING", "RUNNING", "SUSPENDED")
+
+
+def live(job: dict) -> bool:
+    """Whether a job of ``GET .../job/{id}`` is still pending, running or suspended: its
+    base state (v0.0.38's string, the first of a later list) is not an end."""
+    value = job.get("job_state") if isinstance(job, dict) else None
+    base = value[0] if isinstance(value, list) and value else value
+    if not isinstance(base, str) or not base:
+        raise AnswerError(f"not a job state: {value!r}")
+    return long_name(base) in _LIVE
+
+
 def exit_status(value) -> tuple[int, int]:
     """``(exit code, signal)`` of an exit code field: v0.0.38's raw wait status (256 is
     exit 1, 9 is SIGKILL), or v0.0.40's ``{status, return_code, signal}``; also
@@ -166,11 +205,12 @@ def exit_status(value) -> tuple[int, int]:
 
 
 def pinged(document: dict | None) -> bool:
-    """Whether a ``GET .../ping`` answer reports a controller UP (v0.0.38 ``ping``,
-    v0.0.40 on ``pinged``)."""
+    """Whether a ``GET .../ping`` answer reports a controller up: v0.0.42 on say whether it
+    is ``responding`` (v0.0.45 only that); v0.0.38 says ``ping`` UP, v0.0.40/41 ``pinged``."""
     pings = (document or {}).get("pings") or []
-    return any(isinstance(ping, dict) and str(ping.get("pinged", ping.get("ping", "")))
-               .upper() == "UP" for ping in pings)
+    return any(ping["responding"] is True if "responding" in ping
+               else str(ping.get("pinged", ping.get("ping", ""))).upper() == "UP"
+               for ping in pings if isinstance(ping, dict))
 
 
 def _step_state(step: dict) -> str:

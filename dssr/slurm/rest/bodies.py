@@ -5,7 +5,11 @@ strings ``sbatch`` would (``--time``, ``--mem``...): the same job as the CLI pat
 v0.0.40 and later take typed fields: minutes and megabytes in ``{number, set}``
 objects, GPUs as TRES strings, the environment as a list. An ``sbatch_<option>``
 device with no field in the version spoken is refused with a 400 naming
-``JOBOBJ_DEVICES``. Pure functions: the job in, a JSON-ready dict out.
+``JOBOBJ_DEVICES``. The job starts with its user's login environment, as a job
+``sbatch`` submits over SSH does: slurmd loads it (``su - user``) for a job whose
+environment holds ``SLURM_GET_USER_ENV=1``, and lets the job's own variables override
+it, so the body sets no ``PATH`` (the login's finds the site's Slurm commands). Pure
+functions: the job in, a JSON-ready dict out.
 """
 
 import re
@@ -13,13 +17,13 @@ from collections.abc import Callable
 
 from dssr.errors import BadRequest
 from dssr.slurm.interfaces import BatchJob
-from dssr.slurm.rest.versions import typed
+from dssr.slurm.rest.versions import since, typed
 
 DEVICES_FIELD = "JOBOBJ_DEVICES"
 WALLTIME_FIELD = "JOBOBJ_WALLTIME"
-# What a job's batch script finds in its environment (slurmrestd passes only what it is
-# given; Slurm adds its SLURM_* variables).
-PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+# The job's own environment: slurmd adds the user's login environment (sbatch
+# --get-user-env, or --export=NONE), and Slurm its SLURM_* variables.
+ENVIRONMENT = {"SLURM_GET_USER_ENV": "1"}
 
 
 def number(value: int) -> dict:
@@ -103,8 +107,8 @@ def _false(value: str):
 
 Convert = Callable[[str], object]
 # sbatch option -> (v0.0.38 field, or None), (v0.0.40+ field and converter, or None).
-# v0.0.38's fields are those of its job_properties schema; v0.0.40/41's those of
-# job_desc_msg in Slurm's published OpenAPI documents.
+# v0.0.38's fields are those of its job_properties schema; the later ones those of
+# job_desc_msg in the OpenAPI documents Slurm 25.05 and 26.05 serve.
 EXTRAS: dict[str, tuple[str | None, tuple[str, Convert] | None]] = {
     "account": ("account", ("account", _text)),
     "qos": ("qos", ("qos", _text)),
@@ -122,7 +126,7 @@ EXTRAS: dict[str, tuple[str | None, tuple[str, Convert] | None]] = {
     "ntasks-per-core": ("tasks_per_core", ("tasks_per_core", _integer)),
     "ntasks-per-socket": ("tasks_per_socket", ("tasks_per_socket", _integer)),
     "sockets-per-node": ("sockets_per_node", ("sockets_per_node", _integer)),
-    "cores-per-socket": ("cores_per_socket", None),
+    "cores-per-socket": ("cores_per_socket", ("cores_per_socket", _integer)),
     "threads-per-core": ("threads_per_core", ("threads_per_core", _integer)),
     "hint": ("cpu_binding_hint", None),
     "gres": ("gres", ("tres_per_node", _gres)),
@@ -148,6 +152,8 @@ EXTRAS: dict[str, tuple[str | None, tuple[str, Convert] | None]] = {
     "spread-job": ("spread_job", None),
     "overcommit": (None, ("overcommit", _true)),
 }
+# Typed fields that only a later version has: option -> the first version with it.
+FIRST = {"cores-per-socket": "v0.0.45"}
 
 
 def extra_fields(extra: tuple[tuple[str, str], ...], version: str) -> dict:
@@ -163,7 +169,7 @@ def extra_fields(extra: tuple[tuple[str, str], ...], version: str) -> dict:
             else:
                 fields[v38] = value if value else True
             continue
-        if later is None:
+        if later is None or not since(version, FIRST.get(option, version)):
             raise _no_field(option, version)
         name, convert = later
         try:
@@ -179,8 +185,9 @@ def _no_field(option: str, version: str) -> BadRequest:
                       f"(JARVICE_SLURM_INTERFACE=cli passes it to sbatch)", field=DEVICES_FIELD)
 
 
-def job_body(job: BatchJob, version: str, home: str, environment: dict[str, str]) -> dict:
-    """The submit body for ``job``, run in ``home`` (absolute) with ``environment``."""
+def job_body(job: BatchJob, version: str, home: str) -> dict:
+    """The submit body for ``job``, run in ``home`` (absolute) with its user's login
+    environment."""
     output = job.output if job.output.startswith("/") else f"{home.rstrip('/')}/{job.output}"
     desc: dict = {"name": job.name, "current_working_directory": home,
                   "standard_output": output, "tasks": job.tasks}
@@ -191,7 +198,7 @@ def job_body(job: BatchJob, version: str, home: str, environment: dict[str, str]
     if job.held:
         desc["hold"] = True
     if typed(version):
-        desc["environment"] = [f"{name}={value}" for name, value in environment.items()]
+        desc["environment"] = [f"{name}={value}" for name, value in ENVIRONMENT.items()]
         desc["minimum_nodes"] = desc["maximum_nodes"] = job.nodes
         if job.memory_gb:
             desc["memory_per_node"] = number(job.memory_gb * 1024)
@@ -205,7 +212,7 @@ def job_body(job: BatchJob, version: str, home: str, environment: dict[str, str]
         desc["script"] = job.script
         body = {"job": desc}
     else:
-        desc["environment"] = dict(environment)
+        desc["environment"] = dict(ENVIRONMENT)
         desc["nodes"] = str(job.nodes)
         if job.memory_gb:
             desc["memory_per_node"] = f"{job.memory_gb}G"
@@ -219,8 +226,3 @@ def job_body(job: BatchJob, version: str, home: str, environment: dict[str, str]
     desc.update(extra_fields(job.extra, version))
     return body
 
-
-def environment(home: str, user: str) -> dict[str, str]:
-    """The environment a job submitted for ``user`` starts with (sbatch would pass the
-    login shell's; slurmrestd passes only this)."""
-    return {"PATH": PATH, "HOME": home, "USER": user, "LOGNAME": user}

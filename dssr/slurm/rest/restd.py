@@ -29,9 +29,9 @@ from dssr.slurm.interfaces import (
 )
 from dssr.slurm.rest import answers
 from dssr.slurm.rest.answers import ACCESS_DENIED, ALREADY_DONE, INVALID_JOB_ID, AnswerError
-from dssr.slurm.rest.bodies import environment, job_body
+from dssr.slurm.rest.bodies import job_body
 from dssr.slurm.rest.client import Answer, ClientService
-from dssr.slurm.rest.versions import choose
+from dssr.slurm.rest.versions import choose, typed
 
 _log = Logger(namespace="dssr.slurm")
 # What a submit's claim holds until slurmrestd gave the job id (never all digits).
@@ -88,7 +88,8 @@ class RestSlurm:
     async def _send(self, method: str, path: str, user: str | None,
                     body: dict | None = None) -> Answer:
         """One request as ``user`` (None: the service account); a refused token is
-        ``Unavailable`` saying so (its cached copy is dropped: the next is new)."""
+        ``Unavailable`` saying so (its cached copy is dropped: the next is new). The
+        slurmrestd of 25.05 and 26.05 passes slurmctld's refusal on (HTTP 511, 1007)."""
         name = user or self._service_user
         token = await self._tokens.token(name)
         try:
@@ -97,7 +98,8 @@ class RestSlurm:
             if not self._pinned:
                 self.version = ""  # detected again once it answers
             raise
-        if answer.status in (401, 403):
+        if answer.status in (401, 403) \
+                or answers.AUTHENTICATION in answers.error_numbers(answer.document):
             self._tokens.forget(name)
             raise Unavailable(
                 f"slurmrestd refused the {self._tokens.name} token of {name} (HTTP "
@@ -168,7 +170,7 @@ class RestSlurm:
 
     async def _post(self, job: BatchJob, user: str | None, home: str) -> str:
         version = await self._version()
-        body = job_body(job, version, home, environment(home, user or self._service_user))
+        body = job_body(job, version, home)
         answer = await self._slurm("POST", "job/submit", user, body)
         jobid = answers.submitted(answer.document)
         if jobid is None:
@@ -194,9 +196,19 @@ class RestSlurm:
         return next((job for job in jobs if job.jobid == jobid), None)
 
     async def cancel(self, jobid: str, user: str | None = None) -> None:
+        """Where the answer cannot say the cancel was refused (v0.0.40/41 of Slurm 25.05),
+        the job itself, read as ``user``, must show it cancelled (or gone)."""
         answer = await self._slurm(
             "DELETE", f"job/{_jobid(jobid)}?signal={CANCEL_SIGNAL}", user)
         self._refused(answer, f"cancelling job {jobid}", {ALREADY_DONE})
+        if not typed(self.version) or not answers.refusal_unsaid(answer.document):
+            return
+        shown = await self._slurm("GET", f"job/{jobid}", user)
+        jobs = (shown.document or {}).get("jobs") or []
+        if shown.status == 200 and jobs and self._read(answers.live, jobs[0]):
+            raise Refused(f"slurmrestd {self.version} did not cancel job {jobid} (it says "
+                          f"nothing of a refusal: the job is still "
+                          f"{self._read(answers.state, jobs[0].get('job_state'))})")
 
     async def release(self, jobid: str, user: str | None = None) -> None:
         answer = await self._slurm("POST", f"job/{_jobid(jobid)}", user, {"hold": False})
