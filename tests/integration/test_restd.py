@@ -1,15 +1,19 @@
-"""slurmrestd on the rig: the faults and the token modes only the http interface has.
+"""slurmrestd on the rig: every version it offers, the job's login environment, and the
+faults and the token modes only the http interface has.
 
 The lifecycle itself runs over slurmrestd in test_slurm.py (its *OverRest* classes).
 """
 
 import json
 import os
+import re
 import time
 
 import jwt
+import treq
 from twisted.internet.defer import ensureDeferred
 
+from dssr.slurm.rest.versions import SUPPORTED, offered
 from tests.integration.rig import (
     MappedRigCase,
     RigCase,
@@ -35,6 +39,66 @@ class RestCase(RigCase):
     async def poll(self, path: str) -> tuple[int, dict | list]:
         code, body = await self.call(path)
         return code, json.loads(body)
+
+    async def offered(self) -> list[str]:
+        """The versions the rig's slurmrestd offers (its ``GET /openapi/v3``), oldest first."""
+        url = (f"{self.environment['JARVICE_SLURMRESTD_ADDR']}:"
+               f"{self.environment['JARVICE_SLURMRESTD_PORT']}/openapi/v3")
+        response = await treq.get(url, pool=self.pool, headers={
+            "X-SLURM-USER-NAME": "root", "X-SLURM-USER-TOKEN": root_token(self.environment)})
+        self.assertEqual(response.code, 200)
+        return offered(await response.json())
+
+
+class EveryVersionTests(RestCase):
+    """Each version the live slurmrestd offers, pinned in turn (Debian's 22.05: v0.0.38;
+    25.05: v0.0.40 to v0.0.43; 26.05: v0.0.42 to v0.0.45), and the one detected."""
+
+    timeout = 600
+
+    async def test_each_offered_version_runs_jobs_to_their_end(self):
+        versions = await self.offered()
+        self.assertTrue(versions)
+        self.assertEqual([version for version in versions if version not in SUPPORTED], [])
+        for version in versions:
+            await self.start_dssr(slurmrestd_api_version=version)
+            done = await self.submit(self.name(f"ok-{version}"),
+                                     f"echo out-{version}; sleep 2; echo JARVICE_CMD_SUCCESS")
+            failed = await self.submit(self.name(f"fail-{version}"),
+                                       f"echo out-{version}; sleep 2; exit 3")
+            await self.wait_for(done, "running")
+            for ref, expected in ((done, 0), (failed, 1)):
+                rc, _, (stdout, _) = await self.run_to_end(ref)
+                self.assertEqual(rc, expected, (version, stdout))
+                self.assertIn(f"out-{version}", stdout.splitlines(), version)
+            self.assertEqual(self.connector.slurm.version, version)
+
+    async def test_the_newest_both_speak_is_detected(self):
+        versions = await self.offered()
+        self.assertEqual((await self.poll("/running"))[0], 200)
+        newest = next(version for version in SUPPORTED if version in versions)
+        self.assertEqual(self.connector.slurm.version, newest)
+        release = self.environment["DSSR_RIG_SLURM_RELEASE"]
+        self.assertEqual(newest, {"22.05": "v0.0.38", "25.05": "v0.0.43",
+                                  "26.05": "v0.0.45"}[release])
+
+
+class LoginEnvironmentTests(RestCase):
+    async def test_a_job_finds_the_releases_commands_as_its_login_does(self):
+        # The release the rig runs is on login shells' PATH only (built releases under
+        # their own prefix, /etc/profile.d): a REST job has its user's login environment.
+        release = self.environment["DSSR_RIG_SLURM_RELEASE"]
+        ref = await self.submit(self.name("login-env"),
+                                "srun --version; scontrol --version; command -v srun; "
+                                "echo JARVICE_CMD_SUCCESS")
+        rc, _, (stdout, _) = await self.run_to_end(ref)
+        self.assertEqual(rc, 0, stdout)
+        versions = [line for line in stdout.splitlines() if line.startswith("slurm")]
+        self.assertEqual(len(versions), 2, stdout)
+        for line in versions:
+            self.assertRegex(line, rf"^slurm(-wlm)? {re.escape(release)}\.[0-9]+$")
+        where = self.environment.get("DSSR_RIG_SLURM_BIN") or "/usr/bin"
+        self.assertIn(f"{where}/srun", stdout.splitlines())
 
 
 class SlurmrestdDownTests(RestCase):
@@ -93,7 +157,9 @@ class RefusedTokenTests(RestCase):
         self.assertNotIn(token.split(".")[2].encode(), body)
 
     async def test_a_version_the_server_does_not_offer_is_a_clear_503(self):
-        await self.start_dssr_unready(slurmrestd_api_version="v0.0.41")
+        versions = await self.offered()
+        missing = next(version for version in SUPPORTED if version not in versions)
+        await self.start_dssr_unready(slurmrestd_api_version=missing)
         code, body = await self.poll("/queued")
         self.assertEqual(code, 503, body)
         self.assertIn("HTTP 404", body["error"])
