@@ -246,6 +246,16 @@ class RestSlurmTests(SynchronousTestCase):
         self.client.on("POST", "/slurm/v0.0.41/job/6", captured(V41, "release_unknown"))
         self.assertTrue(self.failure(self.slurm.release("6"), Refused).unknown_job)
 
+    def test_a_release_of_another_users_job_is_refused_not_unavailable(self):
+        # 25.05 (HTTP 500) and 26.05 (HTTP 422) alike: Slurm's "Invalid user id".
+        for where in (V41, V45):
+            self.slurm.version = version = where.rsplit("/", 1)[1]
+            self.client.on("POST", f"/slurm/{version}/job/5",
+                           captured(where, "release_other_users_job"))
+            refusal = self.failure(self.slurm.release("5", "dssr-bob"), Refused)
+            self.assertIn("Invalid user id", str(refusal))
+            self.assertFalse(refusal.unknown_job)
+
     def test_one_job_as_its_owner(self):
         failed = str(document(V41, "job_failed")["jobs"][0]["job_id"])
         self.client.on("GET", f"/slurm/v0.0.41/job/{failed}", captured(V41, "job_failed"))

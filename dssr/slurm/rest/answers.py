@@ -25,6 +25,7 @@ STATE_FLAGS = ("COMPLETING", "STAGE_OUT", "CONFIGURING", "RESIZING", "REQUEUED",
 # Slurm error numbers DSSR tells apart (slurm_errno.h).
 AUTHENTICATION = 1007  # slurmctld refused the token (25.05 and 26.05 say so; 22.05: -1)
 ACCESS_DENIED = 2002
+NOT_THE_OWNER = 2010  # ESLURM_USER_ID_MISSING: an update (release) of another's job
 INVALID_JOB_ID = 2017
 ALREADY_DONE = 2021
 NOTHING_FOUND = 9003  # slurmdbd has no record of the job

@@ -28,7 +28,13 @@ from dssr.slurm.interfaces import (
     Setup,
 )
 from dssr.slurm.rest import answers
-from dssr.slurm.rest.answers import ACCESS_DENIED, ALREADY_DONE, INVALID_JOB_ID, AnswerError
+from dssr.slurm.rest.answers import (
+    ACCESS_DENIED,
+    ALREADY_DONE,
+    INVALID_JOB_ID,
+    NOT_THE_OWNER,
+    AnswerError,
+)
 from dssr.slurm.rest.bodies import job_body
 from dssr.slurm.rest.client import Answer, ClientService
 from dssr.slurm.rest.versions import choose, typed
@@ -221,7 +227,7 @@ class RestSlurm:
         numbers = answers.error_numbers(answer.document) - set(fine)
         if answer.status == 200 and not numbers:
             return
-        if ACCESS_DENIED in numbers or INVALID_JOB_ID in numbers:
+        if numbers & {ACCESS_DENIED, NOT_THE_OWNER, INVALID_JOB_ID}:
             raise Refused(f"slurmrestd refused {what}: {answers.error_text(answer.document)}",
                           unknown_job=INVALID_JOB_ID in numbers)
         if answer.status == 200:
