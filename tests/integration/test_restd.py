@@ -203,7 +203,8 @@ class ExtrasTests(RestCase):
         ref = await self.submit(self.name("extra"), "sleep 30", devices)
         events = await self.answer("/events", ref)
         self.assertIn("comment=from-rest", events)
-        devices = 'JOBOBJ_DEVICES=["exclusive=False", "sbatch_exclude=nowhere"]'
+        # --switches has a REST field in no version (--exclude has none in v0.0.38 only).
+        devices = 'JOBOBJ_DEVICES=["exclusive=False", "sbatch_switches=1"]'
         args = {"name": self.name("no-field"), "number": 1, "nodes": 1,
                 "hpc_script": {"singularity": job_script("true", devices)}}
         body = await self.answer("/submit", args, expect=400)
