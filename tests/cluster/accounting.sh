@@ -67,6 +67,13 @@ GRANT ALL ON $DB_NAME.* TO '$DB_USER'@'127.0.0.1';
 SQL
 }
 
+# drop_accounting_database: remove the accounting database (when there is one).
+drop_accounting_database() {
+    [[ -d $DB_DIR/data/mysql ]] || return 0
+    start_mariadb
+    db <<<"DROP DATABASE IF EXISTS $DB_NAME;"
+}
+
 # write_dbd_conf: slurmdbd.conf (0600: it holds the storage password; SlurmUser is
 # root); slurmdbd finds it next to $SLURM_CONF. Succeeds only when it changed.
 write_dbd_conf() {

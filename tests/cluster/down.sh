@@ -37,6 +37,7 @@ if ((purge)); then
     if [[ -L /etc/slurm/slurm.conf && $(readlink /etc/slurm/slurm.conf) == "$SLURM_CONF" ]]; then
         rm -f /etc/slurm/slurm.conf
     fi
+    rm -f "$PROFILE_FILE"
     log "removing $RIG"
     rm -rf "$RIG"
 fi

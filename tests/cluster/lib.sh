@@ -17,6 +17,9 @@ MODE_FILE=$RIG/etc/mode
 SSHD_CONFIG=$RIG/ssh/sshd_config
 KNOWN_HOSTS=$RIG/ssh/known_hosts
 ENV_FILE=$RIG/env
+# Login shells (and so jobs started with the user's login environment) find a built
+# release's commands through this file.
+PROFILE_FILE=/etc/profile.d/dssr-rig-slurm.sh
 export SLURM_CONF
 
 log() { printf '[dssr-rig] %s\n' "$*" >&2; }
@@ -155,15 +158,26 @@ mode() {
     echo "${value:-$2}"
 }
 
+# rig_release: the Slurm release the rig last ran (Debian's when it never ran).
+rig_release() {
+    local value=""
+    [[ -f $MODE_FILE ]] && value=$(sed -n 's/^SLURM_RELEASE=\([0-9][0-9.]*\)$/\1/p' "$MODE_FILE")
+    echo "${value:-$DEFAULT_RELEASE}"
+}
+
+# load_modes: the modes and release last saved, the release's commands first on PATH.
 load_modes() {
     ACCOUNTING=$(mode ACCOUNTING 0)
     PRIVATE_DATA=$(mode PRIVATE_DATA 0)
     COORDINATOR=$(mode COORDINATOR 1)
+    SLURM_RELEASE=$(rig_release)
+    use_release "$SLURM_RELEASE"
 }
 
 save_modes() {
-    printf 'ACCOUNTING=%s\nPRIVATE_DATA=%s\nCOORDINATOR=%s\n' \
-        "$ACCOUNTING" "$PRIVATE_DATA" "$COORDINATOR" | write_if_changed "$MODE_FILE" || true
+    printf 'ACCOUNTING=%s\nPRIVATE_DATA=%s\nCOORDINATOR=%s\nSLURM_RELEASE=%s\n' \
+        "$ACCOUNTING" "$PRIVATE_DATA" "$COORDINATOR" "$SLURM_RELEASE" \
+        | write_if_changed "$MODE_FILE" || true
 }
 
 real_memory() {
@@ -262,6 +276,8 @@ wait_node() {
     die "node $NODE is not usable (state: $(node_state || echo unknown)); see $RIG/log/"
 }
 
+# shellcheck source=releases.sh
+source "$(dirname "${BASH_SOURCE[0]}")/releases.sh"
 # shellcheck source=accounting.sh
 source "$(dirname "${BASH_SOURCE[0]}")/accounting.sh"
 # shellcheck source=restd.sh

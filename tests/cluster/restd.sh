@@ -34,8 +34,11 @@ make_restd_user() {
 
 # restd_plugins: the OpenAPI plugins to load. Without -s slurmrestd loads them all and
 # exits when slurmdbd is absent; the dbv* plugins (/slurmdb/...) need accounting.
+# Releases since 23.11 name them by daemon and serve every version they know in each.
 restd_plugins() {
-    if ((ACCOUNTING)); then
+    if [[ $SLURM_RELEASE != 22.05 ]]; then
+        echo "openapi/slurmctld$( ((ACCOUNTING)) && echo ,openapi/slurmdbd)"
+    elif ((ACCOUNTING)); then
         echo "openapi/v0.0.38,openapi/dbv0.0.38"
     else
         echo "openapi/v0.0.38"

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Bring up DSSR's test cluster on this Debian 12 host (as root): a one-node Slurm
 # (slurmctld + slurmd), munge, and a private OpenSSH sshd on 127.0.0.1 with a service
-# account and two mapped users, and slurmrestd with JWT authentication. With --accounting, also MariaDB and slurmdbd, with the
+# account and two mapped users, and slurmrestd with JWT authentication. --slurm picks the
+# release: Debian's 22.05 (the default), or 25.05 or 26.05 built from source (build.sh,
+# run here when the release is not built yet); switching releases keeps no jobs and no
+# accounting of the other. With --accounting, also MariaDB and slurmdbd, with the
 # cluster, accounts and users registered (the service account coordinates the mapped
 # users' account); without it, Slurm keeps no accounting. Idempotent: a second run
 # keeps the running daemons (restarting one only if its config changed).
@@ -14,11 +17,21 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib.sh"
 
 [[ $(id -u) -eq 0 ]] || die "run as root (slurmd, munged and useradd need it)"
-case ${1:-} in
-    "") ACCOUNTING=0 ;;
-    --accounting) ACCOUNTING=1 ;;
-    *) die "usage: up.sh [--accounting]" ;;
-esac
+ACCOUNTING=0
+SLURM_RELEASE=$DEFAULT_RELEASE
+usage() { die "usage: up.sh [--accounting] [--slurm ${RELEASES[*]// /|}]"; }
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --accounting) ACCOUNTING=1 ;;
+        --slurm)
+            [[ $# -ge 2 ]] && known_release "$2" || usage
+            SLURM_RELEASE=$2
+            shift
+            ;;
+        *) usage ;;
+    esac
+    shift
+done
 PRIVATE_DATA=0
 COORDINATOR=1
 
@@ -77,6 +90,44 @@ start_munge() {
     wait_for "munged" 20 munge_works
 }
 
+# build_release: the release built and its commands first on PATH.
+build_release() {
+    release_built "$SLURM_RELEASE" || bash "$HERE/build.sh" "$SLURM_RELEASE"
+    use_release "$SLURM_RELEASE"
+}
+
+# switch_release: when the rig last ran another release, stop its daemons and remove
+# its jobs (state and spool) and its accounting database: the new release starts clean.
+switch_release() {
+    local old
+    old=$(rig_release)
+    [[ -f $MODE_FILE && $old != "$SLURM_RELEASE" ]] || return 0
+    log "switching Slurm $old to $SLURM_RELEASE: dropping $old's jobs and accounting"
+    stop_slurmrestd
+    stop_slurmd
+    stop_slurmctld
+    stop_slurmdbd
+    rm -rf "$RIG/slurm/state" "$RIG/slurm/spool"
+    drop_accounting_database
+}
+
+# write_profile: login shells find the release's commands (jobs started with the user's
+# login environment included); the release's own sysconfdir finds the rig's slurm.conf.
+write_profile() {
+    local prefix
+    prefix=$(release_prefix "$SLURM_RELEASE")
+    if [[ $prefix == /usr ]]; then
+        rm -f "$PROFILE_FILE"
+        return 0
+    fi
+    mkdir -p "$prefix/etc"
+    ln -sfn "$SLURM_CONF" "$prefix/etc/slurm.conf"
+    write_if_changed "$PROFILE_FILE" <<PROFILE || true
+# Written by tests/cluster/up.sh: the rig runs Slurm $SLURM_RELEASE from $prefix.
+PATH=$prefix/bin:\$PATH
+PROFILE
+}
+
 start_slurm() {
     local changed=0
     write_cgroup_conf && changed=1
@@ -116,6 +167,20 @@ make_user() {
     chmod 0600 "$home/.ssh/authorized_keys"
 }
 
+# release_bin: the directory of a built release's commands; nothing for Debian's.
+release_bin() {
+    local prefix
+    prefix=$(release_prefix "$SLURM_RELEASE")
+    [[ $prefix == /usr ]] || echo "$prefix/bin"
+}
+
+# session_path: PATH in SSH sessions: a built release's commands, then sshd's default.
+session_path() {
+    local bin
+    bin=$(release_bin)
+    echo "${bin:+$bin:}/usr/local/bin:/usr/bin:/bin:/usr/games"
+}
+
 write_sshd_config() {
     write_if_changed "$SSHD_CONFIG" <<CONF
 # Written by tests/cluster/up.sh: the sshd DSSR's tests log in through. Do not edit.
@@ -133,7 +198,7 @@ AllowUsers $SVC_USER ${MAPPED_USERS[*]}
 MaxSessions 10
 PrintMotd no
 LogLevel VERBOSE
-SetEnv SLURM_CONF=$SLURM_CONF
+SetEnv SLURM_CONF=$SLURM_CONF PATH=$(session_path)
 Subsystem sftp internal-sftp
 CONF
 }
@@ -182,6 +247,9 @@ write_env() {
         env_line JARVICE_SLURMRESTD_PORT "$RESTD_PORT"
         env_line DSSR_SLURM_JWT_KEY_FILE "$JWT_KEY"
         env_line DSSR_RIG_RESTD_SOCKET "$RESTD_SOCKET"
+        env_line DSSR_RIG_SLURM_RELEASE "$SLURM_RELEASE"
+        # A built release's commands (none for Debian's: they are on every PATH).
+        env_line DSSR_RIG_SLURM_BIN "$(release_bin)"
     } >"$tmp"
     chmod 0600 "$tmp"
     mv -f "$tmp" "$ENV_FILE"
@@ -194,8 +262,11 @@ show_env() {
 }
 
 install_packages
+build_release
+switch_release
 make_dirs
 save_modes
+write_profile
 start_munge
 make_jwt_key
 # The users exist before slurmctld loads their associations: it resolves each user's uid

@@ -35,7 +35,12 @@ HOW = ("no Slurm test rig: run `sudo tests/cluster/up.sh`, then set "
 
 
 def rig_environment() -> dict[str, str]:
-    """The ``NAME=value`` settings the rig wrote, or SkipTest when there is no rig."""
+    """The ``NAME=value`` settings the rig wrote, or SkipTest when there is no rig.
+
+    A release built under a prefix of its own (``DSSR_RIG_SLURM_BIN``) goes first on this
+    process's ``PATH``, as on the rig's login node: the Slurm commands a test runs are
+    the release the rig runs.
+    """
     rig = os.environ.get("DSSR_RIG")
     path = os.path.join(rig, "env") if rig else None
     if not path or not os.path.exists(path):
@@ -47,6 +52,9 @@ def rig_environment() -> dict[str, str]:
             if len(words) == 2 and words[0] == "export" and "=" in words[1]:
                 name, _, value = words[1].partition("=")
                 environment[name] = value
+    slurm_bin = environment.get("DSSR_RIG_SLURM_BIN")
+    if slurm_bin and not os.environ["PATH"].startswith(slurm_bin + os.pathsep):
+        os.environ["PATH"] = slurm_bin + os.pathsep + os.environ["PATH"]
     return environment
 
 
