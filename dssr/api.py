@@ -9,26 +9,24 @@ import base64
 import hmac
 import json
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from klein import Klein
+from klein import Klein, KleinRenderable
+from klein.resource import KleinResource
 from twisted.logger import Logger
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from werkzeug import exceptions as routing
 
 from dssr import validate
-from dssr.errors import (
-    BadRequest,
-    DSSRError,
-    MethodNotAllowed,
-    NotFound,
-    Unauthorized,
-    Unavailable,
-)
+from dssr.connectors.interfaces import IConnector
+from dssr.errors import BadRequest, DSSRError, MethodNotAllowed, NotFound, Unauthorized, Unavailable
 from dssr.exposure import host_name
-from dssr.jobs import ExitStatus, JobRef
+from dssr.jobs import DirEntry, ExitStatus, JobRef
 from dssr.metrics import CONTENT_TYPE, Metrics
 
 _app = Klein()
@@ -51,7 +49,7 @@ class Answer:
     code: int = 200
 
 
-def json_answer(value, code: int = 200) -> Answer:
+def json_answer(value: object, code: int = 200) -> Answer:
     """``value`` encoded as compact JSON."""
     return Answer(json.dumps(value, separators=(",", ":")).encode(), code=code)
 
@@ -69,13 +67,13 @@ def termination_line(state: str) -> str:
     return f"<< termination state: {state} -- see STDOUT for job errors >>"
 
 
-def exitstatus_body(status: ExitStatus) -> list:
+def exitstatus_body(status: ExitStatus) -> list[object]:
     """``[rc, totaltime, [stdout, termination_line]]``; the list is empty for unknown jobs."""
     output = [] if status.state is None else [status.output, termination_line(status.state)]
     return [status.rc, status.totaltime, output]
 
 
-def listing_text(entries, details: bool) -> str:
+def listing_text(entries: Iterable[DirEntry], details: bool) -> str:
     """``pvcls`` lines: ``/data/PATH`` (``/`` after directories), with details prefixed."""
     lines = []
     for entry in entries:
@@ -117,7 +115,7 @@ class AdmittingResource(Resource):
         self._api = api
         self._inner = api.admitted_resource()
 
-    def render(self, request):
+    def render(self, request: IRequest) -> KleinRenderable:
         try:
             self._api.admit(request.method, request.path, request.requestHeaders)
         except DSSRError as error:
@@ -130,11 +128,16 @@ class AdmittingResource(Resource):
         return self._inner.render(request)
 
 
-def _endpoint(path: str, methods: tuple[str, ...] = TAKES_ARGS, public: bool = False):
+# A route's handler: ``handler(api, request, **path_values)`` gives the answer.
+Handler = Callable[..., Awaitable[Answer]]
+
+
+def _endpoint(path: str, methods: tuple[str, ...] = TAKES_ARGS,
+              public: bool = False) -> Callable[[Handler], Callable[..., Awaitable[bytes]]]:
     """Register a handler for ``methods`` on ``path``, wrapped by ``DSSRApi.serve``."""
 
-    def decorate(handler):
-        async def route(self, request, **kwargs):
+    def decorate(handler: Handler) -> Callable[..., Awaitable[bytes]]:
+        async def route(self: "DSSRApi", request: IRequest, **kwargs: str) -> bytes:
             return await self.serve(request, handler, kwargs)
 
         _app.route(path, methods=list(methods), endpoint=handler.__name__)(route)
@@ -150,7 +153,7 @@ class DSSRApi:
 
     app = _app
 
-    def __init__(self, connector, executor: str = "singularity", server_key: str = "",
+    def __init__(self, connector: IConnector, executor: str = "singularity", server_key: str = "",
                  open_metrics: bool = False, hosts: frozenset[str] | None = None):
         self.connector = connector
         self.executor = executor
@@ -161,11 +164,11 @@ class DSSRApi:
         self._routes = self.app.url_map.bind("dssr")
         self._not_ready: str | None = None  # the last reason /ready failed, for the log
 
-    def resource(self):
+    def resource(self) -> AdmittingResource:
         """The twisted.web resource serving this API (``admit`` runs first)."""
         return AdmittingResource(self)
 
-    def admitted_resource(self):
+    def admitted_resource(self) -> KleinResource:
         """The resource for a server that calls ``admit`` on every request itself
         (``dssr.edge``, as soon as the headers are in): routing without a second check."""
         return self.app.resource()
@@ -198,7 +201,7 @@ class DSSRApi:
             raise BadRequest(f"Host {host[:100]!r} is not a name of this DSSR (set "
                              f"JARVICE_SCHED_SERVER_KEY to serve other names)", field="Host")
 
-    async def serve(self, request, handler, kwargs) -> bytes:
+    async def serve(self, request: IRequest, handler: Handler, kwargs: dict[str, str]) -> bytes:
         """Run ``handler`` and turn its answer or error into a response."""
         started = time.monotonic()
         reason = ""
@@ -251,7 +254,7 @@ class DSSRApi:
             raise Unauthorized("valid HTTP Basic credentials required")
 
     @staticmethod
-    def _args(request, required: bool = True) -> dict:
+    def _args(request: IRequest, required: bool = True) -> dict[str, Any]:
         """The request's ``args``, from the body only: the ``args`` field of a
         url-encoded form, or a JSON body. The query string is never read."""
         kind = media_type(request.requestHeaders)
@@ -264,19 +267,19 @@ class DSSRApi:
             return {}
         return validate.parse_args(raw)
 
-    def _job(self, request) -> JobRef:
+    def _job(self, request: IRequest) -> JobRef:
         ref = validate.job_ref(self._args(request))
-        request.dssr_job = ref.name
+        request.dssr_job = ref.name  # type: ignore[attr-defined]  # DSSR's, for serve's log
         return ref
 
     # -- probes and legacy constants -----------------------------------------
 
     @_endpoint("/live", READ_ONLY, public=True)
-    async def live(self, request):
+    async def live(self, request: IRequest) -> Answer:
         return json_answer({"status": "OK"})
 
     @_endpoint("/ready", READ_ONLY, public=True)
-    async def ready(self, request):
+    async def ready(self, request: IRequest) -> Answer:
         """Readiness with a generic reason: the details (accounts, addresses, paths)
         go to the log, once each time they change, not to whoever probes."""
         try:
@@ -292,11 +295,11 @@ class DSSRApi:
         return json_answer({"status": "OK"})
 
     @_endpoint("/metrics", READ_ONLY)
-    async def metrics_text(self, request):
+    async def metrics_text(self, request: IRequest) -> Answer:
         return Answer(self.metrics.exposition(), CONTENT_TYPE)
 
     @_endpoint("/gc", READ_ONLY)
-    async def gc(self, request):
+    async def gc(self, request: IRequest) -> Answer:
         try:
             await self.connector.gc()
         except Unavailable as error:
@@ -305,32 +308,32 @@ class DSSRApi:
         return json_answer({"status": "OK"})
 
     @_endpoint("/nodes", READ_ONLY)
-    async def nodes(self, request):
+    async def nodes(self, request: IRequest) -> Answer:
         return text_answer("true")
 
     @_endpoint("/online")
-    async def online(self, request):
+    async def online(self, request: IRequest) -> Answer:
         return json_answer(True)
 
     # -- jobs -------------------------------------------------------------------
 
     @_endpoint("/submit")
-    async def submit(self, request):
+    async def submit(self, request: IRequest) -> Answer:
         job = validate.submit_request(self._args(request), self.executor)
-        request.dssr_job = job.name
+        request.dssr_job = job.name  # type: ignore[attr-defined]  # as in _job
         submitted = await self.connector.submit(job)
         return json_answer([submitted.jobid, submitted.fscript])
 
     @_endpoint("/running", READ_ONLY)
-    async def running(self, request):
+    async def running(self, request: IRequest) -> Answer:
         return json_answer([[job.name, job.jobid] for job in await self.connector.running()])
 
     @_endpoint("/queued", READ_ONLY)
-    async def queued(self, request):
+    async def queued(self, request: IRequest) -> Answer:
         return json_answer([[job.name, job.jobid] for job in await self.connector.queued()])
 
     @_endpoint("/runstatus")
-    async def runstatus(self, request):
+    async def runstatus(self, request: IRequest) -> Answer:
         ref = self._job(request)
         status = await self.connector.runstatus(ref)
         if status is None:
@@ -338,27 +341,27 @@ class DSSRApi:
         return json_answer([list(status.nodes), status.elapsed, ref.path, None])
 
     @_endpoint("/exitstatus")
-    async def exitstatus(self, request):
+    async def exitstatus(self, request: IRequest) -> Answer:
         return json_answer(exitstatus_body(await self.connector.exitstatus(self._job(request))))
 
     @_endpoint("/terminate")
-    async def terminate(self, request):
+    async def terminate(self, request: IRequest) -> Answer:
         await self.connector.terminate(self._job(request))
         return json_answer(True)
 
     @_endpoint("/release")
-    async def release(self, request):
+    async def release(self, request: IRequest) -> Answer:
         await self.connector.release(self._job(request))
         return json_answer(True)
 
     @_endpoint("/events")
-    async def events(self, request):
+    async def events(self, request: IRequest) -> Answer:
         return json_answer(await self.connector.events(self._job(request)))
 
     # -- /request/... -----------------------------------------------------------
 
     @_endpoint("/request/<path:rest>")
-    async def request(self, request, rest):
+    async def request(self, request: IRequest, rest: str) -> Answer:
         segments = rest.split("/")
         query = self._args(request, required=False).get("qs")
         if segments == ["pvcls"]:
@@ -369,10 +372,10 @@ class DSSRApi:
         if len(segments) != 4:
             raise NotFound("expected /request/pvcls or /request/<name>/<number>/<jobid>/<method>")
         ref = validate.job_path(segments[:3])
-        request.dssr_job = ref.name
+        request.dssr_job = ref.name  # type: ignore[attr-defined]  # as in _job
         return await self._job_request(ref, segments[3], query)
 
-    async def _job_request(self, ref: JobRef, method: str, query) -> Answer:
+    async def _job_request(self, ref: JobRef, method: str, query: Any) -> Answer:
         """Answer one ``/request/<name>/<number>/<jobid>/<method>``."""
         if method in ("shutdown", "abort"):
             await self.connector.terminate(ref)

@@ -11,14 +11,19 @@ Secrets are never printed.
 import argparse
 import os
 import sys
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
 from dssr.checks.cluster import STEPS, Cluster
 from dssr.checks.config import check_environment, check_settings, slurm_named
-from dssr.checks.report import Status, format_outcome, marks_for, summary
+from dssr.checks.report import Outcome, Status, format_outcome, marks_for, summary
 from dssr.checks.runner import Check, Runner
+
+if TYPE_CHECKING:
+    from dssr.settings import Settings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +51,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     """Run the checks on the reactor; the exit status."""
-    async def main(reactor):
+    async def main(reactor: Any) -> None:
         code = await check(reactor, args, os.environ, sys.stdout)
         if code:
             raise SystemExit(code)
@@ -54,35 +59,36 @@ def run(args: argparse.Namespace) -> int:
     try:
         react(lambda reactor: ensureDeferred(main(reactor)))
     except SystemExit as done:
-        return done.code
+        return cast(int, done.code)  # main's code: react exits with it
     return 0
 
 
-async def not_run():
+async def not_run() -> Outcome:
     """The run of a check that is only ever listed as skipped."""
     raise AssertionError("a check listed as skipped was run")
 
 
-async def check(reactor, args: argparse.Namespace, environ, out) -> int:
+async def check(reactor: Any, args: argparse.Namespace, environ: Mapping[str, str],
+                out: IO[str]) -> int:
     """Run every check that applies, printing each line to ``out`` as it is known.
 
     0 when all passed, else 1.
     """
     marks = marks_for(getattr(out, "encoding", None))
 
-    def report(name, outcome):
+    def report(name: str, outcome: Outcome) -> None:
         for line in format_outcome(name, outcome, marks):
             print(line, file=out, flush=True)
 
     runner = Runner(report)
     cli = {"connector": args.connector, "listen": args.listen, "state_dir": args.state_dir}
-    loaded = {}
+    loaded: dict[str, Settings | None] = {}
 
-    async def settings():
+    async def settings() -> Outcome:
         outcome, loaded["settings"] = check_settings(cli, args.config, environ, reactor)
         return outcome
 
-    async def environment():
+    async def environment() -> Outcome:
         return check_environment(environ)
 
     await runner.run([Check("environment", environment), Check("settings", settings)])

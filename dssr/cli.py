@@ -8,6 +8,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import Any, TextIO
 
 from dssr import __version__
 
@@ -21,7 +22,7 @@ class ReaderGone:
     """stdout for the commands: once its reader has gone (``dssr check | head -2``), the
     rest of the output is dropped instead of ending the command in a traceback."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: TextIO):
         self._stream = stream
         self.gone = False
 
@@ -39,7 +40,7 @@ class ReaderGone:
     def flush(self) -> None:
         """Every write is flushed already."""
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
 
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         module.configure(commands.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
     sys.stdout = ReaderGone(sys.stdout)
-    return modules[args.subcommand].run(args)
+    code: int = modules[args.subcommand].run(args)
+    return code
 
 
 if __name__ == "__main__":

@@ -8,14 +8,20 @@ the executor each take plain values.
 
 import os
 import pwd
+from collections.abc import Callable
 from dataclasses import fields
+from typing import Any
 
 from twisted.conch.ssh.keys import Key
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.client import HTTPConnectionPool
+from twisted.web.iweb import IAgentEndpointFactory
 
-from dssr.connectors.loader import build, resolve
+from dssr.connectors.interfaces import IConnector
+from dssr.connectors.loader import Factory, build, resolve
 from dssr.connectors.slurm import SlurmConnector
 from dssr.executors.config import ExecutorSettings
 from dssr.files import FileProblem, read_private
@@ -24,15 +30,17 @@ from dssr.jobfiles import JobFiles
 from dssr.proxy.server import ProxyLimits
 from dssr.proxy.tokens import AccessTokens, derive_key
 from dssr.proxy.urls import JobsAddresses, JobsURL, parse_jobs_domain
-from dssr.remote.conch import Target, dial
+from dssr.remote.conch import Connection, Target, dial
 from dssr.remote.hostkeys import KnownHosts, host_token
+from dssr.remote.interfaces import IRemote
 from dssr.remote.keys import decode_key_text, load_private_key
-from dssr.remote.link import Policy
 from dssr.remote.local import LocalRemote
 from dssr.remote.logged import LoggedRemote
-from dssr.remote.ssh import SSHRemote
+from dssr.remote.policy import Policy
+from dssr.remote.ssh import SSHRemote, UserKeys
 from dssr.settings import BY_KEY, Settings, SettingsError, default
 from dssr.slurm.cli import CLISlurm
+from dssr.slurm.interfaces import ISlurm
 from dssr.slurm.rest.client import (
     RestClient,
     ThroughRemote,
@@ -42,15 +50,19 @@ from dssr.slurm.rest.client import (
     socket_path,
 )
 from dssr.slurm.rest.restd import RestSlurm
-from dssr.slurm.rest.tokens import MintedTokens, ScontrolTokens, StaticToken
+from dssr.slurm.rest.tokens import MintedTokens, ScontrolTokens, StaticToken, Tokens
 
 _log = Logger(namespace="dssr.compose")
 
 # The settings the SSH transport cannot do without.
 SSH_REQUIRED = ("cluster_addr", "ssh_user", "ssh_pkey")
+# ``login(user, key)``: one SSH login, firing with a connection.
+Login = Callable[[str, Key], Deferred[Connection]]
+# ``slurm(commands, users)``: the ``ISlurm`` the Slurm connector asks.
+SlurmFactory = Callable[[LoggedRemote, tuple[str, ...]], ISlurm]
 
 
-def connector(settings: Settings, reactor, factory=None):
+def connector(settings: Settings, reactor: Any, factory: Factory | None = None) -> IConnector:
     """The connector the ``connector`` setting names (or ``factory``, already resolved).
 
     ``ConnectorError`` or ``SettingsError`` when it cannot be built.
@@ -91,8 +103,9 @@ def _read_private(path: str, what: str) -> bytes:
 def mapping_file(settings: Settings) -> str:
     """The ID mapping file to use: ``id_mapping_file``, else the reference's file when
     it is in the working directory (a drop-in upgrade keeps mapping users), else ""."""
-    if settings.id_mapping_file:
-        return settings.id_mapping_file
+    configured: str = settings.id_mapping_file
+    if configured:
+        return configured
     if os.path.isfile(REFERENCE_MAPPING_FILE):
         return os.path.abspath(REFERENCE_MAPPING_FILE)
     return ""
@@ -127,7 +140,7 @@ def mapped_keys(mapping: IdentityMap | None) -> dict[str, bytes]:
                                                              if mapping else ())}
 
 
-def policy(settings: Settings, **overrides) -> Policy:
+def policy(settings: Settings, **overrides: float) -> Policy:
     """The SSH links' limits: each ``ssh_<field>`` setting, then ``overrides``."""
     values = {field.name: getattr(settings, "ssh_" + field.name) for field in fields(Policy)
               if "ssh_" + field.name in BY_KEY}
@@ -145,20 +158,21 @@ def known_hosts(settings: Settings, kind: type[KnownHosts] = KnownHosts) -> Know
                 accept_new=settings.ssh_host_key_policy == "accept-new")
 
 
-def ssh_login(settings: Settings, reactor, trusted: KnownHosts, timeout: float):
+def ssh_login(settings: Settings, reactor: Any, trusted: KnownHosts, timeout: float) -> Login:
     """``login(user, key)``: one SSH login to the login node, firing with a connection
     (``dssr.remote.conch.dial``) within ``timeout`` seconds."""
     host, port = settings.cluster_addr, settings.cluster_port
 
-    def login(user: str, key: Key):
+    def login(user: str, key: Key) -> Deferred[Connection]:
         endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
         return dial(endpoint, Target(host, port, user, key, trusted), reactor, timeout)
 
     return login
 
 
-def ssh_remote(settings: Settings, reactor, user_keys=None, key: Key | None = None,
-               trusted: KnownHosts | None = None, **overrides) -> SSHRemote:
+def ssh_remote(settings: Settings, reactor: Any, user_keys: UserKeys | None = None,
+               key: Key | None = None, trusted: KnownHosts | None = None,
+               **overrides: float) -> SSHRemote:
     """The persistent SSH transport to the login node.
 
     ``key`` replaces the configured service account key, ``trusted`` the known_hosts
@@ -181,12 +195,12 @@ def ssh_remote(settings: Settings, reactor, user_keys=None, key: Key | None = No
                      user_labels=settings.metrics_user_labels)
 
 
-def local_remote(settings: Settings, reactor) -> LocalRemote:
+def local_remote(settings: Settings, reactor: Any) -> LocalRemote:
     """The transport for a DSSR on the login node itself: processes on this host."""
     return LocalRemote(reactor, settings.ssh_command_timeout, settings.ssh_max_output)
 
 
-def remote(settings: Settings, reactor, mapping: IdentityMap | None):
+def remote(settings: Settings, reactor: Any, mapping: IdentityMap | None) -> IRemote:
     """The ``IRemote`` the ``remote`` setting names, able to act as ``mapping``'s users."""
     if settings.remote == "local":
         if mapping is not None:
@@ -199,7 +213,8 @@ def remote(settings: Settings, reactor, mapping: IdentityMap | None):
 # -- the Slurm connector -----------------------------------------------------------
 
 
-def slurm_tokens(settings: Settings, clock, commands: LoggedRemote, service_user: str):
+def slurm_tokens(settings: Settings, clock: IReactorTime, commands: LoggedRemote,
+                 service_user: str) -> Tokens:
     """Where slurmrestd tokens come from: minted with the cluster's key, one static
     SlurmUser token, else ``scontrol token`` run as each user over ``commands``."""
     if settings.slurm_jwt_key_file:
@@ -212,7 +227,7 @@ def slurm_tokens(settings: Settings, clock, commands: LoggedRemote, service_user
     return ScontrolTokens(commands, clock, settings.slurm_jwt_lifespan, service_user)
 
 
-def rest_client(settings: Settings, reactor, remote=None) -> RestClient:
+def rest_client(settings: Settings, reactor: Any, remote: IRemote | None = None) -> RestClient:
     """The HTTP client of the slurmrestd the settings name: connecting directly, or
     (``slurmrestd_via: ssh``) through ``remote``, the login node connecting for DSSR;
     to a TCP port, or to a unix socket (``unix:/path``)."""
@@ -227,22 +242,21 @@ def rest_client(settings: Settings, reactor, remote=None) -> RestClient:
     authorities = None
     if settings.slurmrestd_ca_file:
         authorities = _read(settings.slurmrestd_ca_file, "slurmrestd_ca_file")
-    through_ssh = settings.slurmrestd_via == "ssh"
-    endpoints = None
-    if socket is not None and through_ssh:
-        endpoints = ToSocket(lambda: remote.unix_endpoint(socket))
+    endpoints: IAgentEndpointFactory | None = None
+    if settings.slurmrestd_via == "ssh":
+        assert remote is not None  # the transport slurmrestd_via=ssh goes through
+        endpoints = (ToSocket(lambda: remote.unix_endpoint(socket)) if socket is not None
+                     else ThroughRemote(remote, authorities))
     elif socket is not None:
         endpoints = ToSocket(lambda: UNIXClientEndpoint(reactor, socket,
                                                         settings.slurmrestd_timeout))
-    elif through_ssh:
-        endpoints = ThroughRemote(remote, authorities)
     pool = HTTPConnectionPool(reactor, persistent=True)
     return RestClient(agent(reactor, settings.slurmrestd_timeout, authorities, endpoints, pool),
                       base, reactor, settings.slurmrestd_timeout, pool,
                       settings.slurmrestd_addr if socket is not None else None)
 
 
-def rest_slurm(settings: Settings, reactor, commands: LoggedRemote) -> RestSlurm:
+def rest_slurm(settings: Settings, reactor: Any, commands: LoggedRemote) -> RestSlurm:
     """``ISlurm`` over the slurmrestd the settings name (see ``rest_client``)."""
     user = service_user(settings)
     return RestSlurm(rest_client(settings, reactor, commands.remote),
@@ -250,18 +264,19 @@ def rest_slurm(settings: Settings, reactor, commands: LoggedRemote) -> RestSlurm
                      user, settings.slurmrestd_api_version)
 
 
-def slurm_over(remote, clock, executor: ExecutorSettings,
+def slurm_over(remote: IRemote, clock: IReactorTime, executor: ExecutorSettings,
                identities: IdentityMap | None = None,
                snapshot_ttl: float = default("snapshot_ttl"), listing_root: str = "",
                service_user: str = "",
                output_retention: float = default("output_retention"),
                snapshot_max_stale: float = default("snapshot_max_stale"),
-               jobs: JobsAddresses | None = None, slurm=CLISlurm) -> SlurmConnector:
+               jobs: JobsAddresses | None = None,
+               slurm: SlurmFactory = CLISlurm) -> SlurmConnector:
     """The Slurm connector on the job files over ``remote`` and ``slurm(commands, users)``,
     an ``ISlurm`` (default: Slurm's commands over ``remote``)."""
     commands = LoggedRemote(remote, clock, service_user)
     files = JobFiles(commands, executor.job_scratch_dir, listing_root, output_retention)
-    users = (service_user,) if service_user else ()
+    users: tuple[str, ...] = (service_user,) if service_user else ()
     if service_user and identities is not None:
         users += tuple(user.cluster_user for user in identities.users.values())
     return SlurmConnector(slurm(commands, users), files, clock, executor, identities,
@@ -273,16 +288,17 @@ def service_user(settings: Settings) -> str:
     process's user on the login node itself (``ssh_user`` does not apply there)."""
     if settings.remote == "local":
         return pwd.getpwuid(os.geteuid()).pw_name
-    return settings.ssh_user
+    user: str = settings.ssh_user
+    return user
 
 
-def slurm_connector(settings: Settings, reactor) -> SlurmConnector:
+def slurm_connector(settings: Settings, reactor: Any) -> SlurmConnector:
     """The ``slurm`` connector as the settings describe it (``slurm_interface``: Slurm's
     commands, or slurmrestd)."""
     mapping = identities(settings)
-    slurm = CLISlurm
+    slurm: SlurmFactory = CLISlurm
     if settings.slurm_interface == "http":
-        def slurm(commands, users):
+        def slurm(commands: LoggedRemote, users: tuple[str, ...]) -> ISlurm:
             return rest_slurm(settings, reactor, commands)
     return slurm_over(remote(settings, reactor, mapping), reactor, executor_settings(settings),
                       mapping, settings.snapshot_ttl, settings.pvcls_root,

@@ -10,7 +10,11 @@ tokens sent to slurmrestd in clear over the network are warned of.
 """
 
 import ipaddress
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:  # at run time settings imports this module (through settingtypes)
+    from dssr.settings import Settings
 
 # Which positional part (the type is part 0) is the interface, for the endpoint types
 # that take one: ``tcp:5000:10.0.0.5`` works like ``tcp:5000:interface=10.0.0.5``.
@@ -121,13 +125,13 @@ def allowed_hosts(description: str) -> frozenset[str] | None:
     return frozenset({*_LOOPBACK_HOSTS, own})
 
 
-def _exposed(settings, real_connector: bool) -> str | None:
+def _exposed(settings: "Settings", real_connector: bool) -> str | None:
     if not real_connector or settings.server_key:
         return None
     return reachable_address(settings.listen)
 
 
-def refusal(settings, real_connector: bool) -> str | None:
+def refusal(settings: "Settings", real_connector: bool) -> str | None:
     """The one-line reason not to start, when a real connector would be served open."""
     where = _exposed(settings, real_connector)
     if where is None or settings.allow_unauthenticated:
@@ -139,7 +143,7 @@ def refusal(settings, real_connector: bool) -> str | None:
             f"DSSR_ALLOW_UNAUTHENTICATED=true (allow_unauthenticated)")
 
 
-def warning(settings, real_connector: bool) -> str | None:
+def warning(settings: "Settings", real_connector: bool) -> str | None:
     """What to warn of at every start when the operator opted out of the refusal."""
     where = _exposed(settings, real_connector)
     if where is None or not settings.allow_unauthenticated:
@@ -150,7 +154,7 @@ def warning(settings, real_connector: bool) -> str | None:
             f"JARVICE_SCHED_SERVER_KEY)")
 
 
-def proxy_report(settings) -> str | None:
+def proxy_report(settings: "Settings") -> str | None:
     """Where the proxy to interactive jobs' apps listens and who can reach it, or None."""
     if not settings.proxy_listen:
         return None
@@ -160,7 +164,7 @@ def proxy_report(settings) -> str | None:
             f"request needs an access token the API issued")
 
 
-def cleartext_warning(settings) -> str | None:
+def cleartext_warning(settings: "Settings") -> str | None:
     """The warning when Slurm tokens would cross the network unencrypted: slurmrestd
     over ``http://`` to another host, reached directly rather than through SSH."""
     address = settings.slurmrestd_addr

@@ -16,6 +16,7 @@ import binascii
 import string
 import unicodedata
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import yaml
@@ -23,6 +24,9 @@ from twisted.logger import Logger
 
 from dssr.errors import BadRequest, Forbidden
 from dssr.files import yaml_problem
+
+if TYPE_CHECKING:
+    from dssr.settings import Settings
 
 _log = Logger(namespace="dssr.identity")
 SIGNED_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"]
@@ -89,7 +93,7 @@ def parse_mapping(text: str, source: str = "the ID mapping file") -> dict[str, M
     return users
 
 
-def unverified_tokens_refusal(settings, mapping_file: str) -> str | None:
+def unverified_tokens_refusal(settings: "Settings", mapping_file: str) -> str | None:
     """Why ID mapping (from ``mapping_file``, empty: none) must not start: tokens nobody
     verifies, from callers nobody knows."""
     if (not mapping_file or settings.jwt_public_key_file or settings.server_key
@@ -102,7 +106,7 @@ def unverified_tokens_refusal(settings, mapping_file: str) -> str | None:
             "the risk with DSSR_TRUST_UNVERIFIED_TOKENS=true (trust_unverified_tokens)")
 
 
-def verification_keys(text: bytes) -> list:
+def verification_keys(text: bytes) -> list[jwt.PyJWK | bytes]:
     """The keys tokens may be signed with: one PEM public key, or a JWKS (JSON) set."""
     if text.lstrip().startswith(b"{"):
         try:
@@ -156,7 +160,7 @@ class IdentityMap:
             raise Forbidden(f"no cluster user is mapped to {email}", field="bearer")
         return user
 
-    def _claims(self, bearer: str) -> dict:
+    def _claims(self, bearer: str) -> dict[str, Any]:
         """The token's claims, its signature checked when keys are configured."""
         if self._keys is None:
             return jwt.decode(bearer, options={"verify_signature": False})
@@ -171,7 +175,7 @@ class IdentityMap:
                 continue
         return self._verified(bearer, keys[-1])
 
-    def _verified(self, bearer: str, key) -> dict:
+    def _verified(self, bearer: str, key: jwt.PyJWK | bytes) -> dict[str, Any]:
         """The claims of a token signed by ``key``, unexpired, for this audience and issuer."""
         return jwt.decode(bearer, key, algorithms=SIGNED_ALGORITHMS, audience=self._audience,
                           issuer=self._issuer,

@@ -34,6 +34,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
 
 from dssr.coroutines import settled
@@ -320,7 +321,7 @@ class JobFiles:
         result = await self._commands.run(["cat", "--", self.paths(ref).app_record], user=user)
         return parse_app_record(result.stdout.decode("utf-8", "replace")) if result.ok else None
 
-    def app_endpoint(self, record: AppRecord, user: str | None = None):
+    def app_endpoint(self, record: AppRecord, user: str | None = None) -> IStreamClientEndpoint:
         """A client endpoint to the app ``record`` names, through ``user``'s connection."""
         return self._commands.remote.tcp_endpoint(record.node, record.port, user)
 

@@ -9,12 +9,15 @@ of destination are honoured. An explicit ``twistd --logger`` or ``--syslog`` win
 
 import json
 import sys
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import IO, Any, cast
 
-from twisted.application.service import MultiService
+from twisted.application.service import IServiceCollection, MultiService
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
+    LogEvent,
     LogLevel,
     LogLevelFilterPredicate,
     formatEvent,
@@ -29,14 +32,15 @@ LEVELS = ((10, LogLevel.debug), (20, LogLevel.info), (30, LogLevel.warn),
 
 def level_of(number: int) -> LogLevel:
     """The Twisted level for a numeric (Python ``logging``) level: the nearest at or below."""
-    chosen = LogLevel.debug
+    chosen: LogLevel = LogLevel.debug
     for threshold, level in LEVELS:
         if number >= threshold:
             chosen = level
     return chosen
 
 
-def destination(twistd_options):
+# The files DSSR logs to: sys.stdout, or twistd's LogFile (which Twisted takes as one).
+def destination(twistd_options: Mapping[str, Any] | None) -> IO[Any] | None:
     """The file twistd would log to, or None when twistd must choose (syslog, --logger)."""
     if twistd_options is None:
         return sys.stdout
@@ -45,7 +49,8 @@ def destination(twistd_options):
     path = twistd_options.get("logfile") or ""
     if path == "-" or (not path and twistd_options.get("nodaemon")):
         return sys.stdout
-    return LogFile.fromFullPath(path or "twistd.log")
+    logfile: IO[Any] = LogFile.fromFullPath(path or "twistd.log")
+    return logfile
 
 
 # Keys of Twisted's own (new and legacy) events that are plumbing, not the event's fields.
@@ -54,7 +59,7 @@ _PLAIN = (str, int, float, bool, type(None))
 _LEGACY = "log_legacy"  # the namespace Twisted gives events of twisted.python.log
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     """``value`` as JSON can hold it: plain values and lists/dicts of them, else its text."""
     if isinstance(value, _PLAIN):
         return value
@@ -65,17 +70,17 @@ def _plain(value):
     return str(value)
 
 
-def _logger(event: dict) -> str:
+def _logger(event: LogEvent) -> str:
     """The event's logger: its namespace, or for Twisted's legacy ``log.msg`` events
     (namespace ``log_legacy``) their system (``-``: just ``twisted``)."""
-    namespace = event.get("log_namespace", "-")
+    namespace: str = event.get("log_namespace", "-")
     if namespace != _LEGACY:
         return namespace
-    system = event.get("log_system", "-")
+    system: str | None = event.get("log_system", "-")
     return "twisted" if system in ("-", None) else system
 
 
-def json_record(event: dict) -> dict:
+def json_record(event: LogEvent) -> dict[str, object]:
     """The documented JSON log schema: ``time`` (ISO 8601 UTC), ``level``, ``logger``,
     ``message``, ``traceback`` for failures, then the event's own fields."""
     level = event.get("log_level")
@@ -100,29 +105,31 @@ def json_record(event: dict) -> dict:
     return record
 
 
-def json_lines_observer(output):
+def json_lines_observer(output: IO[Any]) -> Callable[[LogEvent], None]:
     """One ``json_record`` a line."""
-    def observe(event):
+    def observe(event: LogEvent) -> None:
         output.write(json.dumps(json_record(event), separators=(",", ":")) + "\n")
         output.flush()
 
     return observe
 
 
-def make_observer(output, level: int, json: bool):
+def make_observer(output: IO[Any], level: int, json: bool) -> FilteringLogObserver:
     """An observer writing events at ``level`` or above to ``output``."""
-    writer = json_lines_observer(output) if json else textFileLogObserver(output)
+    # ILogObserver has one method, __call__: a function provides it.
+    writer = (cast(ILogObserver, json_lines_observer(output)) if json
+              else textFileLogObserver(output))
     return FilteringLogObserver(writer, [LogLevelFilterPredicate(level_of(level))])
 
 
 class LoggingMultiService(MultiService):
     """The process's top service; it hands twistd DSSR's log observer on attachment."""
 
-    def __init__(self, observer_factory):
+    def __init__(self, observer_factory: Callable[[], ILogObserver | None]):
         super().__init__()
         self._observer_factory = observer_factory
 
-    def setServiceParent(self, parent):
+    def setServiceParent(self, parent: IServiceCollection) -> None:
         super().setServiceParent(parent)
         set_component = getattr(parent, "setComponent", None)
         if set_component is not None:

@@ -1,6 +1,7 @@
 """A request body for Twisted's HTTP client, written at once."""
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IConsumer
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
@@ -14,15 +15,15 @@ class BytesProducer:
         self.data = data
         self.length = len(data)
 
-    def startProducing(self, consumer):
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
         consumer.write(self.data)
         return succeed(None)
 
-    def pauseProducing(self):
+    def pauseProducing(self) -> None:
         pass
 
-    def resumeProducing(self):
+    def resumeProducing(self) -> None:
         pass
 
-    def stopProducing(self):
+    def stopProducing(self) -> None:
         pass

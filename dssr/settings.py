@@ -273,7 +273,7 @@ def _parse(setting: Setting, raw: Any, label: str) -> Any:
 
 
 def _parse_all(raw: Mapping[str, Any], label: Callable[[str], str],
-               source: str = "the command line") -> dict:
+               source: str = "the command line") -> dict[str, Any]:
     values = {}
     for key, value in raw.items():
         if key not in BY_KEY:
@@ -287,7 +287,7 @@ def option_label(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def from_environment(environ: Mapping[str, str]) -> dict:
+def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """The settings an environment sets (only those it names)."""
     values = {}
     for setting in SETTINGS:
@@ -306,7 +306,7 @@ def from_environment(environ: Mapping[str, str]) -> dict:
     return values
 
 
-def from_yaml(text: str, source: str) -> dict:
+def from_yaml(text: str, source: str) -> dict[str, Any]:
     """The settings a YAML mapping sets; unknown keys are an error (likely typos)."""
     try:
         data = yaml.safe_load(text)

@@ -122,11 +122,11 @@ def non_negative_int(text: Any) -> int:
 
 def server_key(text: Any) -> str:
     """``user:password``, both parts non-empty, or empty (no authentication)."""
-    text = str(text)
-    user, colon, password = text.partition(":")
-    if text and not (colon and user and password):
+    key = str(text)
+    user, colon, password = key.partition(":")
+    if key and not (colon and user and password):
         raise ValueError("must be user:password, neither part empty (or unset for no key)")
-    return text
+    return key
 
 
 def optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -138,10 +138,10 @@ def optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def choice(*allowed: str) -> Callable[[Any], str]:
     def parse(text: Any) -> str:
-        text = str(text).strip()
-        if text not in allowed:
+        chosen = str(text).strip()
+        if chosen not in allowed:
             raise ValueError("must be " + " or ".join(allowed))
-        return text
+        return chosen
     return parse
 
 

@@ -13,10 +13,13 @@ import os
 import secrets
 import shutil
 import sys
+from collections.abc import Callable
+from typing import IO, Any, NoReturn, cast
 from urllib.parse import urlsplit
 
 from twisted.internet.task import react
 from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IAgent
 
 from dssr.simulator import display as show
 from dssr.simulator.client import DSSRClient, DSSRError
@@ -43,8 +46,8 @@ prints JARVICE_CMD_SUCCESS when the command exits 0, which is what DSSR's verdic
 so the hold and /release path is exercised on the way."""
 
 
-def _positive(kind):
-    def convert(text: str):
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def convert(text: str) -> float:
         value = kind(text)
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
@@ -104,8 +107,8 @@ def url_problem(url: str) -> str:
     return ""
 
 
-async def simulate(reactor, args: argparse.Namespace, out, err, tty: bool,
-                   width: int = 80, agent=None) -> int:
+async def simulate(reactor: Any, args: argparse.Namespace, out: IO[str], err: IO[str],
+                   tty: bool, width: int = 80, agent: IAgent | None = None) -> int:
     """Run ``dssr sim`` with parsed ``args`` on ``reactor``, printing to ``out``/``err``.
 
     ``agent`` (an ``IAgent``; default: the reactor's own HTTP client) carries the calls.
@@ -143,11 +146,11 @@ async def simulate(reactor, args: argparse.Namespace, out, err, tty: bool,
 
 def run(args: argparse.Namespace) -> int:
     """The ``dssr sim`` command: simulate in a reactor of its own; the exit code."""
-    async def main(reactor):
+    async def main(reactor: Any) -> NoReturn:
         raise SystemExit(await simulate(reactor, args, sys.stdout, sys.stderr,
                                         sys.stdout.isatty(),
                                         shutil.get_terminal_size().columns))
     try:
         react(main)
     except SystemExit as done:  # react() always exits; the dssr command wants the code
-        return done.code
+        return cast(int, done.code)  # simulate's

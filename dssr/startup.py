@@ -5,20 +5,25 @@ masked) and the first connectivity check; the service starts even when the clust
 is down, and ``/ready`` keeps saying why.
 """
 
+from collections.abc import Iterable
+
 from twisted.application.service import Service
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from dssr import __version__, exposure
+from dssr.connectors.interfaces import IConnector
 from dssr.connectors.loader import is_embedded, resolve
 from dssr.errors import Unavailable
+from dssr.settings import Settings
 from dssr.slurm.rest.client import location
 
 _log = Logger(namespace="dssr")
 
 
-def _token_source(settings) -> str:
+def _token_source(settings: Settings) -> str:
     """Where slurmrestd tokens come from, in words (never a token)."""
     if settings.slurm_jwt_key_file:
         return f"minted with {settings.slurm_jwt_key_file}"
@@ -27,7 +32,7 @@ def _token_source(settings) -> str:
     return "from scontrol token over the remote"
 
 
-def report_lines(settings) -> list[str]:
+def report_lines(settings: Settings) -> list[str]:
     """Human-readable lines describing the configuration; never a secret's value."""
     lines = [
         f"DSSR {__version__} serving the Jarvice API on {settings.listen} with the "
@@ -84,8 +89,8 @@ class StartupReport(Service):
     """Logs ``report_lines`` (and ``warnings``, loudly) at start, then the first
     readiness check of the connector."""
 
-    def __init__(self, settings, connector, clock, wait: float = 10.0, step: float = 0.5,
-                 warnings=()):
+    def __init__(self, settings: Settings, connector: IConnector, clock: IReactorTime,
+                 wait: float = 10.0, step: float = 0.5, warnings: Iterable[str] = ()):
         self._settings = settings
         self._warnings = tuple(warnings)
         self._connector = connector
@@ -93,7 +98,7 @@ class StartupReport(Service):
         self._wait = wait
         self._step = step
 
-    def startService(self):
+    def startService(self) -> None:
         super().startService()
         for line in report_lines(self._settings):
             _log.info("{line}", line=line)

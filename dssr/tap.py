@@ -1,8 +1,11 @@
 """``twistd dssr``: command-line options and the service tree, readable top to bottom."""
 
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any, NoReturn
 
+from twisted.logger import ILogObserver
 from twisted.python import usage
 
 from dssr import __version__, compose, exposure
@@ -39,16 +42,16 @@ class Options(usage.Options):
          f"interactive jobs' apps on [default: {_default_from('proxy_listen')}]"],
     ]
 
-    def __init__(self, environ=None):
+    def __init__(self, environ: Mapping[str, str] | None = None):
         super().__init__()
         self.environ = os.environ if environ is None else environ
 
-    def opt_version(self):
+    def opt_version(self) -> NoReturn:
         """Print DSSR's version and exit."""
         print(f"dssr {__version__}")
         raise SystemExit(0)
 
-    def parseOptions(self, options=None):
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """As usual, but a usage error is one line and a hint, not the whole help."""
         try:
             super().parseOptions(options)
@@ -56,7 +59,7 @@ class Options(usage.Options):
             raise SystemExit(f"twistd dssr: {error}\n"
                              "(`twistd dssr --help` lists the options)") from None
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         cli = {"listen": self["listen"], "connector": self["connector"],
                "state_dir": self["state-dir"], "log_format": self["log-format"],
                "proxy_listen": self["proxy-listen"]}
@@ -69,7 +72,7 @@ class Options(usage.Options):
 
 
 @contextmanager
-def _endpoint_errors(key: str, description: str):
+def _endpoint_errors(key: str, description: str) -> Iterator[None]:
     """An endpoint Twisted cannot build (a missing certificate, a bad part) as one line."""
     try:
         yield
@@ -77,7 +80,7 @@ def _endpoint_errors(key: str, description: str):
         raise SystemExit(f"dssr: {key} {description!r} cannot be used: {error}") from None
 
 
-def makeService(options: Options, reactor=None) -> LoggingMultiService:
+def makeService(options: Options, reactor: Any = None) -> LoggingMultiService:
     """The whole process: the connector's service (if any), the HTTP server, the report."""
     if reactor is None:
         from twisted.internet import reactor
@@ -95,7 +98,7 @@ def makeService(options: Options, reactor=None) -> LoggingMultiService:
                   open_metrics=settings.metrics_open,
                   hosts=None if settings.server_key else exposure.allowed_hosts(settings.listen))
 
-    def observer():
+    def observer() -> ILogObserver | None:
         output = destination(getattr(options, "parent", None))
         if output is None:
             return None

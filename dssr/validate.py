@@ -82,7 +82,7 @@ def check_json_shape(raw: bytes) -> None:
                          field="args")
 
 
-def parse_args(raw: str | bytes | None) -> dict:
+def parse_args(raw: str | bytes | None) -> dict[str, Any]:
     """Decode the ``args`` JSON text into a dict of UTF-8-encodable text."""
     if raw is None:
         raise BadRequest("missing args (a JSON object: the form field args, or an "

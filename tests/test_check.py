@@ -368,6 +368,22 @@ class SlurmCheckTests(SynchronousTestCase):
         outcome = done(slurm.check_controller(remote))
         self.assertEqual(outcome.detail, "scontrol ping: Slurmctld(primary) at ctl1 is DOWN")
 
+    def test_controller_up_names_the_release(self):
+        versions = {b"slurm 26.05.3\n": "Slurm 26.05.3, a tested release (22.05, 25.05, 26.05)",
+                    b"slurm-wlm 22.05.8\n": "Slurm 22.05.8, a tested release",
+                    b"slurm 24.11.1\n": "Slurm 24.11.1, between the tested releases",
+                    b"slurm 21.08.8-2\n": "Slurm 21.08.8, outside the tested releases",
+                    b"slurm 27.05.0\n": "Slurm 27.05.0, outside the tested releases",
+                    b"nope\n": "Slurm release unknown (scontrol --version: 'nope')"}
+        for said, expected in versions.items():
+            remote = FakeRemote(lambda argv, user, said=said: result(
+                stdout=said if argv[1] == "--version" else b"Slurmctld(primary) at c1 is UP\n"))
+            outcome = done(slurm.check_controller(remote))
+            self.assertTrue(outcome.detail.startswith(
+                f"Slurmctld(primary) at c1 is UP; {expected}"), outcome.detail)
+            self.assertEqual(remote.calls, [(["scontrol", "ping"], None),
+                                            (["scontrol", "--version"], None)])
+
     def test_scratch_in_home_is_relative_to_it(self):
         remote = FakeRemote(lambda argv, user: result(stdout=b"/home/jarvice/.jarvice\n"))
         outcome = done(slurm.scratch_outcome(remote, "", "jarvice", "login1"))

@@ -17,6 +17,8 @@ from dssr.remote.interfaces import AuthenticationFailed, RemoteError
 from dssr.remote.keys import describe, load_private_key
 from dssr.remote.output import first_line
 from dssr.slurm.parse import SlurmOutputError, parse_ping, parse_sbatch
+from dssr.slurm.releases import describe as describe_release
+from dssr.slurm.releases import parse_version
 from dssr.slurm.states import Category, category
 
 REQUIRED = ("sbatch", "squeue", "scancel", "scontrol")
@@ -65,11 +67,16 @@ async def check_commands(remote, user: str, host: str) -> Outcome:
 
 
 async def check_controller(remote) -> Outcome:
-    """Whether slurmctld answers ``scontrol ping`` from the login node."""
+    """Whether slurmctld answers ``scontrol ping`` from the login node, and which Slurm
+    release the login node's commands are."""
     result = await remote.run(["scontrol", "ping"])
     text = result.stdout.decode("utf-8", "replace")
     if result.ok and parse_ping(text):
-        return passed(first_line(result.stdout))
+        release = await remote.run(["scontrol", "--version"])
+        version = parse_version(release.stdout.decode("utf-8", "replace"))
+        found = describe_release(version) if version else (
+            f"Slurm release unknown (scontrol --version: {first_line(release.stdout)!r})")
+        return passed(f"{first_line(result.stdout)}; {found}")
     said = first_line(result.stdout if result.stdout.strip() else result.stderr)
     return failed(f"scontrol ping: {said}",
                   "start slurmctld on the controller (systemctl start slurmctld); if it runs, "

@@ -10,9 +10,12 @@ import os
 import random
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
@@ -38,6 +41,7 @@ from dssr.jobs import (
 )
 from dssr.proxy.tokens import AccessTokens, derive_key
 from dssr.proxy.urls import JobsAddresses, parse_jobs_domain
+from dssr.settings import Settings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -133,7 +137,7 @@ def _ended_at(job: DummyJob) -> float:
     return min(job.end, job.terminated_at if job.terminated_at is not None else job.end)
 
 
-def _init_connection(connection) -> None:
+def _init_connection(connection: sqlite3.Connection) -> None:
     connection.execute(SCHEMA)
 
 
@@ -143,10 +147,10 @@ class Database(Service):
 
     def __init__(self, path: str, app: PretendApp | None = None):
         self.path = path
-        self.pool = None
+        self.pool: adbapi.ConnectionPool | None = None
         self._app = app
 
-    def startService(self):
+    def startService(self) -> None:
         super().startService()
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         self.pool = adbapi.ConnectionPool(
@@ -155,14 +159,14 @@ class Database(Service):
         )
         self.pool.start()
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None] | None:
         super().stopService()
         if self.pool is not None:
             self.pool.close()
             self.pool = None
         return self._app.stop() if self._app is not None else None
 
-    def usable(self):
+    def usable(self) -> adbapi.ConnectionPool:
         """The pool, or ``Unavailable`` when the service is not running."""
         if self.pool is None:
             raise Unavailable("the dummy connector is not running")
@@ -176,7 +180,7 @@ class DummyConnector:
     ``service`` opens and closes the database with the process.
     """
 
-    def __init__(self, database: str, clock, data_root: str, queued_time: float = 5.0,
+    def __init__(self, database: str, clock: IReactorTime, data_root: str, queued_time: float = 5.0,
                  running_time: float = 10.0, failing_percent: int = 50,
                  interactive: bool = False, rng: random.Random | None = None,
                  jobs: JobsAddresses | None = None, app: PretendApp | None = None,
@@ -197,14 +201,14 @@ class DummyConnector:
 
     # -- storage --------------------------------------------------------------
 
-    async def _query(self, sql: str, params: tuple = ()) -> list[DummyJob]:
+    async def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[DummyJob]:
         try:
             rows = await self.service.usable().runQuery(sql, params)
         except sqlite3.Error as error:
             raise Unavailable(f"dummy database error: {error}") from None
         return [DummyJob(**dict(zip(COLUMNS, row, strict=True))) for row in rows]
 
-    async def _change(self, sql: str, params: tuple = ()) -> None:
+    async def _change(self, sql: str, params: tuple[object, ...] = ()) -> None:
         try:
             await self.service.usable().runOperation(sql, params)
         except sqlite3.Error as error:
@@ -234,7 +238,7 @@ class DummyConnector:
             if job.name == request.name and job.state(now) in ("PENDING", "RUNNING"):
                 return Submitted(str(job.jobid))
 
-        def insert(transaction):
+        def insert(transaction: adbapi.Transaction) -> int:
             transaction.execute(
                 "INSERT INTO jobs (name, number, nodes, queued_at, queued_for, runs_for, "
                 "held, fails, interactive) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -242,7 +246,8 @@ class DummyConnector:
                  self._running_time, request.held,
                  self._rng.random() * 100 < self._failing_percent, self._interactive),
             )
-            return transaction.lastrowid
+            rowid: int = transaction.lastrowid
+            return rowid
 
         return Submitted(str(await self.service.usable().runInteraction(insert)))
 
@@ -350,7 +355,7 @@ class DummyConnector:
     async def ready(self) -> None:
         await self._all()
 
-    def metrics(self):
+    def metrics(self) -> tuple[()]:
         return ()  # the API's own figures say all there is
 
 
@@ -373,7 +378,7 @@ def list_directory(root: str, path: str) -> list[DirEntry]:
     return sorted(entries, key=lambda entry: entry.path)
 
 
-def make_connector(settings, reactor) -> DummyConnector:
+def make_connector(settings: Settings, reactor: Any) -> DummyConnector:
     """Build the dummy connector from ``settings``."""
     return DummyConnector(
         database=os.path.join(settings.state_dir, "dummy.sqlite"),

@@ -4,24 +4,30 @@ import importlib
 import importlib.util
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from zope.interface.exceptions import Invalid
 from zope.interface.verify import verifyObject
 
 from dssr.connectors.interfaces import IConnector
 
+if TYPE_CHECKING:
+    from dssr.settings import Settings
+
 # The builtin connectors' factories: the dummy's own module, the Slurm connector's
 # assembly in the composition root.
 BUILTIN = {"dummy": "dssr.connectors.dummy", "slurm": "dssr.compose.slurm_connector"}
 # The reference downstream names its connectors by module path; accept those too.
 REFERENCE_NAME = re.compile(r"connectors\.(\w+)\.connector")
+# ``make_connector(settings, reactor)``, or any callable taking the same arguments.
+Factory = Callable[..., object]
 
 
 class ConnectorError(Exception):
     """The configured connector cannot be loaded or is not a connector."""
 
 
-def resolve(spec: str) -> Callable:
+def resolve(spec: str) -> Factory:
     """The factory for ``spec``: a builtin name, a reference module path, or a dotted path.
 
     A module must define ``make_connector(settings, reactor)``; any other dotted path
@@ -48,18 +54,18 @@ def resolve(spec: str) -> Callable:
             module = importlib.import_module(module_path)
         except ImportError as inner:
             raise ConnectorError(f"connector {spec!r} cannot be imported: {inner}") from None
-    factory = getattr(module, attribute, None)
+    factory: object = getattr(module, attribute, None)
     if not callable(factory):
         raise ConnectorError(f"connector {spec!r}: {module.__name__} has no {attribute}()")
     return factory
 
 
-def is_embedded(factory: Callable) -> bool:
+def is_embedded(factory: Factory) -> bool:
     """Whether ``factory`` is the embedded dummy connector's (it runs nothing anywhere)."""
     return factory is resolve("dummy")
 
 
-def build(factory: Callable, settings, reactor):
+def build(factory: Factory, settings: "Settings", reactor: Any) -> IConnector:
     """Call ``factory`` and check that what it made provides ``IConnector``."""
     connector = factory(settings, reactor)
     if not IConnector.providedBy(connector):

@@ -9,8 +9,10 @@ so DSSR can be restarted at any moment.
 """
 
 from collections import Counter
+from collections.abc import Iterator
 
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -19,7 +21,9 @@ from dssr.connectors.verdict import coordinate, this_jobs_record, verdict
 from dssr.coroutines import KeyedLocks, concurrently, settled
 from dssr.errors import BadRequest, Forbidden, NotFound, NotYet, Unavailable
 from dssr.executors import singularity
-from dssr.jobfiles import AppRecord, ListingRefused
+from dssr.executors.config import ExecutorSettings
+from dssr.identity import IdentityMap
+from dssr.jobfiles import AppRecord, JobFiles, ListingRefused
 from dssr.jobs import (
     UNKNOWN_EXIT,
     AppAccess,
@@ -36,7 +40,7 @@ from dssr.jobs import (
 )
 from dssr.proxy.urls import JobsAddresses
 from dssr.samples import Sample
-from dssr.slurm.interfaces import QueueJob, Refused
+from dssr.slurm.interfaces import ISlurm, QueueJob, Refused
 from dssr.slurm.snapshot import Snapshot
 from dssr.slurm.states import Category, category
 
@@ -59,8 +63,9 @@ class SlurmConnector:
     None when interactive jobs are not published) builds interactive jobs' addresses.
     """
 
-    def __init__(self, slurm, files, clock, executor_settings, identities, snapshot_ttl: float,
-                 service_user: str = "", snapshot_max_stale: float = 0.0,
+    def __init__(self, slurm: ISlurm, files: JobFiles, clock: IReactorTime,
+                 executor_settings: ExecutorSettings, identities: IdentityMap | None,
+                 snapshot_ttl: float, service_user: str = "", snapshot_max_stale: float = 0.0,
                  jobs: JobsAddresses | None = None):
         self._jobs = jobs
         self.slurm = slurm
@@ -149,7 +154,8 @@ class SlurmConnector:
         return await self._submits.run(request.name,
                                        lambda: self._submit(request.name, job, user))
 
-    async def _submit(self, name: str, job, user: str | None) -> Submitted:
+    async def _submit(self, name: str, job: singularity.SingularityJob,
+                      user: str | None) -> Submitted:
         """Submit ``job`` under the name's claim on the cluster: a name claimed by an
         earlier submit (any replica's) answers with that job instead."""
         try:
@@ -295,7 +301,8 @@ class SlurmConnector:
         record, user = app
         return InteractiveApp(self.files.app_endpoint(record, user))
 
-    async def _app(self, ref: JobRef, job: QueueJob | None = None):
+    async def _app(self, ref: JobRef,
+                   job: QueueJob | None = None) -> tuple[AppRecord, str | None] | None:
         """``(AppRecord, owner)`` of the running job ``ref`` whose app listens, or None.
 
         The record is the job's own writing: it is believed only for a node the job was
@@ -319,6 +326,7 @@ class SlurmConnector:
         return record, user
 
     def _app_url(self, ref: JobRef, record: AppRecord) -> str:
+        assert self._jobs is not None  # _app finds an app only when jobs are published
         return self._jobs.address(ref.jobid, ref.number, record.url_template, record.password)
 
     async def request_tail(self, ref: JobRef, lines: int) -> str | None:
@@ -356,7 +364,7 @@ class SlurmConnector:
             raise Unavailable(why)
         await self.slurm.ping()
 
-    def metrics(self):
+    def metrics(self) -> Iterator[Sample]:
         """Samples for ``/metrics``: the queue snapshot, jobs by state, the transport."""
         snapshot = self.snapshot
         yield Sample("dssr_queue_snapshots", "counter", "squeue calls made", snapshot.fetches)

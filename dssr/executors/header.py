@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from dssr.errors import BadRequest
 from dssr.executors.sbatch_options import DEVICES_FIELD, sbatch_option
@@ -109,7 +110,7 @@ def _integer(
     return number
 
 
-def _matching(values: Mapping[str, str], key: str, pattern: re.Pattern) -> str:
+def _matching(values: Mapping[str, str], key: str, pattern: re.Pattern[str]) -> str:
     raw = values.get(key, "").strip()
     if raw and not pattern.fullmatch(raw):
         raise _refuse(f"{key}={_shown(raw)} in hpc_script is not valid")
@@ -142,7 +143,7 @@ def _docker_secret(raw: str | None) -> DockerSecret | None:
     return DockerSecret(data["server"], data["username"], data["password"])
 
 
-def _device_list(raw: str | None) -> list:
+def _device_list(raw: str | None) -> list[Any]:
     if raw is None:
         return []
     try:

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from dssr.errors import BadRequest
@@ -109,7 +110,7 @@ def in_global_registries(image: str, settings: ExecutorSettings) -> bool:
     return False
 
 
-def ctrsecret_auths(ctrsecret: str) -> dict:
+def ctrsecret_auths(ctrsecret: str) -> dict[str, Any]:
     """The ``auths`` map of the docker config ``JOBOBJ_CTRSECRET`` carries in base64."""
     if not ctrsecret:
         return {}

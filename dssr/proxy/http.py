@@ -11,6 +11,7 @@ from dssr.proxy.heads import (
     MAX_HEAD,
     MAX_LINE,
     BadRequest,
+    Head,
     bare_line_end,
     chunk_size,
     parse_head,
@@ -30,7 +31,7 @@ class RequestFramer:
     more is read until ``upgrade_answered`` says how the app answered it.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._buffer = b""
         self._at = 0  # where the unread bytes of ``_buffer`` start
         self._scanned = 0  # bytes of the current head already checked for bare CR/LF
@@ -40,9 +41,9 @@ class RequestFramer:
         self._after = "head"  # the state once they are passed on
         self._trailer_bytes = 0  # bytes of the current trailer
 
-    def feed(self, data: bytes) -> list:
+    def feed(self, data: bytes) -> list[Head | bytes]:
         self._buffer += data
-        out: list = []
+        out: list[Head | bytes] = []
         while self._at < len(self._buffer) and getattr(self, "_" + self._state)(out):
             pass
         self._flush(out)
@@ -55,7 +56,7 @@ class RequestFramer:
         """Whether part of a request head has arrived and not the rest."""
         return self._state == "head" and self._at < len(self._buffer)
 
-    def upgrade_answered(self, upgraded: bool) -> list:
+    def upgrade_answered(self, upgraded: bool) -> list[Head | bytes]:
         """The app answered the request that asked for an upgrade: raw bytes from now
         on if it agreed (101), else the next request; what ``feed`` would return."""
         if self._state != "wait":
@@ -65,7 +66,7 @@ class RequestFramer:
 
     # -- the states: each consumes what it can and says whether to go on ----------
 
-    def _head(self, out) -> bool:
+    def _head(self, out: list[Head | bytes]) -> bool:
         buffer, at = self._buffer, self._at
         end = buffer.find(b"\r\n\r\n", max(at, self._scanned - 3))
         if end < 0:
@@ -89,7 +90,7 @@ class RequestFramer:
             self._state = after
         return True
 
-    def _body(self, out) -> bool:
+    def _body(self, out: list[Head | bytes]) -> bool:
         count = min(self._left, len(self._buffer) - self._at)
         self._pass(count)
         self._left -= count
@@ -97,7 +98,7 @@ class RequestFramer:
             self._state = self._after
         return True
 
-    def _chunk_size(self, out) -> bool:
+    def _chunk_size(self, out: list[Head | bytes]) -> bool:
         line = self._line()
         if line is None:
             return False
@@ -109,7 +110,7 @@ class RequestFramer:
             self._state, self._trailer_bytes = "trailer", 0
         return True
 
-    def _chunk_data(self, out) -> bool:
+    def _chunk_data(self, out: list[Head | bytes]) -> bool:
         count = min(self._left, len(self._buffer) - self._at)
         self._pass(count)
         self._left -= count
@@ -117,7 +118,7 @@ class RequestFramer:
             self._state = "chunk_end"
         return True
 
-    def _chunk_end(self, out) -> bool:
+    def _chunk_end(self, out: list[Head | bytes]) -> bool:
         if len(self._buffer) - self._at < 2:
             return False
         if self._buffer[self._at:self._at + 2] != b"\r\n":
@@ -126,7 +127,7 @@ class RequestFramer:
         self._state = "chunk_size"
         return True
 
-    def _trailer(self, out) -> bool:
+    def _trailer(self, out: list[Head | bytes]) -> bool:
         line = self._line()
         if line is None:
             return False
@@ -140,12 +141,12 @@ class RequestFramer:
             self._state = self._after
         return True
 
-    def _wait(self, out) -> bool:
+    def _wait(self, out: list[Head | bytes]) -> bool:
         if len(self._buffer) - self._at > MAX_HEAD:
             raise BadRequest("data sent before the upgrade was answered")
         return False
 
-    def _raw(self, out) -> bool:
+    def _raw(self, out: list[Head | bytes]) -> bool:
         self._pass(len(self._buffer) - self._at)
         return False
 
@@ -166,13 +167,13 @@ class RequestFramer:
             self._span = self._at
         self._at += count
 
-    def _flush(self, out) -> None:
+    def _flush(self, out: list[Head | bytes]) -> None:
         if self._span is not None and self._span < self._at:
             out.append(self._buffer[self._span:self._at])
         self._span = None
 
 
-def error_page(code: int, message: str, extra: tuple = ()) -> bytes:
+def error_page(code: int, message: str, extra: tuple[str, ...] = ()) -> bytes:
     """A small plain-text response that closes the connection; ``message`` and
     ``extra`` header lines are DSSR's own text, never bytes from the request."""
     body = (message + "\n").encode("utf-8")

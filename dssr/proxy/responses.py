@@ -23,7 +23,7 @@ class BadResponse(Exception):
 class ResponseFramer:
     """Follows the app's responses to the requests announced with ``expect``."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._asked: deque[tuple[bool, bool]] = deque()  # (a HEAD request, an upgrade)
         self._state = "head"  # head, body, chunk_size, chunk_end, trailer, raw
         self._buffer = b""  # a head or line begun in an earlier ``feed``
@@ -64,7 +64,8 @@ class ResponseFramer:
             decided = found if found is not None else decided
         return decided
 
-    def _until(self, data: bytes, at: int, marker: bytes, limit: int):
+    def _until(self, data: bytes, at: int, marker: bytes,
+               limit: int) -> tuple[bytes | None, int]:
         """(the bytes before ``marker``, where reading goes on), or (None, end) while
         it has not arrived; what came so far is kept, at most ``limit`` bytes."""
         if not self._buffer:

@@ -9,18 +9,29 @@ so a job's connections close soon after it ended. What each connection does is
 """
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IProtocolNegotiationFactory
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IProtocolNegotiationFactory,
+    IReactorTime,
+    ITransport,
+)
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from dssr.connectors.interfaces import IConnector
 from dssr.edge import listen_description
 from dssr.edge.budget import ConnectionBudget
 from dssr.edge.limits import EdgeLimits
+from dssr.jobs import InteractiveApp
 from dssr.listener import Listener
 from dssr.proxy.connection import ClientConnection
 from dssr.proxy.http import error_page
@@ -29,6 +40,9 @@ from dssr.proxy.urls import JobsURL
 from dssr.samples import Sample
 
 _log = Logger(namespace="dssr.proxy")
+T = TypeVar("T")
+# What a lookup gives: the app, None, or the exception the connector raised.
+Found = InteractiveApp | Exception | None
 
 
 @dataclass(frozen=True)
@@ -44,13 +58,15 @@ class ProxyLimits:
     recheck_interval: float = 5.0
 
 
-def _pass_on(result, waiter: Deferred):
+def _pass_on(result: T, waiter: Deferred[T]) -> T:
     waiter.callback(result)
     return result
 
 
 class _Refusal(Protocol):
     """A connection over the budget: one 503 page, then closed."""
+
+    transport: ITransport  # set before connectionMade
 
     def __init__(self, budget: ConnectionBudget, reason: str):
         self._budget = budget
@@ -61,7 +77,7 @@ class _Refusal(Protocol):
         self.transport.write(self._page)
         self.transport.loseConnection()
 
-    def connectionLost(self, reason) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._budget.refusing -= 1
 
 
@@ -72,7 +88,8 @@ class ProxyFactory(Factory):
     deadlines, the lookups' short reuse and the rechecks; ``budget`` the process's
     connection budget (by default one of its own, with the API's default caps)."""
 
-    def __init__(self, jobs_url: JobsURL, connector, clock, limits: ProxyLimits,
+    def __init__(self, jobs_url: JobsURL, connector: IConnector, clock: IReactorTime,
+                 limits: ProxyLimits,
                  tokens: AccessTokens, budget: ConnectionBudget | None = None):
         self.jobs_url = jobs_url
         self.limits = limits
@@ -80,12 +97,12 @@ class ProxyFactory(Factory):
         self.tokens = tokens
         self.budget = budget or ConnectionBudget.from_limits(EdgeLimits())
         self._connector = connector
-        self._lookups: dict[tuple[str, int], tuple[float, Deferred]] = {}
+        self._lookups: dict[tuple[str, int], tuple[float, Deferred[Found]]] = {}
         self._streams: dict[tuple[str, int], set[ClientConnection]] = {}
-        self._recheck = None
-        self.open = Counter()  # open streams by job number
-        self.bytes = Counter()  # "in" (to the app), "out"
-        self.refused = Counter()  # by reason
+        self._recheck: IDelayedCall | None = None
+        self.open: Counter[int] = Counter()  # open streams by job number
+        self.bytes: Counter[str] = Counter()  # "in" (to the app), "out"
+        self.refused: Counter[str] = Counter()  # by reason
 
     def acceptableProtocols(self) -> list[bytes]:
         """ALPN over TLS: HTTP/1.1, what the proxy reads. (With no protocol named,
@@ -93,17 +110,18 @@ class ProxyFactory(Factory):
         internal error alert.)"""
         return [b"http/1.1"]
 
-    def buildProtocol(self, addr):
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         peer = getattr(addr, "host", "")
         reason = self.budget.take(peer)
         if reason is not None:
             self.refused["connections"] += 1
             return _Refusal(self.budget, reason) if self.budget.may_answer_refusal() else None
         connection = ClientConnection(self, peer)
-        connection.callLater = self.clock.callLater
+        # TimeoutMixin's hook for its clock: an attribute Twisted declares as a method.
+        connection.callLater = self.clock.callLater  # type: ignore[method-assign,assignment]
         return connection
 
-    def lookup(self, jobid: str, number: int) -> Deferred:
+    def lookup(self, jobid: str, number: int) -> Deferred[Found]:
         """The job's ``InteractiveApp``, None, or the exception the lookup raised;
         shared while fresh (the many connections of one page arrive together)."""
         now = self.clock.seconds()
@@ -114,11 +132,11 @@ class ProxyFactory(Factory):
                 del self._lookups[stale]
             found = ensureDeferred(self._app(jobid, number))
             cached = self._lookups[key] = (now + self.limits.resolve_ttl, found)
-        waiter: Deferred = Deferred()
+        waiter: Deferred[Found] = Deferred()
         cached[1].addCallback(_pass_on, waiter)
         return waiter
 
-    async def _app(self, jobid: str, number: int):
+    async def _app(self, jobid: str, number: int) -> Found:
         try:
             return await self._connector.interactive_app(jobid, number)
         except Exception as error:  # logged by the connection, a generic 502 for the client
@@ -136,11 +154,13 @@ class ProxyFactory(Factory):
 
     def track(self, connection: ClientConnection) -> None:
         """``connection`` has a stream to its job's app: recheck that job while it does."""
+        assert connection.job is not None  # a stream is to the connection's job
         self._streams.setdefault(connection.job, set()).add(connection)
         if self._recheck is None:
             self._recheck = self.clock.callLater(self.limits.recheck_interval, self._check)
 
     def untrack(self, connection: ClientConnection) -> None:
+        assert connection.job is not None  # tracked: it has a stream to its job
         connections = self._streams.get(connection.job, set())
         connections.discard(connection)
         if not connections:
@@ -154,7 +174,7 @@ class ProxyFactory(Factory):
         if self._streams:
             self._recheck = self.clock.callLater(self.limits.recheck_interval, self._check)
 
-    def _close_if_gone(self, app, job: tuple[str, int]) -> None:
+    def _close_if_gone(self, app: Found, job: tuple[str, int]) -> None:
         if app is None:  # a failed lookup (an exception) says nothing: try again later
             for connection in list(self._streams.get(job, ())):
                 connection.job_ended()
@@ -164,7 +184,7 @@ class ProxyFactory(Factory):
             self._recheck.cancel()
         self._recheck = None
 
-    def metrics(self):
+    def metrics(self) -> Iterator[Sample]:
         """Samples for ``/metrics``: open streams, bytes each way, refusals by reason."""
         yield Sample("dssr_proxy_open_streams", "gauge", "Proxy streams open now",
                      sum(self.open.values()))
@@ -176,9 +196,9 @@ class ProxyFactory(Factory):
                          count, {"reason": reason})
 
 
-def proxy_service(reactor, listen: str, jobs_url: JobsURL, connector, limits: ProxyLimits,
-                  tokens: AccessTokens, budget: ConnectionBudget | None = None,
-                  ) -> Listener:
+def proxy_service(reactor: Any, listen: str, jobs_url: JobsURL, connector: IConnector,
+                  limits: ProxyLimits, tokens: AccessTokens,
+                  budget: ConnectionBudget | None = None) -> Listener["ProxyFactory"]:
     """The ``proxy`` service: the proxy to ``connector``'s interactive jobs on ``listen``
     (with the API's listen backlog), within ``budget``."""
     factory = ProxyFactory(jobs_url, connector, reactor, limits, tokens, budget)

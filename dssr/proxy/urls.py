@@ -8,7 +8,11 @@ as written (``http://127.0.0.1:8081/job$``). ``$`` stands for the job number.
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlencode, urlsplit
+
+if TYPE_CHECKING:
+    from dssr.proxy.tokens import AccessTokens
 
 TOKEN_PARAMETER = "dssr_token"  # noqa: S105 (a parameter name, not a secret)
 
@@ -52,7 +56,7 @@ class JobsAddresses:
     for them (``tokens``, a ``dssr.proxy.tokens.AccessTokens``)."""
 
     url: JobsURL
-    tokens: object
+    tokens: "AccessTokens"
 
     def address(self, jobid: str, number: int, template: str = "", password: str = "") -> str:
         """The address upstream hands the user: the job's root (or its app's URL

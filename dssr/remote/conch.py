@@ -8,22 +8,21 @@ connection services itself to keep one connection for many commands.
 
 import struct
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from twisted.conch.error import ConchError
 from twisted.conch.ssh.channel import SSHChannel
 from twisted.conch.ssh.common import NS, getNS
 from twisted.conch.ssh.connection import EXTENDED_DATA_STDERR, SSHConnection
 from twisted.conch.ssh.keys import BadKeyError, Key
-from twisted.conch.ssh.transport import (
-    DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE,
-)
-from twisted.conch.ssh.userauth import MSG_USERAUTH_REQUEST, SSHUserAuthClient
+from twisted.conch.ssh.transport import DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint, ITCPTransport
+from twisted.python.failure import Failure
 
 from dssr.remote.aead import GCMClientTransport
-from dssr.remote.forward import ForwardChannel
+from dssr.remote.forward import Destination, ForwardChannel
 from dssr.remote.hostkeys import KnownHosts, host_token, preferred_algorithms
 from dssr.remote.interfaces import (
     AuthenticationFailed,
@@ -36,14 +35,13 @@ from dssr.remote.interfaces import (
 )
 from dssr.remote.keys import describe
 from dssr.remote.output import OutputBuffer
-from dssr.remote.quiet import QuietLogger
+from dssr.remote.quiet import CONCH_LOG
+from dssr.remote.userauth import PublicKeyAuth
 from dssr.twisted_private.ssh import logs_to
-
-# Conch narrates every channel at info and debug: keep its warnings.
-_CONCH_LOG = QuietLogger()
 
 # Our receive window per channel: large enough that big outputs stream without stalls.
 _WINDOW = 2 * 1024 * 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ class Target:
         return f"{self.user}@{host_token(self.host, self.port)}"
 
 
-@logs_to(_CONCH_LOG)
+@logs_to(CONCH_LOG)
 class ExecChannel(SSHChannel):
     """Runs one command: streams its stdin, keeps its capped output, reports how it ended.
 
@@ -89,19 +87,20 @@ class ExecChannel(SSHChannel):
         if self._stopped:
             self.loseConnection()
             return
+        assert self.conn is not None  # Conch opened the channel on it
         request = self.conn.sendRequest(self, b"exec", NS(self._command), wantReply=True)
         request.addCallbacks(self._started, self._refused)
 
-    def openFailed(self, reason) -> None:
+    def openFailed(self, reason: ConchError) -> None:
         # A ConchError from the server; on connection loss ``lost`` has already failed us.
         self._fail(ChannelRefused(f"the server refused a session channel: {reason}"))
         self._release()
 
-    def _started(self, ignored) -> None:
+    def _started(self, ignored: object) -> None:
         self._running = True
         self._pump()
 
-    def _refused(self, reason) -> None:
+    def _refused(self, reason: Failure) -> None:
         self.stop(RemoteError("the server refused to run the command"))
 
     def addWindowBytes(self, data: int) -> None:
@@ -118,6 +117,7 @@ class ExecChannel(SSHChannel):
             self.write(chunk)
         if self._sent == len(self._stdin):
             self._running = False
+            assert self.conn is not None  # _running: the channel is open
             self.conn.sendEOF(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -181,7 +181,7 @@ class ExecChannel(SSHChannel):
             self.done.callback(None)
 
 
-@logs_to(_CONCH_LOG)
+@logs_to(CONCH_LOG)
 class Connection(SSHConnection):
     """A logged-in connection to ``target``.
 
@@ -189,7 +189,9 @@ class Connection(SSHConnection):
     ``ConnectionLost`` its in-flight commands failed with.
     """
 
-    def __init__(self, target: Target, ready: Deferred):
+    transport: "_Transport"  # set by Conch before the service starts
+
+    def __init__(self, target: Target, ready: "Deferred[Connection]"):
         super().__init__()
         self.target = target
         self.lost: Deferred[ConnectionLost] = Deferred()
@@ -208,24 +210,25 @@ class Connection(SSHConnection):
         self.openChannel(channel)
         return channel
 
-    def forward(self, destination) -> ForwardChannel:
+    def forward(self, destination: Destination) -> ForwardChannel:
         """Open a stream channel to ``destination`` (see ``dssr.remote.forward``)."""
         channel = ForwardChannel(destination, str(self.target))
         self.openChannel(channel, destination.open_data())
         return channel
 
-    def adjustWindow(self, channel, bytesToAdd: int) -> None:
+    def adjustWindow(self, channel: SSHChannel, bytesToAdd: int) -> None:
         # Conch grows every window as data arrives; a stream grows its own as it is read.
         if not isinstance(channel, ForwardChannel):
             super().adjustWindow(channel, bytesToAdd)
 
-    def grow_window(self, channel, bytesToAdd: int) -> None:
+    def grow_window(self, channel: SSHChannel, bytesToAdd: int) -> None:
         """Let ``channel``'s far side send ``bytesToAdd`` more bytes."""
         super().adjustWindow(channel, bytesToAdd)
 
     def ping(self) -> Deferred[None]:
         """A keepalive round trip: fires when the server answers, whatever it answers."""
-        request = self.sendGlobalRequest(b"keepalive@openssh.com", b"", wantReply=True)
+        request: Deferred[object] = self.sendGlobalRequest(b"keepalive@openssh.com", b"",
+                                                           wantReply=True)
         return request.addCallbacks(_answered, _answered_no)
 
     def close(self, why: str) -> Deferred[ConnectionLost]:
@@ -239,7 +242,7 @@ class Connection(SSHConnection):
         """Drop the TCP connection at once (for a peer that stopped answering)."""
         self.why = why
         self.alive = False
-        self.transport.transport.abortConnection()
+        cast(ITCPTransport, self.transport.transport).abortConnection()  # or a test's
 
     def serviceStopped(self) -> None:
         self.alive = False
@@ -250,61 +253,20 @@ class Connection(SSHConnection):
         self.lost.callback(error)
 
 
-def _answered(result) -> None:
+def _answered(result: object) -> None:
     return None
 
 
-def _answered_no(failure) -> None:
+def _answered_no(failure: Failure) -> None:
     # OpenSSH answers keepalive@openssh.com with REQUEST_FAILURE: still an answer.
     failure.trap(ConchError)
 
 
-@logs_to(_CONCH_LOG)
-class _UserAuth(SSHUserAuthClient):
-    """Public key authentication with one key only; RSA signs with SHA-2 when allowed.
-
-    (Conch's stock client signs RSA with SHA-1, which OpenSSH 8.8+ refuses.)
-    """
-
-    preferredOrder = [b"publickey"]
-
-    def __init__(self, target: Target, connection: Connection):
-        super().__init__(target.user.encode("utf-8"), connection)
-        self._key = target.key
-        self._tried = False
-
-    def tryAuth(self, kind: bytes) -> bool | None:
-        return self._publickey() if kind == b"publickey" else None
-
-    def _publickey(self) -> bool:
-        if self._tried:
-            return False
-        self._tried = True
-        algorithm = self._algorithm()
-        blob = self._key.blob()
-        signed = (
-            NS(self.transport.sessionID) + bytes((MSG_USERAUTH_REQUEST,)) + NS(self.user)
-            + NS(self.instance.name) + NS(b"publickey") + b"\x01" + NS(algorithm) + NS(blob)
-        )
-        signature = self._key.sign(signed, signatureType=algorithm)
-        self.askForAuth(b"publickey", b"\x01" + NS(algorithm) + NS(blob) + NS(signature))
-        return True
-
-    def _algorithm(self) -> bytes:
-        if self._key.type() != "RSA":
-            return self._key.sshType()
-        advertised = self.transport.peerExtensions.get(b"server-sig-algs", b"").split(b",")
-        for algorithm in (b"rsa-sha2-512", b"rsa-sha2-256"):
-            if algorithm in advertised:
-                return algorithm
-        return b"ssh-rsa"
-
-
-@logs_to(_CONCH_LOG)
+@logs_to(CONCH_LOG)
 class _Transport(GCMClientTransport):
     """The SSH transport for one login: strict host key check, then user-auth."""
 
-    def __init__(self, target: Target, ready: Deferred):
+    def __init__(self, target: Target, ready: Deferred[Connection]):
         self.target = target
         self.ready = ready
         self.error: RemoteError | None = None
@@ -322,7 +284,7 @@ class _Transport(GCMClientTransport):
             self.transport.setTcpNoDelay(True)
         super().connectionMade()
 
-    def verifyHostKey(self, hostKey: bytes, fingerprint: bytes) -> Deferred:
+    def verifyHostKey(self, hostKey: bytes, fingerprint: bytes) -> Deferred[bool]:
         try:
             self.target.known_hosts.check(
                 self.target.host, self.target.port, Key.fromString(hostKey))
@@ -339,7 +301,7 @@ class _Transport(GCMClientTransport):
             return
         self._secured = True
         connection = Connection(self.target, self.ready)
-        self.requestService(_UserAuth(self.target, connection))
+        self.requestService(PublicKeyAuth(self.target.user, self.target.key, connection))
 
     def sendDisconnect(self, reason: int, desc: bytes) -> None:
         if reason == DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE and self.error is None:
@@ -353,7 +315,8 @@ class _Transport(GCMClientTransport):
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         self.why = self.why or "the server said: " + description.decode("utf-8", "replace")
 
-    def connectionLost(self, reason) -> None:
+    # Twisted always passes the reason; only SSHTransportBase allows calling it without.
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         self.why = self.why or reason.getErrorMessage()
         if isinstance(self.service, Connection):
             self.service.why = self.why
@@ -374,16 +337,16 @@ def dial(
     def abandon(why: str) -> None:
         transport.why = why
         if transport.transport is not None:
-            transport.transport.abortConnection()
+            cast(ITCPTransport, transport.transport).abortConnection()  # or a test's
         else:
             connecting.cancel()
 
-    def cannot_connect(failure) -> None:
+    def cannot_connect(failure: Failure) -> None:
         if not ready.called:
             why = transport.why or failure.getErrorMessage()
             ready.errback(NotConnected(f"cannot connect to {target}: {why}"))
 
-    def finished(result):
+    def finished(result: T) -> T:
         if timer.active():
             timer.cancel()
         return result

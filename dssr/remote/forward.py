@@ -18,6 +18,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from twisted.conch.ssh.channel import SSHChannel
 from twisted.conch.ssh.common import NS
@@ -26,7 +27,11 @@ from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
+    IAddress,
     IConsumer,
+    IProducer,
+    IProtocol,
+    IProtocolFactory,
     IPushProducer,
     IStreamClientEndpoint,
     ITransport,
@@ -37,6 +42,9 @@ from zope.interface import implementer
 
 from dssr.remote.interfaces import ForwardRefused, RemoteError
 from dssr.twisted_private.ssh import logs_to
+
+if TYPE_CHECKING:
+    from dssr.remote.conch import Connection
 
 # The receive window of a stream: what DSSR holds at most for a reader that paused
 # (OpenSSH's own forwarding channels use the same 2 MiB).
@@ -64,7 +72,8 @@ class TCPDestination:
 
     def open_data(self) -> bytes:
         # The originator address is informational; sshd logs it.
-        return packOpen_direct_tcpip((self.host, self.port), ("127.0.0.1", 0))
+        data: bytes = packOpen_direct_tcpip((self.host, self.port), ("127.0.0.1", 0))
+        return data
 
     def address(self) -> IPv4Address:
         return IPv4Address("TCP", self.host, self.port)
@@ -92,11 +101,16 @@ class UnixDestination:
         return f"unix:{self.path}"
 
 
-def refusal(destination, where: str, reason) -> ForwardRefused:
+# Where a stream goes.
+Destination = TCPDestination | UnixDestination
+
+
+def refusal(destination: Destination, where: str, reason: object) -> ForwardRefused:
     """The error for a channel open that the server refused with ``reason`` (a ConchError)."""
-    code = reason.data if isinstance(getattr(reason, "data", None), int) else None
-    said = reason.value if isinstance(getattr(reason, "value", None), bytes) else b""
-    detail = _REFUSALS.get(code, "refused")
+    data, value = getattr(reason, "data", None), getattr(reason, "value", None)
+    code = data if isinstance(data, int) else None
+    said = value if isinstance(value, bytes) else b""
+    detail = "refused" if code is None else _REFUSALS.get(code, "refused")
     text = said.decode("utf-8", "replace")
     return ForwardRefused(f"{where} would not open a stream to {destination}: {detail}"
                           + (f"; it said: {text}" if text else ""), code)
@@ -111,18 +125,20 @@ class ForwardChannel(SSHChannel):
     ``done`` fires once the channel is gone on both sides.
     """
 
-    def __init__(self, destination, where: str, window: int = STREAM_WINDOW):
+    conn: "Connection | None"  # Conch sets it; ours has grow_window
+
+    def __init__(self, destination: Destination, where: str, window: int = STREAM_WINDOW):
         super().__init__(localWindow=window, localMaxPacket=_PACKET)
         self.name = destination.kind
         self.destination = destination
         self.opened: Deferred[ForwardChannel] = Deferred(lambda _: self._abandon())
         self.done: Deferred[None] = Deferred()
-        self.protocol = None
+        self.protocol: IProtocol | None = None
         self.paused = False  # our reader paused us: hold what arrives
         self._where = where
         self._pending: deque[bytes] = deque()
         self._held = 0  # bytes in _pending
-        self._producer = None
+        self._producer: IPushProducer | None = None
         self._streaming = True
         self._abandoned = False
         self._reason: Failure = Failure(ConnectionDone("the stream was closed"))
@@ -140,7 +156,7 @@ class ForwardChannel(SSHChannel):
             return
         self.opened.callback(self)
 
-    def openFailed(self, reason) -> None:
+    def openFailed(self, reason: object) -> None:
         error = self._lost_error or refusal(self.destination, self._where, reason)
         self._release()
         if not self.opened.called:
@@ -193,7 +209,7 @@ class ForwardChannel(SSHChannel):
 
     # The protocol's side (ITransport, IPushProducer, IConsumer)
 
-    def attach(self, protocol) -> None:
+    def attach(self, protocol: IProtocol) -> None:
         """Connect ``protocol`` to this stream, handing it what already arrived."""
         self.protocol = protocol
         protocol.makeConnection(self)
@@ -216,11 +232,13 @@ class ForwardChannel(SSHChannel):
         self.buf = b""
         self.loseConnection()
 
-    def getPeer(self):
+    def getPeer(self) -> IAddress:
         return self.destination.address()
 
-    def getHost(self):
-        return self.conn.transport.getHost()
+    def getHost(self) -> IAddress:
+        assert self.conn is not None and self.conn.transport is not None  # open
+        host: IAddress = self.conn.transport.getHost()
+        return host
 
     def pauseProducing(self) -> None:
         self.paused = True
@@ -232,14 +250,16 @@ class ForwardChannel(SSHChannel):
     def stopProducing(self) -> None:
         self.abortConnection()
 
-    def registerProducer(self, producer, streaming: bool) -> None:
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
         if self._producer is not None:
             raise RuntimeError("a producer is already registered")
-        self._producer, self._streaming = producer, streaming
+        # A pull producer (not streaming) is only ever resumed, as IPullProducer allows.
+        pushing = cast(IPushProducer, producer)
+        self._producer, self._streaming = pushing, streaming
         if streaming and not self.areWriting:
-            producer.pauseProducing()
+            pushing.pauseProducing()
         elif not streaming:
-            producer.resumeProducing()
+            pushing.resumeProducing()
 
     def unregisterProducer(self) -> None:
         self._producer = None
@@ -272,12 +292,12 @@ class ForwardEndpoint:
     ``open`` (e.g. ``Link.stream``) fires with an open ``ForwardChannel``.
     """
 
-    def __init__(self, open: Callable[[], Deferred], destination):
+    def __init__(self, open: Callable[[], Deferred[ForwardChannel]], destination: Destination):
         self._open = open
         self.destination = destination
 
-    def connect(self, protocolFactory) -> Deferred:
-        def attach(channel: ForwardChannel):
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        def attach(channel: ForwardChannel) -> IProtocol:
             protocol = protocolFactory.buildProtocol(channel.getPeer())
             if protocol is None:
                 channel.abortConnection()

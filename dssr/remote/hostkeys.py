@@ -12,6 +12,7 @@ import hmac
 import os
 import re
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from twisted.conch.ssh.keys import BadKeyError, Key
 from twisted.logger import Logger
@@ -93,7 +94,7 @@ def _matches_hashed(field: str, token: str) -> bool:
     return hmac.compare_digest(mine, digest)
 
 
-def _glob(pattern: str) -> re.Pattern:
+def _glob(pattern: str) -> re.Pattern[str]:
     # Only * and ? are special: "[host]:port" is literal text, unlike in fnmatch.
     return re.compile("".join(
         ".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern
@@ -194,7 +195,7 @@ class KnownHosts:
             ) from None
 
 
-def _ends_line(file) -> bool:
+def _ends_line(file: BinaryIO) -> bool:
     """Whether ``file`` is empty or ends with a newline, so an appended line stands alone."""
     if file.seek(0, os.SEEK_END) == 0:
         return True

@@ -1,8 +1,14 @@
 """Running commands on the cluster's login node."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from twisted.application.service import IService
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IStreamClientEndpoint
 from zope.interface import Attribute, Interface
+
+from dssr.samples import Sample
 
 
 @dataclass(frozen=True)
@@ -65,11 +71,12 @@ class AuthenticationFailed(RemoteError):
 class IRemote(Interface):
     """Runs argv lists on the login node, as the service account or a mapped user."""
 
-    service = Attribute(
+    service: IService | None = Attribute(
         "An IService that opens and closes the transport's connections with the "
         "process, or None when there is nothing to open.")
 
-    def run(argv, stdin=None, user=None, timeout=None):
+    def run(argv: list[str], stdin: bytes | None = None, user: str | None = None,
+            timeout: float | None = None) -> Deferred[RemoteResult]:
         """Run ``argv`` (a list of str, joined with ``shlex.join``), feeding ``stdin`` bytes.
 
         ``user`` picks a mapped cluster user (None: the service account). ``timeout``
@@ -79,7 +86,7 @@ class IRemote(Interface):
         once when ``argv`` is not a non-empty list of str.
         """
 
-    def tcp_endpoint(host, port, user=None):
+    def tcp_endpoint(host: str, port: int, user: str | None = None) -> IStreamClientEndpoint:
         """An ``IStreamClientEndpoint`` reaching ``host``:``port`` as the login node sees it.
 
         Over SSH each ``connect`` opens a ``direct-tcpip`` channel on ``user``'s
@@ -92,14 +99,14 @@ class IRemote(Interface):
         The local transport connects over TCP from this host, whatever ``user``.
         """
 
-    def unix_endpoint(path, user=None):
+    def unix_endpoint(path: str, user: str | None = None) -> IStreamClientEndpoint:
         """As ``tcp_endpoint``, for the unix socket ``path`` on the login node
         (``direct-streamlocal@openssh.com`` over SSH; sshd's AllowStreamLocalForwarding).
         """
 
-    def state():
+    def state() -> tuple[str, str | None]:
         """Describe the transport now: a ``(state, last_error)`` pair, ``state`` one of
         ``"connected"``, ``"connecting"``, ``"failed"``, ``last_error`` a str or None."""
 
-    def metrics():
+    def metrics() -> Iterable[Sample]:
         """``dssr.samples.Sample`` values for ``/metrics`` (an iterable, maybe empty)."""

@@ -14,6 +14,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -33,6 +34,10 @@ from dssr.remote.interfaces import (
 from dssr.remote.policy import Policy, backoff_delay
 from dssr.remote.streams import Streams
 
+if TYPE_CHECKING:  # what dial() gives; tests hand in fakes of it
+    from dssr.remote.conch import Connection, ExecChannel
+    from dssr.remote.forward import Destination, ForwardChannel
+
 _log = Logger()
 
 # Errors that retrying will not fix until an admin acts: commands waiting for a
@@ -46,7 +51,7 @@ class _Job:
     stdin: bytes | None
     timeout: float
     expires: float
-    result: Deferred
+    result: Deferred[RemoteResult]
     deadline: IDelayedCall | None = None
 
 
@@ -58,7 +63,7 @@ class Link:
 
     def __init__(
         self,
-        dial: Callable[[], Deferred],
+        dial: "Callable[[], Deferred[Connection]]",
         clock: IReactorTime,
         name: str,
         policy: Policy,
@@ -72,8 +77,8 @@ class Link:
         self._policy = policy
         self._persistent = persistent
         self._random = random
-        self._conn = None
-        self._dialing: Deferred | None = None
+        self._conn: Connection | None = None
+        self._dialing: Deferred[Connection] | None = None
         self._retry: IDelayedCall | None = None
         self._idle: IDelayedCall | None = None
         self._keepalive: LoopingCall | None = None
@@ -85,8 +90,8 @@ class Link:
                                 lambda: self.last_error)
         # Channels that count against the server's MaxSessions: open ones, and closed
         # ones until a round trip proves the server has freed their session.
-        self._channels: set = set()
-        self._draining: list = []
+        self._channels: set[ExecChannel] = set()
+        self._draining: list[ExecChannel] = []
         self._barrier = False
         self._held = False  # the server refused a channel: open none until one closes
         self._unhold_timer: IDelayedCall | None = None
@@ -109,7 +114,8 @@ class Link:
         """Connect in the background (never fails: errors go to ``state`` and the log)."""
         self._ensure_connecting()
 
-    def run(self, command: bytes, stdin: bytes | None, timeout: float | None) -> Deferred:
+    def run(self, command: bytes, stdin: bytes | None,
+            timeout: float | None) -> Deferred[RemoteResult]:
         """Run a shell command line; fires with a ``RemoteResult`` or fails with ``RemoteError``."""
         if self._stopped:
             return fail(NotConnected(f"{self.name}: DSSR is shutting down"))
@@ -126,7 +132,7 @@ class Link:
         self._pump()
         return job.result
 
-    def stream(self, destination) -> Deferred:
+    def stream(self, destination: "Destination") -> "Deferred[ForwardChannel]":
         """Open a stream to ``destination``; fires with the channel once the server agreed.
 
         Fails with ``NotConnected`` past ``connect_wait`` without a connection, with
@@ -174,7 +180,7 @@ class Link:
         dialing = self._dialing = self._dial()
         dialing.addCallbacks(self._connected, self._dial_failed)
 
-    def _connected(self, conn) -> None:
+    def _connected(self, conn: "Connection") -> None:
         self._dialing = None
         if self._stopped:
             conn.close("DSSR is shutting down")
@@ -190,7 +196,7 @@ class Link:
         self._streams.connected(conn)
         self._idle_check()
 
-    def _dial_failed(self, failure) -> None:
+    def _dial_failed(self, failure: Failure) -> None:
         self._dialing = None
         if self._stopped and failure.check(CancelledError):
             return
@@ -202,7 +208,7 @@ class Link:
             self._fail_queue(error)
         self._schedule_retry()
 
-    def _lost(self, error: RemoteError, conn) -> None:
+    def _lost(self, error: RemoteError, conn: "Connection") -> None:
         if conn is not self._conn:
             return  # closed on purpose (idle, stop)
         self._conn = None
@@ -237,11 +243,12 @@ class Link:
         while (self._conn is not None and self._conn.alive and self._queue and not self._held
                and len(self._channels) < self._policy.max_channels):
             job = self._queue.popleft()
-            job.deadline.cancel()
+            _cancel(job.deadline)  # active: a job leaves the queue when it expires
             self._start(job)
 
     def _start(self, job: _Job) -> None:
         conn = self._conn
+        assert conn is not None  # _pump starts jobs only on a connection
         self.commands += 1
         channel = conn.execute(job.command, job.stdin, self._policy.max_output)
         self._channels.add(channel)
@@ -252,7 +259,8 @@ class Link:
         channel.result.addBoth(self._finished, job, channel, timer)
         channel.done.addCallback(self._released, channel, conn)
 
-    def _finished(self, result: RemoteResult | Failure, job: _Job, channel, timer) -> None:
+    def _finished(self, result: RemoteResult | Failure, job: _Job, channel: "ExecChannel",
+                  timer: IDelayedCall | None) -> None:
         _cancel(timer)
         if isinstance(result, Failure) and result.check(ChannelRefused):
             # The server is at its session limit (other clients, or killed commands
@@ -267,7 +275,7 @@ class Link:
         else:
             job.result.callback(result)
 
-    def _released(self, ignored, channel, conn) -> None:
+    def _released(self, ignored: None, channel: "ExecChannel", conn: "Connection") -> None:
         if channel not in self._channels:
             return  # refused, or its connection is gone
         if conn is not self._conn or not conn.alive:
@@ -284,9 +292,11 @@ class Link:
         batch, self._draining = self._draining, []
         self._barrier = True
         conn = self._conn
+        assert conn is not None  # _released drains only the live connection's channels
         conn.ping().addCallback(self._barrier_passed, batch, conn)
 
-    def _barrier_passed(self, ignored, batch: list, conn) -> None:
+    def _barrier_passed(self, ignored: None, batch: "list[ExecChannel]",
+                        conn: "Connection") -> None:
         if conn is not self._conn:
             return
         self._barrier = False
@@ -320,8 +330,8 @@ class Link:
         self._queue.remove(job)
         if self._conn is None:
             why = f": {self.last_error}" if self.last_error else ""
-            error = NotConnected(f"no connection to {self.name} within "
-                                 f"{self._policy.connect_wait:g}s{why}")
+            error: RemoteError = NotConnected(f"no connection to {self.name} within "
+                                              f"{self._policy.connect_wait:g}s{why}")
         else:
             error = CommandTimeout(f"no free channel to {self.name} within "
                                    f"{self._policy.queue_timeout:g}s "
@@ -333,7 +343,7 @@ class Link:
         self._streams.fail(error)
         while self._queue:
             job = self._queue.popleft()
-            job.deadline.cancel()
+            _cancel(job.deadline)
             job.result.errback(error)
 
     # Keepalive and idle close
@@ -353,6 +363,7 @@ class Link:
 
     def _ping(self) -> None:
         conn = self._conn
+        assert conn is not None  # keepalives run while connected
         if self._unanswered >= self._policy.keepalive_misses:
             conn.abort(f"no answer to {self._unanswered} keepalives "
                        f"({self._policy.keepalive:g}s apart)")
@@ -360,7 +371,7 @@ class Link:
         self._unanswered += 1
         conn.ping().addCallback(self._answered, conn)
 
-    def _answered(self, ignored, conn) -> None:
+    def _answered(self, ignored: None, conn: "Connection") -> None:
         if conn is self._conn:
             self._unanswered = 0
 
@@ -378,6 +389,7 @@ class Link:
     def _close_idle(self) -> None:
         self._idle = None
         conn, self._conn = self._conn, None
+        assert conn is not None  # _idle_check sets the timer only while connected
         self._stop_keepalive()
         _log.info("SSH: closing idle connection to {name}", name=self.name)
         conn.close(f"idle for {self._policy.idle_timeout:g}s")

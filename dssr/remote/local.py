@@ -3,17 +3,20 @@
 import os
 import pwd
 import signal
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
-from twisted.internet.interfaces import IReactorProcess
+from twisted.internet.interfaces import IDelayedCall, IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from dssr.remote.interfaces import CommandTimeout, IRemote, RemoteError, RemoteResult
 from dssr.remote.output import OutputBuffer
+from dssr.samples import Sample
 
 # Run argv through sh without building a command line: "$@" keeps every argument
 # intact, and a missing program gives exit status 127 as it would over SSH.
@@ -24,9 +27,11 @@ _SHELL = ("/bin/sh", "-c", 'exec "$@"', "sh")
 # non-default Slurm config need it.
 PASSED_ON = ("PATH", "LANG", "SLURM_CONF")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+T = TypeVar("T")
 
 
-def command_environment(environ: Mapping[str, str], account: pwd.struct_passwd) -> dict:
+def command_environment(environ: Mapping[str, str],
+                        account: pwd.struct_passwd) -> dict[str, str]:
     """The environment a command runs in: ``PASSED_ON`` from ``environ``, and the
     account's ``HOME``, ``USER`` and ``LOGNAME``."""
     env = {name: environ[name] for name in PASSED_ON if environ.get(name)}
@@ -44,7 +49,7 @@ class LocalRemote:
 
     def __init__(
         self,
-        reactor: IReactorProcess,
+        reactor: Any,  # IReactorProcess, IReactorTime, IReactorTCP and IReactorUNIX
         command_timeout: float,
         max_output: int,
         environ: Mapping[str, str] = os.environ,
@@ -54,7 +59,8 @@ class LocalRemote:
         self._max_output = max_output
         self._environ = dict(environ)
 
-    def run(self, argv, stdin=None, user=None, timeout=None) -> Deferred:
+    def run(self, argv: list[str], stdin: bytes | None = None, user: str | None = None,
+            timeout: float | None = None) -> Deferred[RemoteResult]:
         if isinstance(argv, str | bytes) or not argv or not all(
                 isinstance(arg, str) for arg in argv):
             raise ValueError("argv must be a non-empty list of str")
@@ -77,18 +83,18 @@ class LocalRemote:
             process.result.addBoth(_cancel_timer, timer)
         return process.result
 
-    def tcp_endpoint(self, host: str, port: int, user: str | None = None):
+    def tcp_endpoint(self, host: str, port: int, user: str | None = None) -> HostnameEndpoint:
         """A plain TCP endpoint from this host: there is no login to forward through."""
         return HostnameEndpoint(self._reactor, host, port)
 
-    def unix_endpoint(self, path: str, user: str | None = None):
+    def unix_endpoint(self, path: str, user: str | None = None) -> UNIXClientEndpoint:
         """A plain unix socket endpoint on this host, connected as DSSR's own account."""
         return UNIXClientEndpoint(self._reactor, path)
 
     def state(self) -> tuple[str, str | None]:
         return "connected", None
 
-    def metrics(self):
+    def metrics(self) -> Iterable[Sample]:
         return ()
 
 
@@ -103,7 +109,7 @@ def _account(user: str | None) -> pwd.struct_passwd:
     return account
 
 
-def _cancel_timer(result, timer):
+def _cancel_timer(result: T, timer: IDelayedCall) -> T:
     if timer.active():
         timer.cancel()
     return result
@@ -111,6 +117,8 @@ def _cancel_timer(result, timer):
 
 class _Process(ProcessProtocol):
     """Feeds stdin, keeps capped output, fires ``result`` when the process has ended."""
+
+    transport: IProcessTransport  # set by spawnProcess before connectionMade
 
     def __init__(self, stdin: bytes | None, max_output: int):
         self.result: Deferred[RemoteResult] = Deferred()
@@ -143,7 +151,7 @@ class _Process(ProcessProtocol):
             pass
         self.transport.loseConnection()
 
-    def processEnded(self, reason) -> None:
+    def processEnded(self, reason: Failure) -> None:
         if self._error is not None:
             self.result.errback(self._error)
             return

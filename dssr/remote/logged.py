@@ -6,16 +6,18 @@ could not run or finish is ``Unavailable``: the cluster is not there.
 """
 
 import shlex
+from collections.abc import Sequence
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from dssr.errors import Unavailable
-from dssr.remote.interfaces import RemoteError, RemoteResult
+from dssr.remote.interfaces import IRemote, RemoteError, RemoteResult
 
 _log = Logger(namespace="dssr.slurm")
 
 
-def command_text(argv, longest: int = 120) -> str:
+def command_text(argv: Sequence[str], longest: int = 120) -> str:
     """``argv`` as a shell line for the debug log, each argument cut to ``longest``."""
     return shlex.join(arg if len(arg) <= longest else arg[:longest] + "..." for arg in argv)
 
@@ -26,12 +28,12 @@ class LoggedRemote:
     ``service_user`` names the service account in the log.
     """
 
-    def __init__(self, remote, clock, service_user: str = ""):
+    def __init__(self, remote: IRemote, clock: IReactorTime, service_user: str = ""):
         self.remote = remote
         self.clock = clock
         self._service_user = service_user
 
-    async def run(self, argv, stdin: bytes | None = None,
+    async def run(self, argv: list[str], stdin: bytes | None = None,
                   user: str | None = None) -> RemoteResult:
         """Run ``argv`` as ``user``; its result whatever the exit status, else ``Unavailable``."""
         started = self.clock.seconds()

@@ -35,5 +35,6 @@ def backoff_delay(attempt: int, base: float, cap: float, random: Callable[[], fl
     Jittered into the upper half of that span, so several DSSRs (or users) that lost
     the login node together do not all come back in step.
     """
-    ceiling = min(cap, base * 2 ** min(attempt, 64))
+    doubled: int = 2 ** min(attempt, 64)
+    ceiling = min(cap, base * doubled)
     return ceiling * (0.5 + random() / 2)

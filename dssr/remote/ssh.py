@@ -3,7 +3,7 @@
 import random
 import shlex
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from twisted.application.service import IService, Service
 from twisted.conch.ssh.keys import Key
@@ -11,10 +11,18 @@ from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from dssr.remote.forward import ForwardEndpoint, TCPDestination, UnixDestination
-from dssr.remote.interfaces import IRemote, RemoteError
+from dssr.remote.conch import Connection
+from dssr.remote.forward import (
+    Destination,
+    ForwardChannel,
+    ForwardEndpoint,
+    TCPDestination,
+    UnixDestination,
+)
+from dssr.remote.interfaces import IRemote, RemoteError, RemoteResult
 from dssr.remote.keys import decode_key_text, load_private_key
-from dssr.remote.link import Link, Policy
+from dssr.remote.link import Link
+from dssr.remote.policy import Policy
 from dssr.samples import Sample
 
 # Mapped cluster user -> private key: bytes, or text as in settings (PEM/OpenSSH or base64).
@@ -34,7 +42,7 @@ class SSHRemote(Service):
 
     def __init__(
         self,
-        connect: Callable[[str, Key], Deferred],
+        connect: Callable[[str, Key], Deferred[Connection]],
         clock: IReactorTime,
         address: str,
         service_user: str,
@@ -55,7 +63,8 @@ class SSHRemote(Service):
         self._links: dict[str, Link] = {}
         self._main = self._new_link(service_user, service_key, persistent=True)
 
-    def run(self, argv, stdin=None, user=None, timeout=None) -> Deferred:
+    def run(self, argv: list[str], stdin: bytes | None = None, user: str | None = None,
+            timeout: float | None = None) -> Deferred[RemoteResult]:
         if isinstance(argv, str | bytes) or not argv or not all(
                 isinstance(arg, str) for arg in argv):
             raise ValueError("argv must be a non-empty list of str")
@@ -71,8 +80,8 @@ class SSHRemote(Service):
     def unix_endpoint(self, path: str, user: str | None = None) -> ForwardEndpoint:
         return self._endpoint(UnixDestination(path), user)
 
-    def _endpoint(self, destination, user: str | None) -> ForwardEndpoint:
-        def open_stream() -> Deferred:
+    def _endpoint(self, destination: Destination, user: str | None) -> ForwardEndpoint:
+        def open_stream() -> Deferred[ForwardChannel]:
             try:
                 link = self._link(user)
             except RemoteError as error:
@@ -87,13 +96,13 @@ class SSHRemote(Service):
     def state(self) -> tuple[str, str | None]:
         return self._main.state()
 
-    def metrics(self):
+    def metrics(self) -> Iterator[Sample]:
         """Samples for ``/metrics``: logins, commands, failures, connections up, streams.
 
         Labelled by ``role``, ``service`` or ``mapped`` (summed over mapped users), so
         the page names no account unless ``user_labels`` adds a ``user`` label.
         """
-        totals: dict[tuple, Counter] = {}
+        totals: dict[tuple[tuple[str, str], ...], Counter[str]] = {}
         for user, link in self._links.items():
             labels = {"role": "service" if user == self._service_user else "mapped"}
             if self._user_labels:
@@ -102,8 +111,8 @@ class SSHRemote(Service):
                 "logins": link.logins, "commands": link.commands, "failures": link.failures,
                 "connected": int(link.state()[0] == "connected"),
                 "streams": link.streams.opened, "open_streams": link.streams.open()})
-        for labels, counts in totals.items():
-            labels = dict(labels)
+        for pairs, counts in totals.items():
+            labels = dict(pairs)
             yield Sample("dssr_ssh_logins", "counter", "SSH logins made", counts["logins"],
                          labels)
             yield Sample("dssr_remote_commands", "counter", "Commands run on the cluster",
@@ -121,7 +130,7 @@ class SSHRemote(Service):
         super().startService()
         self._main.start()
 
-    def stopService(self) -> Deferred:
+    def stopService(self) -> Deferred[list[None]]:
         super().stopService()
         return gatherResults([link.stop() for link in self._links.values()])
 

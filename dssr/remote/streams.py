@@ -7,6 +7,7 @@ only. The link stays open (not idle) while any stream waits or is open.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -14,13 +15,17 @@ from twisted.python.failure import Failure
 
 from dssr.remote.interfaces import NotConnected, RemoteError
 
+if TYPE_CHECKING:
+    from dssr.remote.conch import Connection
+    from dssr.remote.forward import Destination, ForwardChannel
+
 
 @dataclass
 class _Wait:
-    destination: object
-    result: Deferred
+    destination: "Destination"
+    result: "Deferred[ForwardChannel]"
     deadline: IDelayedCall | None = None
-    channel: object = None  # once the open is asked of the server
+    channel: "ForwardChannel | None" = None  # once the open is asked of the server
 
 
 class Streams:
@@ -38,7 +43,7 @@ class Streams:
         self._changed = changed
         self._last_error = last_error
         self._waits: list[_Wait] = []
-        self._open: set = set()
+        self._open: set[ForwardChannel] = set()
         self.opened = 0  # streams asked of the server so far
 
     def busy(self) -> bool:
@@ -49,7 +54,8 @@ class Streams:
         """How many streams are open now."""
         return len(self._open)
 
-    def open_stream(self, destination, conn) -> Deferred:
+    def open_stream(self, destination: "Destination",
+                    conn: "Connection | None") -> "Deferred[ForwardChannel]":
         """A stream to ``destination`` on ``conn``, or on the next connection when None."""
         wait = _Wait(destination, Deferred(lambda _: self._abandon(wait)))
         if conn is not None:
@@ -59,28 +65,29 @@ class Streams:
             self._waits.append(wait)
         return wait.result
 
-    def connected(self, conn) -> None:
+    def connected(self, conn: "Connection") -> None:
         """The connection is up: open every waiting stream on it."""
         waits, self._waits = self._waits, []
         for wait in waits:
-            wait.deadline.cancel()
+            _cancel(wait.deadline)  # active: a wait leaves the list when it expires
             self._start(wait, conn)
 
     def fail(self, error: RemoteError) -> None:
         """Fail every waiting stream with ``error`` (the connection cannot be made)."""
         waits, self._waits = self._waits, []
         for wait in waits:
-            wait.deadline.cancel()
+            _cancel(wait.deadline)
             wait.result.errback(error)
 
-    def _start(self, wait: _Wait, conn) -> None:
+    def _start(self, wait: _Wait, conn: "Connection") -> None:
         self.opened += 1
         channel = wait.channel = conn.forward(wait.destination)
         self._open.add(channel)
         channel.done.addCallback(self._gone, channel)
-        channel.opened.addCallbacks(_fire, _fire, (wait.result,), None, (wait.result,))
+        channel.opened.addCallbacks(_fire, _fire, callbackArgs=(wait.result,),
+                                    errbackArgs=(wait.result,))
 
-    def _gone(self, ignored, channel) -> None:
+    def _gone(self, ignored: None, channel: "ForwardChannel") -> None:
         self._open.discard(channel)
         self._changed()
 
@@ -89,7 +96,7 @@ class Streams:
             wait.channel.opened.cancel()
         elif wait in self._waits:
             self._waits.remove(wait)
-            wait.deadline.cancel()
+            _cancel(wait.deadline)
             self._changed()
 
     def _expired(self, wait: _Wait) -> None:
@@ -101,7 +108,12 @@ class Streams:
         self._changed()
 
 
-def _fire(outcome, result: Deferred) -> None:
+def _cancel(deadline: IDelayedCall | None) -> None:
+    if deadline is not None and deadline.active():
+        deadline.cancel()
+
+
+def _fire(outcome: "ForwardChannel | Failure", result: "Deferred[ForwardChannel]") -> None:
     """Pass the channel's open ``outcome`` (the channel or a Failure) on to ``result``."""
     if result.called:
         return

@@ -8,12 +8,15 @@ answering 200 — is a ``DSSRError`` whose message names the call and the reason
 import base64
 import json
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from twisted.internet.defer import TimeoutError, ensureDeferred
 from twisted.internet.error import ConnectError
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.client import ResponseFailed, readBody
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent
 
 from dssr.jobs import JobRef
 from dssr.producers import BytesProducer
@@ -53,7 +56,8 @@ def basic_auth(credentials: str) -> bytes:
 def _reason(error: Exception) -> str:
     """A readable reason for a failed exchange (ResponseFailed wraps its causes)."""
     if isinstance(error, ResponseFailed) and error.reasons:
-        return error.reasons[0].getErrorMessage()
+        message: str = error.reasons[0].getErrorMessage()
+        return message
     return str(error)
 
 
@@ -73,7 +77,8 @@ class DSSRClient:
     call gives up after ``timeout`` seconds on ``clock``.
     """
 
-    def __init__(self, agent, url: str, auth: str | None, clock, timeout: float = 30.0):
+    def __init__(self, agent: IAgent, url: str, auth: str | None, clock: IReactorTime,
+                 timeout: float = 30.0):
         self._agent = agent
         self._url = url.rstrip("/")
         self._headers = {b"Content-Type": [b"application/x-www-form-urlencoded"]}
@@ -82,12 +87,12 @@ class DSSRClient:
         self._clock = clock
         self._timeout = timeout
 
-    async def call(self, path: str, args: dict | None = None) -> tuple[int, bytes]:
+    async def call(self, path: str, args: dict[str, Any] | None = None) -> tuple[int, bytes]:
         """POST ``args`` to ``path``; the status code and body, whatever the code."""
         code, body, _ = await self.call_with_headers(path, args)
         return code, body
 
-    async def call_with_headers(self, path: str, args: dict | None = None
+    async def call_with_headers(self, path: str, args: dict[str, Any] | None = None
                                 ) -> tuple[int, bytes, Headers]:
         """``call``, with the response's headers too."""
         body = urlencode({"args": json.dumps(args)}).encode() if args is not None else b""
@@ -108,14 +113,14 @@ class DSSRClient:
             BytesProducer(body))
         return response.code, await readBody(response), response.headers
 
-    async def answer(self, path: str, args: dict | None = None):
+    async def answer(self, path: str, args: dict[str, Any] | None = None) -> Any:
         """The JSON answer of a call that must succeed (200)."""
         code, body = await self.call(path, args)
         if code != 200:
             raise DSSRError(f"{path}: DSSR answered {code}: {_error_text(body)}")
         return _json(body, path)
 
-    async def submit(self, name: str, number: int, nodes: int, hpc_script: dict,
+    async def submit(self, name: str, number: int, nodes: int, hpc_script: dict[str, Any],
                      held: bool = False) -> JobRef:
         """Submit a job; its ref (``bearer`` is empty: the simulator has no token)."""
         args = {"name": name, "number": number, "nodes": nodes, "hpc_script": hpc_script,
@@ -182,7 +187,7 @@ class DSSRClient:
         await self.answer("/release", _ref_args(ref))
 
 
-def _json(body: bytes, path: str):
+def _json(body: bytes, path: str) -> Any:
     """The JSON of a 200 answer to ``path``."""
     try:
         return json.loads(body)
@@ -191,5 +196,5 @@ def _json(body: bytes, path: str):
                         f"{_error_text(body)!r}") from None
 
 
-def _ref_args(ref: JobRef) -> dict:
+def _ref_args(ref: JobRef) -> dict[str, Any]:
     return {"name": ref.name, "number": ref.number, "jobid": ref.jobid}

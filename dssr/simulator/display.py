@@ -6,6 +6,7 @@ long each job has waited or run; it is cleared before each plain line and redraw
 """
 
 from collections import Counter
+from typing import IO
 
 from dssr.simulator.job import SimJob, exit_code
 
@@ -106,7 +107,7 @@ def summary_lines(jobs: list[SimJob]) -> list[str]:
 class Display:
     """Writes plain lines to ``stream``; with ``tty``, also a live progress line."""
 
-    def __init__(self, stream, tty: bool, width: int = 80):
+    def __init__(self, stream: IO[str], tty: bool, width: int = 80):
         self._stream = stream
         self._tty = tty
         self._width = max(width - 1, 20)

@@ -8,6 +8,9 @@ gives its ``rc`` and the rest of its output. As upstream, the simulator calls
 ``/exitstatus`` exactly once per job: that is DSSR's only clean-up point.
 """
 
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 
 from dssr.simulator import display as show
@@ -25,7 +28,7 @@ class Follower:
     follower's creation, None: none) is when unfinished jobs are terminated.
     """
 
-    def __init__(self, client: DSSRClient, clock, display: Display, interval: float,
+    def __init__(self, client: DSSRClient, clock: IReactorTime, display: Display, interval: float,
                  timeout: float | None = None):
         self._client = client
         self._clock = clock
@@ -36,7 +39,7 @@ class Follower:
         self.jobs: list[SimJob] = []
 
     async def submit(self, name: str, number: int, nodes: int, cores: int, command: str,
-                     hpc_script: dict, held: bool) -> SimJob:
+                     hpc_script: dict[str, Any], held: bool) -> SimJob:
         """Submit one job and start following it."""
         ref = await self._client.submit(name, number, nodes, hpc_script, held)
         job = SimJob(ref, self._clock.seconds(), held=held)
@@ -56,7 +59,7 @@ class Follower:
                 if overdue >= TERMINATE_GRACE:
                     return
                 if overdue >= 0:
-                    await self._terminate_all()
+                    await self._terminate_all(self._timeout)
             await self.poll()
             if self.live():
                 self._display.progress(
@@ -110,9 +113,9 @@ class Follower:
     def _output(self, job: SimJob, lines: list[str]) -> None:
         self._display.lines(show.output_lines(job, lines, many=len(self.jobs) > 1))
 
-    async def _terminate_all(self) -> None:
+    async def _terminate_all(self, timeout: float) -> None:
         for job in self.live():
             if not job.terminated:
-                self._display.line(show.terminating_line(job, self._timeout))
+                self._display.line(show.terminating_line(job, timeout))
                 await self._client.terminate(job.ref)
                 job.terminated = True

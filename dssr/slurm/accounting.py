@@ -1,5 +1,7 @@
 """Whether a Slurm client asks accounting (sacct, or slurmrestd's /slurmdb) at all."""
 
+from twisted.internet.interfaces import IReactorTime
+
 # Seconds DSSR believes Slurm saying it keeps no accounting before asking again.
 ACCOUNTING_RECHECK = 600.0
 
@@ -8,7 +10,7 @@ class AccountingSwitch:
     """On, unless Slurm said it keeps no accounting less than ``ACCOUNTING_RECHECK``
     seconds of ``clock`` ago (a site may turn it on without restarting DSSR)."""
 
-    def __init__(self, clock):
+    def __init__(self, clock: IReactorTime):
         self._clock = clock
         self._off_at: float | None = None
 

@@ -2,7 +2,9 @@
 ``IRemote``: argv from ``dssr.slurm.commands``, output read by ``dssr.slurm.parse``."""
 
 import secrets
+from collections.abc import Iterable
 
+from twisted.application.service import IService
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -10,6 +12,7 @@ from dssr.errors import Unavailable
 from dssr.remote.interfaces import RemoteResult
 from dssr.remote.logged import LoggedRemote
 from dssr.remote.output import first_line
+from dssr.samples import Sample
 from dssr.slurm import commands
 from dssr.slurm.accounting import ACCOUNTING_RECHECK, AccountingSwitch
 from dssr.slurm.interfaces import (
@@ -65,10 +68,10 @@ class CLISlurm:
         self._skipped: set[str] = set()
 
     @property
-    def service(self):
+    def service(self) -> IService | None:
         return self._commands.remote.service
 
-    async def _slurm(self, argv, stdin: bytes | None = None, user: str | None = None,
+    async def _slurm(self, argv: list[str], stdin: bytes | None = None, user: str | None = None,
                      name: str | None = None) -> RemoteResult:
         """Run Slurm command ``name`` (default: ``argv[0]``); a controller that does not
         answer is ``Unavailable``."""
@@ -168,5 +171,5 @@ class CLISlurm:
     def unready(self) -> str | None:
         return self._commands.unready()
 
-    def metrics(self):
+    def metrics(self) -> Iterable[Sample]:
         return self._commands.remote.metrics()

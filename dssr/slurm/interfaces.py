@@ -5,9 +5,13 @@ commands over an ``IRemote``; a slurmrestd client would be another. The connecto
 knows only this interface, so the legacy API's semantics are written once.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from twisted.application.service import IService
 from zope.interface import Attribute, Interface
+
+from dssr.samples import Sample
 
 # Slurm job names of Jarvice jobs: the prefix, then the Jarvice name. Cluster admins
 # filter on it, and the queue snapshot keeps only jobs that carry it.
@@ -94,19 +98,21 @@ class ISlurm(Interface):
     names a mapped cluster user (None: the service account).
     """
 
-    service = Attribute("An IService to start and stop with the process, or None.")
+    service: IService | None = Attribute(
+        "An IService to start and stop with the process, or None.")
 
-    def submit(job, user=None, setup=None):
+    async def submit(job: BatchJob, user: str | None = None,
+                     setup: Setup | None = None) -> str:
         """Submit the ``BatchJob`` as ``user``; the job id (a str).
 
         ``setup`` (a ``Setup``), run as the same user, wraps the submission in one
         round trip; it may answer with an earlier submission's job id instead.
         """
 
-    def queue():
+    async def queue() -> list[QueueJob]:
         """Every Jarvice job Slurm still knows, as a list of ``QueueJob``: one snapshot."""
 
-    def job(jobid, user=None):
+    async def job(jobid: str, user: str | None = None) -> QueueJob | None:
         """The ``QueueJob`` of that id as ``user`` sees the queue, or None (not a Jarvice
         job, or forgotten by Slurm).
 
@@ -114,25 +120,25 @@ class ISlurm(Interface):
         hides other users' jobs from all but their accounts' coordinators).
         """
 
-    def cancel(jobid, user=None):
+    async def cancel(jobid: str, user: str | None = None) -> None:
         """Cancel a job, pending or running."""
 
-    def release(jobid, user=None):
+    async def release(jobid: str, user: str | None = None) -> None:
         """Release a held job (``Refused(unknown_job=True)`` if Slurm has no such job)."""
 
-    def show(jobid):
+    async def show(jobid: str) -> str:
         """Slurm's human-readable description of one job (a str; its error if unknown)."""
 
-    def accounting(jobid, user=None):
+    async def accounting(jobid: str, user: str | None = None) -> AccountingRecord | None:
         """The job's ``AccountingRecord`` as ``user`` sees it (the owner sees its own jobs
         whatever ``PrivateData`` hides), or None: no accounting, no record, or accounting
         could not be asked (then the end record decides; this is logged)."""
 
-    def ping():
+    async def ping() -> None:
         """Return once a Slurm controller answers; else ``Unavailable`` saying why."""
 
-    def unready():
+    def unready() -> str | None:
         """Why Slurm cannot be asked right now without waiting (a str), or None."""
 
-    def metrics():
+    def metrics() -> Iterable[Sample]:
         """``dssr.samples.Sample`` values for ``/metrics`` (none if nothing to report)."""

@@ -13,26 +13,29 @@ failure), as without it.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Generic, TypeVar, cast
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
+T = TypeVar("T")
 
-class Snapshot:
+
+class Snapshot(Generic[T]):
     """A cached, shared result of ``fetch()`` (a function returning a Deferred)."""
 
-    def __init__(self, fetch: Callable[[], Deferred], clock, ttl: float,
+    def __init__(self, fetch: Callable[[], Deferred[T]], clock: IReactorTime, ttl: float,
                  max_stale: float = 0.0):
         self._fetch = fetch
         self._clock = clock
         self.ttl = ttl
         self.max_stale = max_stale
         self.stale_served = 0
-        self._value: Any = None
+        self._value: T | None = None
         self._taken_at: float | None = None
         self._generation = 0
-        self._in_flight: tuple[int, list[Deferred]] | None = None
+        self._in_flight: tuple[int, list[Deferred[T]]] | None = None
         self.fetches = 0
         self.shared = 0
 
@@ -44,7 +47,7 @@ class Snapshot:
         return self._clock.seconds() - self._taken_at
 
     @property
-    def cached(self) -> Any:
+    def cached(self) -> T | None:
         """The cached snapshot, whatever its age; None without one."""
         return self._value
 
@@ -53,7 +56,7 @@ class Snapshot:
         self._value, self._taken_at = None, None
         self._generation += 1
 
-    def get(self, max_age: float | None = None) -> Deferred:
+    def get(self, max_age: float | None = None) -> Deferred[T]:
         """Fire with a snapshot younger than ``max_age`` seconds (default: the TTL).
 
         ``max_age=0`` always fetches anew (or joins a fetch started since the last
@@ -62,36 +65,43 @@ class Snapshot:
         age = self.age
         if age is not None and 0 <= age < (self.ttl if max_age is None else max_age):
             self.shared += 1
-            return succeed(self._value)
+            return succeed(self._fresh())
         joinable = self._in_flight is not None and self._in_flight[0] == self._generation
         if max_age is None and age is not None and 0 <= age < self.max_stale:
             if not joinable:
                 self._start().addErrback(lambda _: None)  # its failure drops the cache
             self.stale_served += 1
-            return succeed(self._value)
-        if joinable:
+            return succeed(self._fresh())
+        if self._in_flight is not None and joinable:
             self.shared += 1
-            waiter: Deferred = Deferred()
+            waiter: Deferred[T] = Deferred()
             self._in_flight[1].append(waiter)
             return waiter
         return self._start()
 
-    def _start(self) -> Deferred:
+    def _fresh(self) -> T:
+        """The cached snapshot, known to be there (it has an age)."""
+        return cast(T, self._value)
+
+    def _start(self) -> Deferred[T]:
         generation, started = self._generation, self._clock.seconds()
-        waiters: list[Deferred] = [Deferred()]
+        waiters: list[Deferred[T]] = [Deferred()]
         first = waiters[0]
         self._in_flight = (generation, waiters)
         self.fetches += 1
 
-        def finish(result):
+        def finish(result: T | Failure) -> None:
             if self._in_flight is not None and self._in_flight[1] is waiters:
                 self._in_flight = None
-            failed = isinstance(result, Failure)
             if generation == self._generation:
                 # A failed refresh drops the cache: nobody gets a stale answer after it.
-                self._value, self._taken_at = (None, None) if failed else (result, started)
+                self._value, self._taken_at = ((None, None) if isinstance(result, Failure)
+                                               else (result, started))
             for waiter in waiters:
-                (waiter.errback if failed else waiter.callback)(result)
+                if isinstance(result, Failure):
+                    waiter.errback(result)
+                else:
+                    waiter.callback(result)
 
         maybeDeferred(self._fetch).addBoth(finish)
         return first

@@ -8,6 +8,7 @@ SVC_USER=dssr-svc
 MAPPED_USERS=(dssr-alice dssr-bob)
 CLUSTER=dssr-rig
 NODE=$(hostname -s)
+NODE_CPUS=${DSSR_RIG_NODE_CPUS:-8}
 
 SLURM_CONF=$RIG/etc/slurm.conf
 # The rig's modes as up.sh and ctl.sh last set them: ACCOUNTING (slurmdbd), PRIVATE_DATA
@@ -201,6 +202,8 @@ AccountingStoragePort=$DBD_PORT"
     # each job to it (cgroup.conf), and the kernel's OOM killer ends a job over it,
     # which Slurm sees and records as OUT_OF_MEMORY.
     # MinJobAge=10: ended jobs leave squeue within ~10 s plus the purge cycle.
+    # The node declares $NODE_CPUS CPUs whatever the host has (config_overrides): test
+    # jobs mostly sleep, and tests run side by side must not queue behind each other.
     # auth/jwt beside munge: slurmrestd's clients present tokens signed with $JWT_KEY.
     cat <<CONF
 # Written by tests/cluster/up.sh: DSSR's one-node test cluster. Do not edit.
@@ -223,6 +226,7 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1024
+SlurmdParameters=config_overrides
 ReturnToService=2
 MinJobAge=10
 $private
@@ -234,7 +238,7 @@ SlurmctldLogFile=$RIG/log/slurmctld.log
 SlurmdLogFile=$RIG/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$(real_memory) State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$NODE_CPUS RealMemory=$(real_memory) State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 }

@@ -203,3 +203,21 @@ class NoCoordinatorTests(PrivateDataCase):
             self.assertIn(b"DSSR cannot tell whether job", body)
             self.assertIn(b"sacctmgr add coordinator", body)
         await self.wait_for_output(ref, "out-hidden", limit=1)
+
+
+# The same endings and PrivateData cases over slurmrestd: its /slurmdb records (or DSSR's
+# end records when slurmrestd serves none), and its view of PrivateData.
+class WithAccountingOverRestTests(WithAccountingTests):
+    interface = "http"
+
+
+class WithoutAccountingOverRestTests(WithoutAccountingTests):
+    interface = "http"
+
+
+class CoordinatorOverRestTests(CoordinatorTests):
+    interface = "http"
+
+
+class NoCoordinatorOverRestTests(NoCoordinatorTests):
+    interface = "http"

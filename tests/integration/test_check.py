@@ -3,6 +3,7 @@
 import base64
 import io
 import os
+import re
 import sys
 import tempfile
 
@@ -75,6 +76,9 @@ class CheckTests(CheckCase):
         self.assertEqual(lines[-1], f"all {len(ALL_STEPS)} checks passed")
         self.assertEqual(self.line(lines, "✓ scratch dir"),
                          "✓ scratch dir: /home/dssr-svc/.jarvice is writable by dssr-svc")
+        self.assertRegex(self.line(lines, "✓ slurm controller"),
+                         r"; Slurm " + re.escape(self.environ["DSSR_RIG_SLURM_RELEASE"])
+                         + r"\.[0-9]+, a tested release \(")
         output = "\n".join(lines)
         key_text = decode_key_text(self.environ["JARVICE_SLURM_SSH_PKEY"]).decode()
         self.assertNotIn(self.environ["JARVICE_SLURM_SSH_PKEY"][20:60], output)

@@ -186,7 +186,7 @@ class StrangerTests(RigCase):
             env=env, path="/tmp")
         self.assertEqual(code, 0, err)
         jobid = out.decode().strip().split(";")[0]
-        self.addCleanup(getProcessOutputAndValue, "/usr/bin/scancel", [jobid], env=env)
+        self.addCleanup(getProcessOutputAndValue, shutil.which("scancel"), [jobid], env=env)
         return jobid
 
     async def all_listed(self) -> list:
@@ -355,10 +355,13 @@ class SlowControllerTests(RigCase):
     def setUp(self):
         # The wrapper slows this DSSR's squeue only (a local transport, run as root with
         # this PATH); other users of the rig are not affected.
+        # The rig's squeue: its release's commands go first on PATH (rig_environment).
+        rig_environment()
+        squeue = shutil.which("squeue")
         wrappers = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, wrappers)
         with open(os.path.join(wrappers, "squeue"), "w") as handle:
-            handle.write('#!/bin/sh\nsleep 3\nexec /usr/bin/squeue "$@"\n')
+            handle.write(f'#!/bin/sh\nsleep 3\nexec {squeue} "$@"\n')
         os.chmod(os.path.join(wrappers, "squeue"), 0o755)
         path = os.environ["PATH"]
         self.addCleanup(os.environ.__setitem__, "PATH", path)

@@ -8,15 +8,19 @@ through DSSR's SSH connection). A request that cannot be made or answered in tim
 """
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, TimeoutError
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.endpoints import wrapClientTLS
 from twisted.internet.error import ConnectError, ConnectingCancelledError
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.ssl import Certificate
 from twisted.web.client import (
+    URI,
     Agent,
     BrowserLikePolicyForHTTPS,
     HTTPConnectionPool,
@@ -24,12 +28,12 @@ from twisted.web.client import (
     readBody,
 )
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory
+from twisted.web.iweb import IAgent, IAgentEndpointFactory
 from zope.interface import implementer
 
 from dssr.errors import Unavailable
 from dssr.producers import BytesProducer
-from dssr.remote.interfaces import RemoteError
+from dssr.remote.interfaces import IRemote, RemoteError
 from dssr.samples import Sample
 
 # Failures of the connection or of the exchange itself: slurmrestd is not there.
@@ -46,17 +50,19 @@ class Answer:
     was not JSON; then ``text`` has its first line)."""
 
     status: int
-    document: dict | None
+    document: dict[str, Any] | None
     text: str = ""
 
 
-def agent(reactor, connect_timeout: float, ca_file_pem: bytes | None = None,
-          endpoints: IAgentEndpointFactory | None = None, pool=None) -> Agent:
+def agent(reactor: Any, connect_timeout: float, ca_file_pem: bytes | None = None,
+          endpoints: IAgentEndpointFactory | None = None,
+          pool: HTTPConnectionPool | None = None) -> Agent:
     """The Agent requests go through: ``endpoints`` (an ``IAgentEndpointFactory``) when
     given, else TCP (and TLS checked against ``ca_file_pem`` when given)."""
     pool = pool or HTTPConnectionPool(reactor, persistent=True)
     if endpoints is not None:
-        return Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
+        through: Agent = Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
+        return through
     policy = BrowserLikePolicyForHTTPS(
         trustRoot=Certificate.loadPEM(ca_file_pem) if ca_file_pem else None)
     return Agent(reactor, contextFactory=policy, connectTimeout=connect_timeout, pool=pool)
@@ -69,12 +75,12 @@ class ThroughRemote:
     connection), so slurmrestd may listen on the login node's loopback only. TLS, for
     an https URL, runs inside the stream (checked against ``ca_file_pem`` if given)."""
 
-    def __init__(self, remote, ca_file_pem: bytes | None = None):
+    def __init__(self, remote: IRemote, ca_file_pem: bytes | None = None):
         self._remote = remote
         self._policy = BrowserLikePolicyForHTTPS(
             trustRoot=Certificate.loadPEM(ca_file_pem) if ca_file_pem else None)
 
-    def endpointForURI(self, uri):
+    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
         host = uri.host.decode("ascii")
         endpoint = self._remote.tcp_endpoint(host, uri.port)
         if uri.scheme == b"https":
@@ -89,10 +95,10 @@ class ToSocket:
     endpoint (through the login node, ``IRemote.unix_endpoint``: a
     ``direct-streamlocal`` channel; or a unix socket on DSSR's own host)."""
 
-    def __init__(self, connect):
+    def __init__(self, connect: Callable[[], IStreamClientEndpoint]):
         self._connect = connect
 
-    def endpointForURI(self, uri):
+    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
         return self._connect()
 
 
@@ -137,7 +143,8 @@ class RestClient:
     """JSON requests to the slurmrestd at ``base`` (``base_url``), each answered within
     ``timeout`` seconds of ``clock`` or ``Unavailable``."""
 
-    def __init__(self, agent, base: str, clock, timeout: float, pool=None,
+    def __init__(self, agent: IAgent, base: str, clock: IReactorTime, timeout: float,
+                 pool: HTTPConnectionPool | None = None,
                  where: str | None = None):
         self._agent = agent
         self._pool = pool
@@ -150,7 +157,7 @@ class RestClient:
         self.last_failure: str | None = None
 
     async def request(self, method: str, path: str, user: str, token: str,
-                      body: dict | None = None) -> Answer:
+                      body: dict[str, Any] | None = None) -> Answer:
         """``method`` ``path`` as ``user`` with ``token``; the answer, whatever its status."""
         headers = Headers({"X-SLURM-USER-NAME": [user], "X-SLURM-USER-TOKEN": [token],
                            "Accept": ["application/json"]})
@@ -176,13 +183,14 @@ class RestClient:
             return Answer(response.code, None, _first_line(data))
         return Answer(response.code, document if isinstance(document, dict) else None)
 
-    def close(self):
+    def close(self) -> Deferred[None] | None:
         """Close the idle connections kept for reuse (a Deferred)."""
         if self._pool is None:
             return None
-        return self._pool.closeCachedConnections()
+        closed: Deferred[None] = self._pool.closeCachedConnections()
+        return closed
 
-    def metrics(self):
+    def metrics(self) -> Iterator[Sample]:
         """Requests made and failed (no headers, so no token, ever reach a sample)."""
         yield Sample("dssr_slurmrestd_requests", "counter", "Requests made to slurmrestd",
                      self.requests)
@@ -206,6 +214,6 @@ class ClientService(Service):
     def __init__(self, client: RestClient):
         self._client = client
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None] | None:
         super().stopService()
         return self._client.close()

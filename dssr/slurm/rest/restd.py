@@ -8,14 +8,19 @@ after slurmrestd could not be reached (it may have come back as a newer Slurm).
 """
 
 import secrets
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from twisted.application.service import MultiService
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from dssr.errors import Unavailable
 from dssr.jobs import JOBID
+from dssr.remote.logged import LoggedRemote
 from dssr.remote.output import first_line
+from dssr.samples import Sample
 from dssr.slurm.accounting import ACCOUNTING_RECHECK, AccountingSwitch
 from dssr.slurm.cli import with_setup
 from dssr.slurm.interfaces import (
@@ -36,7 +41,8 @@ from dssr.slurm.rest.answers import (
     AnswerError,
 )
 from dssr.slurm.rest.bodies import job_body
-from dssr.slurm.rest.client import Answer, ClientService
+from dssr.slurm.rest.client import Answer, ClientService, RestClient
+from dssr.slurm.rest.tokens import Tokens
 from dssr.slurm.rest.versions import choose, typed
 
 _log = Logger(namespace="dssr.slurm")
@@ -49,6 +55,7 @@ RECORD = 'printf "%s\\n" "$2" > "$1"'
 # How slurmrestd signals a job it is asked to cancel: as scancel does (SIGKILL is
 # Slurm's "terminate": SIGTERM to the batch shell, SIGKILL after KillWait; CANCELLED).
 CANCEL_SIGNAL = "KILL"
+T = TypeVar("T")
 
 
 def _jobid(jobid: str) -> str:
@@ -63,7 +70,8 @@ class RestSlurm:
     ``service_user`` or a mapped user; ``commands`` (a ``LoggedRemote``) runs the setup
     before each submit. ``version`` pins the OpenAPI version (empty: detected)."""
 
-    def __init__(self, client, tokens, commands, clock, service_user: str, version: str = ""):
+    def __init__(self, client: RestClient, tokens: Tokens, commands: LoggedRemote,
+                 clock: IReactorTime, service_user: str, version: str = ""):
         self._client = client
         self._tokens = tokens
         self._commands = commands
@@ -92,7 +100,7 @@ class RestSlurm:
         return self.version
 
     async def _send(self, method: str, path: str, user: str | None,
-                    body: dict | None = None) -> Answer:
+                    body: dict[str, Any] | None = None) -> Answer:
         """One request as ``user`` (None: the service account); a refused token is
         ``Unavailable`` saying so (its cached copy is dropped: the next is new). The
         slurmrestd of 25.05 and 26.05 passes slurmctld's refusal on (HTTP 511, 1007)."""
@@ -115,7 +123,7 @@ class RestSlurm:
         return answer
 
     async def _slurm(self, method: str, what: str, user: str | None = None,
-                     body: dict | None = None) -> Answer:
+                     body: dict[str, Any] | None = None) -> Answer:
         """``method`` on ``/slurm/<version>/<what>``; an answer that is not JSON (no
         such version, a proxy's error page) is ``Unavailable``."""
         version = await self._version()
@@ -134,7 +142,7 @@ class RestSlurm:
                        f"{self._tokens.name} token of {user or self._service_user})")
         return Unavailable(f"slurmrestd could not {what} (HTTP {answer.status}): {reason}")
 
-    def _read(self, read, *args):
+    def _read(self, read: Callable[..., T], *args: Any) -> T:
         try:
             return read(*args)
         except AnswerError as error:
@@ -222,7 +230,8 @@ class RestSlurm:
             raise Refused(f"job {jobid} left the queue", unknown_job=True)
         self._refused(answer, f"releasing job {jobid}")
 
-    def _refused(self, answer: Answer, what: str, fine: frozenset | set = frozenset()) -> None:
+    def _refused(self, answer: Answer, what: str,
+                 fine: frozenset[int] | set[int] = frozenset()) -> None:
         """Raise ``Refused`` (Slurm said no) or ``Unavailable`` for a failed answer."""
         numbers = answers.error_numbers(answer.document) - set(fine)
         if answer.status == 200 and not numbers:
@@ -277,6 +286,6 @@ class RestSlurm:
             f"slurmrestd at {self._client.where}: {self._client.last_failure}"
             if self._client.last_failure else None)
 
-    def metrics(self):
+    def metrics(self) -> Iterator[Sample]:
         yield from self._commands.remote.metrics()
         yield from self._client.metrics()

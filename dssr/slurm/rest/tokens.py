@@ -14,9 +14,11 @@ an error message or a metric).
 """
 
 import jwt
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from dssr.errors import Unavailable
+from dssr.remote.logged import LoggedRemote
 from dssr.remote.output import first_line
 
 _log = Logger(namespace="dssr.slurm")
@@ -28,7 +30,7 @@ class _Cached:
     """Tokens per user from ``_issue(user) -> (token, lifespan)``, reused until
     ``RENEW_SHARE`` of their lifespan is left; ``forget`` drops a refused one."""
 
-    def __init__(self, clock):
+    def __init__(self, clock: IReactorTime):
         self._clock = clock
         self._tokens: dict[str, tuple[str, float]] = {}
 
@@ -55,7 +57,7 @@ class MintedTokens(_Cached):
 
     name = "minted"
 
-    def __init__(self, key: bytes, clock, lifespan: float):
+    def __init__(self, key: bytes, clock: IReactorTime, lifespan: float):
         super().__init__(clock)
         self._key = key
         self._lifespan = lifespan
@@ -96,7 +98,8 @@ class ScontrolTokens(_Cached):
 
     name = "scontrol"
 
-    def __init__(self, commands, clock, lifespan: float, service_user: str):
+    def __init__(self, commands: LoggedRemote, clock: IReactorTime, lifespan: float,
+                 service_user: str):
         super().__init__(clock)
         self._commands = commands
         self._lifespan = lifespan
@@ -114,3 +117,7 @@ class ScontrolTokens(_Cached):
         except ValueError as error:
             raise Unavailable(f"scontrol token as {user}: {error}") from None
         return token, self._lifespan
+
+
+# What ``RestSlurm`` takes its tokens from.
+Tokens = MintedTokens | StaticToken | ScontrolTokens
