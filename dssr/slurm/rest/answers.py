@@ -13,6 +13,7 @@ jobs for ended.
 """
 
 import json
+from typing import Any
 
 from dssr.slurm.interfaces import JOB_PREFIX, AccountingRecord, QueueJob
 from dssr.slurm.parse import SlurmOutputError, expand_hostlist
@@ -35,13 +36,13 @@ class AnswerError(SlurmOutputError):
     """slurmrestd answered something these functions do not understand."""
 
 
-def errors(document: dict | None) -> list[dict]:
+def errors(document: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The ``errors`` objects of an answer (empty when it has none)."""
     found = (document or {}).get("errors") or []
     return [error for error in found if isinstance(error, dict)]
 
 
-def _refusals(document: dict | None) -> list[dict]:
+def _refusals(document: dict[str, Any] | None) -> list[dict[str, Any]]:
     """A kill answer's per-job refusals (``status[].error`` with a non-zero ``code``)."""
     found = (document or {}).get("status")
     found = found if isinstance(found, list) else []
@@ -49,7 +50,7 @@ def _refusals(document: dict | None) -> list[dict]:
             and isinstance(item.get("error"), dict) and item["error"].get("code")]
 
 
-def error_numbers(document: dict | None) -> set[int]:
+def error_numbers(document: dict[str, Any] | None) -> set[int]:
     """The Slurm error numbers in an answer (``error_number``; v0.0.38 also ``error_code``;
     a kill answer's per-job ``code``)."""
     numbers = set()
@@ -62,9 +63,10 @@ def error_numbers(document: dict | None) -> set[int]:
     return numbers
 
 
-def error_text(document: dict | None) -> str:
+def error_text(document: dict[str, Any] | None) -> str:
     """The answer's error messages in one line (empty when it has none)."""
-    texts = []
+    texts: list[str] = []
+    found: list[tuple[dict[str, Any], tuple[str, ...]]]
     found = [(error, ("error", "description")) for error in errors(document)]
     found += [(error, ("message",)) for error in _refusals(document)]
     for error, keys in found:
@@ -75,7 +77,7 @@ def error_text(document: dict | None) -> str:
     return "; ".join(texts)
 
 
-def number(value) -> int | None:
+def number(value: object) -> int | None:
     """An integer field: a plain int (v0.0.38), or a v0.0.40+ ``{number, set, infinite}``
     (None when unset or infinite)."""
     if isinstance(value, bool):
@@ -92,13 +94,13 @@ def number(value) -> int | None:
     raise AnswerError(f"not a number: {value!r}")
 
 
-def state(value) -> str:
+def state(value: object) -> str:
     """A job state as ``squeue`` prints it: v0.0.38's string, or from v0.0.40's list the
     flag squeue would show (e.g. COMPLETING), else the base state."""
     if isinstance(value, str) and value:
         return long_name(value)
     if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
-        names = [item.upper() for item in value]
+        names: list[str] = [item.upper() for item in value]
         for flag in STATE_FLAGS:
             if flag in names:
                 return flag
@@ -111,7 +113,7 @@ def _hms(seconds: int) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def elapsed(job: dict, job_state: str, now: float) -> str:
+def elapsed(job: dict[str, Any], job_state: str, now: float) -> str:
     """The time a job has run, as ``squeue %M`` counts it (suspended time left out)."""
     if job_state in ("PENDING", "CONFIGURING") and not number(job.get("start_time")):
         return "00:00:00"
@@ -128,7 +130,7 @@ def elapsed(job: dict, job_state: str, now: float) -> str:
     return _hms(end - (number(job.get("start_time")) or end))
 
 
-def queue_job(job: dict, now: float) -> QueueJob | None:
+def queue_job(job: dict[str, Any], now: float) -> QueueJob | None:
     """One job of ``GET .../jobs`` as a ``QueueJob``; None unless it is a Jarvice job."""
     if not isinstance(job, dict):
         raise AnswerError(f"not a job: {job!r}")
@@ -150,7 +152,7 @@ def queue_job(job: dict, now: float) -> QueueJob | None:
     )
 
 
-def queue(document: dict | None, now: float) -> list[QueueJob]:
+def queue(document: dict[str, Any] | None, now: float) -> list[QueueJob]:
     """The Jarvice jobs in an answer to ``GET .../jobs`` (or ``.../job/{id}``)."""
     jobs = (document or {}).get("jobs")
     if not isinstance(jobs, list):
@@ -158,7 +160,7 @@ def queue(document: dict | None, now: float) -> list[QueueJob]:
     return [found for job in jobs if (found := queue_job(job, now)) is not None]
 
 
-def submitted(document: dict | None) -> str | None:
+def submitted(document: dict[str, Any] | None) -> str | None:
     """The job id a submit answer gives (v0.0.38 ``job_id``, later also ``result``)."""
     document = document or {}
     for holder in (document, document.get("result") or {}):
@@ -168,7 +170,7 @@ def submitted(document: dict | None) -> str | None:
     return None
 
 
-def refusal_unsaid(document: dict | None) -> bool:
+def refusal_unsaid(document: dict[str, Any] | None) -> bool:
     """Whether a typed answer to ``DELETE .../job/{id}`` cannot say the job was refused:
     it has no ``status`` (v0.0.40/41 served by Slurm 25.05 answer 200 and nothing else,
     whether the signal was sent or refused)."""
@@ -179,7 +181,7 @@ def refusal_unsaid(document: dict | None) -> bool:
 _LIVE = ("PENDING", "RUNNING", "SUSPENDED")
 
 
-def live(job: dict) -> bool:
+def live(job: dict[str, Any]) -> bool:
     """Whether a job of ``GET .../job/{id}`` is still pending, running or suspended: its
     base state (v0.0.38's string, the first of a later list) is not an end."""
     value = job.get("job_state") if isinstance(job, dict) else None
@@ -189,7 +191,7 @@ def live(job: dict) -> bool:
     return long_name(base) in _LIVE
 
 
-def exit_status(value) -> tuple[int, int]:
+def exit_status(value: object) -> tuple[int, int]:
     """``(exit code, signal)`` of an exit code field: v0.0.38's raw wait status (256 is
     exit 1, 9 is SIGKILL), or v0.0.40's ``{status, return_code, signal}``; also
     v0.0.38's accounting form ``{status, return_code, signal: {signal_id}}``."""
@@ -205,7 +207,7 @@ def exit_status(value) -> tuple[int, int]:
     raise AnswerError(f"not an exit code: {value!r}")
 
 
-def pinged(document: dict | None) -> bool:
+def pinged(document: dict[str, Any] | None) -> bool:
     """Whether a ``GET .../ping`` answer reports a controller up: v0.0.42 on say whether it
     is ``responding`` (v0.0.45 only that); v0.0.38 says ``ping`` UP, v0.0.40/41 ``pinged``."""
     pings = (document or {}).get("pings") or []
@@ -214,7 +216,7 @@ def pinged(document: dict | None) -> bool:
                for ping in pings if isinstance(ping, dict))
 
 
-def _step_state(step: dict) -> str:
+def _step_state(step: dict[str, Any]) -> str:
     """A step's state in accounting: a string (v0.0.38), a list, or ``{current}``."""
     value = step.get("state")
     if isinstance(value, dict):
@@ -222,7 +224,7 @@ def _step_state(step: dict) -> str:
     return state(value) if value else ""
 
 
-def accounted(document: dict | None) -> AccountingRecord | None:
+def accounted(document: dict[str, Any] | None) -> AccountingRecord | None:
     """The job in an answer to ``GET /slurmdb/.../job/{id}``, or None if it has none.
 
     A job whose batch script failed after one of its steps ran out of memory ended
@@ -245,7 +247,7 @@ def accounted(document: dict | None) -> AccountingRecord | None:
                             name=str(job.get("name") or ""))
 
 
-def describe(job: dict) -> str:
+def describe(job: dict[str, Any]) -> str:
     """One job as ``scontrol show job`` lays it out: ``Key=Value`` words, sorted, for
     ``/events`` (nested values as compact JSON)."""
     words = []

@@ -14,6 +14,7 @@ functions: the job in, a JSON-ready dict out.
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from dssr.errors import BadRequest
 from dssr.slurm.interfaces import BatchJob
@@ -26,7 +27,7 @@ WALLTIME_FIELD = "JOBOBJ_WALLTIME"
 ENVIRONMENT = {"SLURM_GET_USER_ENV": "1"}
 
 
-def number(value: int) -> dict:
+def number(value: int) -> dict[str, Any]:
     """A v0.0.40+ ``{number, set, infinite}`` object holding ``value``."""
     return {"set": True, "infinite": False, "number": value}
 
@@ -67,41 +68,41 @@ def megabytes(text: str) -> int:
 
 
 # How a v0.0.40+ field is written from the option's text.
-def _text(value: str):
+def _text(value: str) -> str:
     return value
 
 
-def _integer(value: str):
+def _integer(value: str) -> int:
     return int(value)
 
 
-def _size(value: str):
+def _size(value: str) -> dict[str, Any]:
     return number(megabytes(value))
 
 
-def _time(value: str):
+def _time(value: str) -> dict[str, Any]:
     found = minutes(value, DEVICES_FIELD)
     return INFINITE if found is None else number(found)
 
 
-def _gpus(value: str):
+def _gpus(value: str) -> str:
     return f"gres/gpu:{value}"
 
 
-def _gres(value: str):
+def _gres(value: str) -> str:
     return ",".join(item if item.startswith("gres/") else "gres/" + item
                     for item in value.split(","))
 
 
-def _items(value: str):
+def _items(value: str) -> list[str]:
     return [item for item in value.split(",") if item]
 
 
-def _true(value: str):
+def _true(value: str) -> bool:
     return True
 
 
-def _false(value: str):
+def _false(value: str) -> bool:
     return False
 
 
@@ -156,9 +157,9 @@ EXTRAS: dict[str, tuple[str | None, tuple[str, Convert] | None]] = {
 FIRST = {"cores-per-socket": "v0.0.45"}
 
 
-def extra_fields(extra: tuple[tuple[str, str], ...], version: str) -> dict:
+def extra_fields(extra: tuple[tuple[str, str], ...], version: str) -> dict[str, Any]:
     """The job fields of the ``sbatch_*`` devices; 400 for one with no field here."""
-    fields = {}
+    fields: dict[str, Any] = {}
     for option, value in extra:
         v38, later = EXTRAS.get(option, (None, None))
         if not typed(version):
@@ -185,12 +186,12 @@ def _no_field(option: str, version: str) -> BadRequest:
                       f"(JARVICE_SLURM_INTERFACE=cli passes it to sbatch)", field=DEVICES_FIELD)
 
 
-def job_body(job: BatchJob, version: str, home: str) -> dict:
+def job_body(job: BatchJob, version: str, home: str) -> dict[str, Any]:
     """The submit body for ``job``, run in ``home`` (absolute) with its user's login
     environment."""
     output = job.output if job.output.startswith("/") else f"{home.rstrip('/')}/{job.output}"
-    desc: dict = {"name": job.name, "current_working_directory": home,
-                  "standard_output": output, "tasks": job.tasks}
+    desc: dict[str, Any] = {"name": job.name, "current_working_directory": home,
+                            "standard_output": output, "tasks": job.tasks}
     if job.partition:
         desc["partition"] = job.partition
     if job.licenses:
@@ -210,7 +211,7 @@ def job_body(job: BatchJob, version: str, home: str) -> dict:
             found = minutes(job.walltime)
             desc["time_limit"] = INFINITE if found is None else number(found)
         desc["script"] = job.script
-        body = {"job": desc}
+        body: dict[str, Any] = {"job": desc}
     else:
         desc["environment"] = dict(ENVIRONMENT)
         desc["nodes"] = str(job.nodes)

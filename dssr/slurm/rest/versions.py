@@ -10,6 +10,7 @@ load a plugin per version (``openapi/v0.0.38``).
 """
 
 import re
+from typing import Any
 
 from dssr.errors import Unavailable
 
@@ -35,14 +36,14 @@ def _number(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.removeprefix("v").split("."))
 
 
-def offered(document: dict) -> list[str]:
+def offered(document: dict[str, Any]) -> list[str]:
     """The ``/slurm/vX`` versions an OpenAPI document (``GET /openapi/v3``) has paths for."""
     paths = document.get("paths") if isinstance(document, dict) else None
     found = {match[1] for path in paths or () if (match := _SLURM_PATH.match(path))}
     return sorted(found, key=_number)
 
 
-def release(document: dict) -> str | None:
+def release(document: dict[str, Any]) -> str | None:
     """The Slurm release serving an OpenAPI document (its ``info.x-slurm.release``, given
     since 23.11), or None."""
     info = document.get("info") if isinstance(document, dict) else None
@@ -51,7 +52,7 @@ def release(document: dict) -> str | None:
     return found if isinstance(found, str) and _RELEASE.fullmatch(found) else None
 
 
-def choose(document: dict) -> str:
+def choose(document: dict[str, Any]) -> str:
     """The newest version both the server and DSSR speak; ``Unavailable`` if none."""
     versions = offered(document)
     for version in SUPPORTED:
@@ -61,12 +62,12 @@ def choose(document: dict) -> str:
                       f"; DSSR speaks {', '.join(SUPPORTED)} ({_hint(document, versions)})")
 
 
-def _of(document: dict) -> str:
+def _of(document: dict[str, Any]) -> str:
     found = release(document)
     return f" of Slurm {found}" if found else ""
 
 
-def _hint(document: dict, versions: list[str]) -> str:
+def _hint(document: dict[str, Any], versions: list[str]) -> str:
     """What would make the two meet, for the release that serves ``document``."""
     if versions and all(since(version, SUPPORTED[0]) for version in versions):
         return "this Slurm is newer than this DSSR: upgrade DSSR"
