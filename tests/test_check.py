@@ -505,6 +505,17 @@ class RestdCheckTests(SynchronousTestCase):
         self.assertIn("DSSR_SLURM_JWT_KEY_FILE", refused.fixes[1])
         self.assertNotIn("token-of", refused.detail + "".join(refused.fixes))
 
+    def test_the_version_names_the_release_serving_it(self):
+        for release, newest, said in (
+                ("26.05.3", "v0.0.45", "; Slurm 26.05.3, a tested release (22.05, 25.05, 26.05)"),
+                ("25.05.8", "v0.0.43", "; Slurm 25.05.8, a tested release"),
+                ("22.05.8", "v0.0.38", "; its Slurm release unnamed (before 23.11)")):
+            self.client.on("GET", "/openapi/v3", Answer(200, document(release, "openapi")))
+            outcome, version = done(restd.check_version(self.client, self.tokens, "svc",
+                                                        self.settings))
+            self.assertEqual((outcome.status, version), (Status.PASS, newest))
+            self.assertIn(said, outcome.detail)
+
     def test_a_pinned_version_the_server_lacks(self):
         self.client.on("GET", "/openapi/v3", Answer(200, {"paths": {"/slurm/v0.0.38/x": {}}}))
         settings = load({"slurm_interface": "http", "slurmrestd_addr": "http://l",

@@ -4,9 +4,10 @@ speaks, and takes the service account's token all the way to slurmctld."""
 from dssr.checks.config import env_label
 from dssr.checks.report import Outcome, failed, passed
 from dssr.errors import Unavailable
+from dssr.slurm.releases import describe as describe_release
 from dssr.slurm.rest import answers
 from dssr.slurm.rest.client import location
-from dssr.slurm.rest.versions import SUPPORTED, choose, offered
+from dssr.slurm.rest.versions import SUPPORTED, choose, offered, release
 
 
 def _where(settings) -> str:
@@ -59,7 +60,9 @@ async def check_version(client, tokens, user: str, settings) -> tuple[Outcome, s
     except Unavailable as error:
         return failed(error.message, f"run a slurmrestd with one of {', '.join(SUPPORTED)} "
                       "(slurmrestd -s openapi/VERSION)"), ""
-    return passed(f"OpenAPI {version} (offered: {', '.join(versions)})"), version
+    found = release(answer.document)
+    serving = describe_release(found) if found else "its Slurm release unnamed (before 23.11)"
+    return passed(f"OpenAPI {version} (offered: {', '.join(versions)}); {serving}"), version
 
 
 async def check_token(client, tokens, user: str, version: str, settings) -> Outcome:

@@ -287,7 +287,12 @@ class RestCheckTests(CheckCase):
         steps = (*ALL_STEPS, "slurmrestd", "slurmrestd version", "slurmrestd token")
         self.assertEqual([line.split(":")[0] for line in lines[:-1]],
                          [f"✓ {step}" for step in steps])
-        self.assertIn("OpenAPI v0.0.38", self.line(lines, "✓ slurmrestd version"))
+        release = self.environ["DSSR_RIG_SLURM_RELEASE"]
+        newest = {"22.05": "v0.0.38", "25.05": "v0.0.43", "26.05": "v0.0.45"}[release]
+        line = self.line(lines, "✓ slurmrestd version")
+        self.assertIn(f"OpenAPI {newest} ", line)
+        if release != "22.05":  # 22.05's slurmrestd does not name its release
+            self.assertRegex(line, rf"; Slurm {re.escape(release)}\.[0-9]+, a tested release")
         self.assertIn("ping: UP", self.line(lines, "✓ slurmrestd token"))
 
     async def test_each_broken_part_has_its_fix(self):
