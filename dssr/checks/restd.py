@@ -7,7 +7,7 @@ from dssr.errors import Unavailable
 from dssr.slurm.releases import describe as describe_release
 from dssr.slurm.rest import answers
 from dssr.slurm.rest.client import location
-from dssr.slurm.rest.versions import SUPPORTED, choose, offered, release
+from dssr.slurm.rest.versions import SUPPORTED, choose, offered, release, serving
 
 
 def _where(settings) -> str:
@@ -53,16 +53,16 @@ async def check_version(client, tokens, user: str, settings) -> tuple[Outcome, s
     pinned = settings.slurmrestd_api_version
     if pinned and pinned not in versions:
         return failed(f"slurmrestd offers {', '.join(versions) or 'no /slurm API'}, not "
-                      f"{pinned}", f"unset {env_label('slurmrestd_api_version')} (detected), "
-                      f"or load openapi/{pinned} in slurmrestd (-s)"), ""
+                      f"{pinned}", f"unset {env_label('slurmrestd_api_version')} (detected)",
+                      serving(answer.document, pinned)), ""
     try:
         version = pinned or choose(answer.document)
     except Unavailable as error:
-        return failed(error.message, f"run a slurmrestd with one of {', '.join(SUPPORTED)} "
-                      "(slurmrestd -s openapi/VERSION)"), ""
+        return failed(error.message,
+                      f"run a slurmrestd that offers one of {', '.join(SUPPORTED)}"), ""
     found = release(answer.document)
-    serving = describe_release(found) if found else "its Slurm release unnamed (before 23.11)"
-    return passed(f"OpenAPI {version} (offered: {', '.join(versions)}); {serving}"), version
+    named = describe_release(found) if found else "its Slurm release unnamed (before 23.11)"
+    return passed(f"OpenAPI {version} (offered: {', '.join(versions)}); {named}"), version
 
 
 async def check_token(client, tokens, user: str, version: str, settings) -> Outcome:

@@ -9,6 +9,7 @@ import re
 # The releases the test rig runs DSSR's suite on (Debian 12's, and two built from source).
 TESTED = ("22.05", "25.05", "26.05")
 _VERSION = re.compile(r"^slurm(?:-wlm)? ([0-9]+)\.([0-9]+)\.([0-9]+)\S*$")
+_RELEASE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
 
 
 def parse_version(text: str) -> str | None:
@@ -18,19 +19,25 @@ def parse_version(text: str) -> str | None:
     return ".".join(match.groups()) if match else None
 
 
-def _series(version: str) -> tuple[int, int]:
+def is_release(text: str) -> bool:
+    """Whether ``text`` is a release's ``X.Y.Z``."""
+    return bool(_RELEASE.fullmatch(text))
+
+
+def series(version: str) -> tuple[int, int]:
+    """The ``(major, minor)`` of an ``X.Y.Z`` release: (26, 5) for 26.05.3."""
     major, minor, *_ = (int(part) for part in version.split("."))
     return major, minor
 
 
 def tested_note(version: str) -> str:
     """How ``version`` stands to the tested releases, for a check's detail line."""
-    series = _series(version)
-    tested = [_series(release) for release in TESTED]
+    found = series(version)
+    tested = [series(release) for release in TESTED]
     listed = ", ".join(TESTED)
-    if series in tested:
+    if found in tested:
         return f"a tested release ({listed})"
-    if tested[0] < series < tested[-1]:
+    if tested[0] < found < tested[-1]:
         return f"between the tested releases ({listed}); not itself tested"
     return f"outside the tested releases ({listed}): DSSR may misread its answers"
 

@@ -10,7 +10,7 @@ from dssr.errors import Unavailable
 from dssr.settings import API_VERSIONS
 from dssr.slurm.rest import answers
 from dssr.slurm.rest.answers import AnswerError
-from dssr.slurm.rest.versions import SUPPORTED, choose, offered, release, since, typed
+from dssr.slurm.rest.versions import SUPPORTED, choose, offered, release, serving, since, typed
 from tests.slurm.restd_fixtures import FIXTURES, captured, conforms, document, status
 
 V38 = "22.05.8/v0.0.38"
@@ -234,6 +234,15 @@ class VersionTests(SynchronousTestCase):
         self.assertIn("newer than this DSSR: upgrade DSSR", self.hint("27.05.1", "v0.0.46"))
         self.assertIn("older than DSSR knows", self.hint("", "v0.0.36", "v0.0.37"))
         self.assertIn("offers no /slurm API", self.hint("26.05.3"))
+
+
+    def test_serving_another_version_says_how_for_the_release(self):
+        since_23_11 = serving(document("26.05.3", "openapi"), "v0.0.41")
+        self.assertIn("Slurm 26.05.3's slurmrestd serves every version it has with -s "
+                      "openapi/slurmctld,openapi/slurmdbd and no -d", since_23_11)
+        self.assertIn("-d data_parser/v0.0.41", since_23_11)
+        self.assertEqual(serving(document("22.05.8", "openapi"), "v0.0.38"),
+                         "load it with slurmrestd -s openapi/v0.0.38,openapi/dbv0.0.38")
 
 
 class CapturedV38Tests(SynchronousTestCase):

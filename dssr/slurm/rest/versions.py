@@ -13,11 +13,11 @@ import re
 from typing import Any
 
 from dssr.errors import Unavailable
+from dssr.slurm.releases import is_release, series
 
 # Newest first: a server offering several is spoken to in the newest.
 SUPPORTED = ("v0.0.45", "v0.0.44", "v0.0.43", "v0.0.42", "v0.0.41", "v0.0.40", "v0.0.38")
 _SLURM_PATH = re.compile(r"^/slurm/(v[0-9]+\.[0-9]+\.[0-9]+)/")
-_RELEASE = re.compile(r"([0-9]+)\.([0-9]+)\.[0-9]+")
 # The first release whose slurmrestd loads its plugins by daemon.
 BY_DAEMON = (23, 11)
 
@@ -49,7 +49,7 @@ def release(document: dict[str, Any]) -> str | None:
     info = document.get("info") if isinstance(document, dict) else None
     slurm = info.get("x-slurm") if isinstance(info, dict) else None
     found = slurm.get("release") if isinstance(slurm, dict) else None
-    return found if isinstance(found, str) and _RELEASE.fullmatch(found) else None
+    return found if isinstance(found, str) and is_release(found) else None
 
 
 def choose(document: dict[str, Any]) -> str:
@@ -74,10 +74,19 @@ def _hint(document: dict[str, Any], versions: list[str]) -> str:
     if versions and not any(since(version, SUPPORTED[-1]) for version in versions):
         return f"this Slurm is older than DSSR knows: it speaks slurmrestd {SUPPORTED[-1]} on"
     found = release(document)
-    match = _RELEASE.fullmatch(found) if found else None
-    if match and (int(match[1]), int(match[2])) >= BY_DAEMON:
+    if found and series(found) >= BY_DAEMON:
         return (f"start slurmrestd with -s openapi/slurmctld,openapi/slurmdbd and no -d (it "
                 f"serves every version Slurm {found} has), or -d data_parser/<a version "
                 "DSSR speaks>; or set JARVICE_SLURMRESTD_API_VERSION")
     return (f"load one with slurmrestd -s openapi/{SUPPORTED[-1]} (and openapi/db"
             f"{SUPPORTED[-1]} for accounting), or set JARVICE_SLURMRESTD_API_VERSION")
+
+
+def serving(document: dict[str, Any], version: str) -> str:
+    """How the slurmrestd that served ``document`` is made to serve ``version`` too."""
+    found = release(document)
+    if found and series(found) >= BY_DAEMON:
+        return (f"Slurm {found}'s slurmrestd serves every version it has with -s openapi/"
+                "slurmctld,openapi/slurmdbd and no -d (or -d data_parser/"
+                f"{version}); a version it lacks needs another Slurm release")
+    return f"load it with slurmrestd -s openapi/{version},openapi/db{version}"
