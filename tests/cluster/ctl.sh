@@ -45,9 +45,9 @@ apply() {
         log "accounting switched; restarting slurmctld"
         stop_slurmctld
         start_slurmctld
-        scontrol reconfigure
+        reconfigure_slurm
     elif ((changed)); then
-        scontrol reconfigure
+        reconfigure_slurm
     fi
     wait_node
     restart_slurmrestd_if_changed
@@ -94,6 +94,7 @@ case $1 in
             status)
                 case $2 in
                     mariadb) alive "$DB_PID" ;;
+                    slurmctld) slurmctld_running ;;
                     *) alive "$RIG/run/$2.pid" ;;
                 esac
                 ;;

@@ -38,26 +38,26 @@ alive() {
     [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
 }
 
-# stop_pidfile NAME PIDFILE: TERM the process, wait up to 15 s, then KILL.
-stop_pidfile() {
-    local name=$1 pidfile=$2 pid i
-    if ! alive "$pidfile"; then
-        rm -f "$pidfile"
-        return 0
-    fi
-    pid=$(<"$pidfile")
+# stop_pid NAME PID: TERM the process, wait up to 15 s, then KILL.
+stop_pid() {
+    local name=$1 pid=$2 i
     log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 150; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name did not stop on TERM; killing"
-        kill -KILL "$pid" 2>/dev/null || true
-        sleep 0.5
+    log "$name did not stop on TERM; killing"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.5
+}
+
+# stop_pidfile NAME PIDFILE: stop the process the pid file names, if it runs.
+stop_pidfile() {
+    if alive "$2"; then
+        stop_pid "$1" "$(<"$2")"
     fi
-    rm -f "$pidfile"
+    rm -f "$2"
 }
 
 # detached COMMAND...: run COMMAND (a daemon) with none of this script's open files but
@@ -91,16 +91,61 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 munge_works() { munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
 
+# slurmctld_pids: every running slurmctld of this rig, found by its command line. From
+# Slurm 23.11 on `scontrol reconfigure` hands over to a new slurmctld process and the
+# old one removes the pid file on its way out: the pid file alone loses track of it.
+slurmctld_pids() {
+    local pid cmdline
+    for pid in $(pgrep -x slurmctld); do
+        cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+        [[ " $cmdline" == *" -f $SLURM_CONF "* ]] && echo "$pid"
+    done
+    return 0
+}
+
+# slurmctld_running: true when a slurmctld of this rig runs; the pid file is rewritten
+# to name it when a reconfiguration left it missing or stale.
+slurmctld_running() {
+    local pids
+    alive "$RIG/run/slurmctld.pid" && return 0
+    mapfile -t pids < <(slurmctld_pids)
+    [[ ${#pids[@]} -eq 1 ]] || return 1
+    echo "${pids[0]}" >"$RIG/run/slurmctld.pid"
+}
+
 start_slurmctld() {
-    if alive "$RIG/run/slurmctld.pid"; then
+    if slurmctld_running; then
         return 0
     fi
+    stop_slurmctld
     log "starting slurmctld"
     detached slurmctld -f "$SLURM_CONF"
     wait_for "slurmctld to answer" 60 scontrol ping
 }
 
-stop_slurmctld() { stop_pidfile slurmctld "$RIG/run/slurmctld.pid"; }
+# stop_slurmctld: stop the slurmctld the pid file names and any other of this rig's.
+stop_slurmctld() {
+    local pid
+    stop_pidfile slurmctld "$RIG/run/slurmctld.pid"
+    for pid in $(slurmctld_pids); do
+        stop_pid slurmctld "$pid"
+    done
+}
+
+# reconfigure_slurm: `scontrol reconfigure`, then wait until one slurmctld runs again
+# (from 23.11 on the old process hands over to a new one) and the pid file names it.
+reconfigure_slurm() {
+    scontrol reconfigure
+    wait_for "one slurmctld after reconfiguring" 30 slurmctld_settled
+}
+
+slurmctld_settled() {
+    local pids
+    mapfile -t pids < <(slurmctld_pids)
+    [[ ${#pids[@]} -eq 1 ]] && scontrol ping && {
+        alive "$RIG/run/slurmctld.pid" || echo "${pids[0]}" >"$RIG/run/slurmctld.pid"
+    }
+}
 
 start_slurmd() {
     if alive "$RIG/run/slurmd.pid"; then
