@@ -1,5 +1,7 @@
 """Where a CI run's time went: the slowest test modules and tests, from trial's
-``--reporter=timing`` output (a ``<test id> ... [OK]`` line, then ``(N secs)``)."""
+``--reporter=timing`` output (a ``<test id> ... [OK]`` line, then ``(N secs)``). Trial
+times no test it ran side by side (``-j``: 0 secs); tests/phases.py's ``== phase:`` lines
+time those phases as a whole."""
 
 import re
 import sys
@@ -26,11 +28,12 @@ def timings(lines):
 
 def main(path: str, count: int = 10) -> None:
     with open(path, encoding="utf-8", errors="replace") as log:
-        tests = dict(timings(log))
+        tests = {test: seconds for test, seconds in timings(log) if seconds > 0}
     modules = Counter()
     for test, seconds in tests.items():
         modules[test.rsplit(".", 2)[0]] += seconds
-    print(f"where the time went: {sum(tests.values()):.0f} s in {len(tests)} tests")
+    print(f"where the time went: {sum(tests.values()):.0f} s in {len(tests)} tests timed one "
+          "by one")
     for module, seconds in modules.most_common(count):
         print(f"  {seconds:7.1f} s  {module}")
     print("slowest tests:")

@@ -65,6 +65,8 @@ class ReadmeTests(SynchronousTestCase):
 class QuickStartTests(SynchronousTestCase):
     """The quick start's commands, run as written against ``twistd -n dssr``."""
 
+    alone = "times its requests against the dummy's 5 s queue time"
+
     def setUp(self):
         self.port = free_port()
         directory = os.path.abspath(self.mktemp())

@@ -231,6 +231,8 @@ class AbuseCase(SynchronousTestCase):
     """Starts a DSSR with ``settings`` for each test; afterwards checks that no answer
     and no log line holds a secret and that the log has no traceback."""
 
+    alone = "bounds DSSR's /live under attack (50 ms): the machine must be quiet"
+
     settings: dict[str, str] = {}
     connector = "dummy"
     nofile: int | None = None

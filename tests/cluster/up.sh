@@ -196,6 +196,9 @@ PermitRootLogin no
 AuthorizedKeysFile .ssh/authorized_keys
 AllowUsers $SVC_USER ${MAPPED_USERS[*]}
 MaxSessions 10
+# Tests run side by side (tests/phases.py) log in at once: past 10 unauthenticated
+# connections OpenSSH's default (10:30:100) starts dropping them.
+MaxStartups 100
 PrintMotd no
 LogLevel VERBOSE
 SetEnv SLURM_CONF=$SLURM_CONF PATH=$(session_path)

@@ -112,6 +112,7 @@ class WithoutAccountingTests(Endings, RigCase):
 
 
 class SlurmdbdDownTests(RigCase):
+    alone = "stops slurmdbd"
     modes = {"accounting": True}
 
     def setUp(self):

@@ -193,6 +193,8 @@ atexit.register(lambda: [_close(kind) for kind in list(_SESSIONS)])
 class BrowserTests:
     """The tests, for a ``SynchronousTestCase`` saying which jobs domain it uses."""
 
+    alone = "a class's browser and jobs live as long as its process"
+
     tls = False
     host_based = True
 

@@ -242,6 +242,8 @@ class PrivateDataCheckTests(TestCase):
     """With ``PrivateData=jobs,usage`` on the accounting rig, the "private data" check tells
     whether the service account coordinates the mapped users' account."""
 
+    alone = "switches the rig's modes itself"
+
     timeout = 180
 
     async def switch(self, mode: str, wanted: bool) -> None:

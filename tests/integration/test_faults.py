@@ -297,6 +297,8 @@ def misjudged(upstream: Upstream, truth: GroundTruth, jobids: list[str],
 class OutageTests(RigCase):
     """sshd, then slurmctld, away and back while upstream-style pollers run."""
 
+    alone = "stops sshd and slurmctld, and wants the node to itself"
+
     async def outage_under_polling(self, daemon: str, outage: float, break_it) -> dict:
         """Run jobs, poll, break ``daemon`` with ``break_it`` for ``outage`` s, restart it.
 
@@ -521,6 +523,7 @@ class KilledProcessTests(ProcessCase):
 
 
 class LoadTests(ProcessCase):
+    alone = "64 clients of CPU load, and a bound on the rate they get"
     CLIENTS = 64
     SECONDS = 30
 

@@ -38,6 +38,8 @@ class RigFuzzTests(RigCase):
     """Hostile requests to a DSSR on the real Slurm rig; the jobs it accepts run, and
     none may execute a canary."""
 
+    alone = "its exclusive jobs hold the whole node"
+
     timeout = 240
     examples = 250
 

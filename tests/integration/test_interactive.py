@@ -105,6 +105,7 @@ class InteractiveApps:
 
 
 class InteractiveTests(InteractiveApps, RigCase):
+    alone = "bounds how fast the proxy answers once the job ended"
     timeout = 300
 
     async def start_dssr(self, **overrides):

@@ -102,6 +102,7 @@ class LoginEnvironmentTests(RestCase):
 
 
 class SlurmrestdDownTests(RestCase):
+    alone = "stops slurmrestd"
     async def test_stopped_under_polling_is_503_then_back(self):
         ref = await self.submit(self.name("restd-down"), "sleep 60")
         await self.wait_for(ref, "running")

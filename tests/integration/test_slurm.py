@@ -263,6 +263,7 @@ class MappedUserTests(MappedRigCase):
 
 
 class ControllerDownTests(RigCase):
+    alone = "stops slurmctld"
     # The loud failure itself: no stale answers (how long the last snapshot may serve
     # while squeue fails is test_faults' subject).
     overrides = {"snapshot_max_stale": 0}
@@ -349,6 +350,8 @@ class ListingTests(RigCase):
 
 class SlowControllerTests(RigCase):
     """squeue taking 3 s: status answers come from the last snapshot, never too old."""
+
+    alone = "bounds DSSR's p99 while squeue is slow"
 
     BOUND = 10.0
 

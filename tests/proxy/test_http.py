@@ -55,6 +55,8 @@ class HeadTests(SynchronousTestCase):
 
 
 class FramingRefusalTests(SynchronousTestCase):
+    alone = "bounds the framer's CPU time (test_the_cost_is_linear)"
+
     def test_chunk_sizes_are_bounded_hex_digits(self):
         # Was: -1 looped forever in the reactor; 0x5, +5, 5_0 and " 5" were accepted.
         for size in (b"-1", b"0x5", b"+5", b"5_0", b" 5", b"5 ", b"", b"\xd9\xa5",
