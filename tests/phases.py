@@ -85,9 +85,9 @@ def ctl(*argv: str, check: bool = True) -> int:
     return code
 
 
-def trial(names: list[str], jobs: int, title: str) -> int:
+def trial(names: list[str], jobs: int, title: str, temp: str) -> int:
     """Run ``names`` in one trial; its exit status. Says what ran and how long it took."""
-    argv = [sys.executable, "-m", "twisted.trial", "--reporter=timing"]
+    argv = [sys.executable, "-m", "twisted.trial", "--reporter=timing", "--temp-directory", temp]
     if jobs > 1:
         argv += ["-j", str(jobs)]
     print(f"== phase: {title}: {' '.join(names)}", flush=True)
@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-j", "--jobs", type=int, default=3,
                         help="tests run side by side in a phase (default 3)")
+    parser.add_argument("--temp-directory", default="_trial_temp",
+                        help="trial's working directory (default _trial_temp)")
     parser.add_argument("names", nargs="*", default=["tests"],
                         help="modules, classes or tests, as trial takes them (default tests)")
     options = parser.parse_args(argv)
@@ -125,19 +127,21 @@ def main(argv: list[str] | None = None) -> int:
     codes = []
     if phases[SHARED]:
         codes.append(trial(shortest_names(phases[SHARED], everything, options.names),
-                           options.jobs, SHARED))
+                           options.jobs, SHARED, options.temp_directory))
     for wanted, ids in phases.items():
         if wanted in (SHARED, ALONE) or now is None:
             continue
         title = ", ".join(f"{mode} {'on' if on else 'off'}" for mode, on in wanted)
         undo = switched(wanted, now)
         try:
-            codes.append(trial(shortest_names(ids, everything, options.names), options.jobs, title))
+            codes.append(trial(shortest_names(ids, everything, options.names), options.jobs, title,
+                               options.temp_directory))
         finally:
             for mode, was in undo:
                 ctl(mode, "on" if was else "off")
     if phases[ALONE]:
-        codes.append(trial(shortest_names(phases[ALONE], everything, options.names), 1, ALONE))
+        codes.append(trial(shortest_names(phases[ALONE], everything, options.names), 1, ALONE,
+                           options.temp_directory))
     return max(codes, default=0)
 
 

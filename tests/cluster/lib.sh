@@ -250,6 +250,8 @@ AccountingStoragePort=$DBD_PORT"
     # The node declares $NODE_CPUS CPUs whatever the host has (config_overrides): test
     # jobs mostly sleep, and tests run side by side must not queue behind each other.
     # auth/jwt beside munge: slurmrestd's clients present tokens signed with $JWT_KEY.
+    # MessageTimeout=5 (Slurm's default is 10): a command retries a stopped slurmctld
+    # that long before it fails, and the controller-down tests wait it out each time.
     cat <<CONF
 # Written by tests/cluster/up.sh: DSSR's one-node test cluster. Do not edit.
 ClusterName=$CLUSTER
@@ -274,6 +276,7 @@ DefMemPerCPU=1024
 SlurmdParameters=config_overrides
 ReturnToService=2
 MinJobAge=10
+MessageTimeout=5
 $private
 StateSaveLocation=$RIG/slurm/state
 SlurmdSpoolDir=$RIG/slurm/spool

@@ -96,6 +96,16 @@ async def rig_mode(mode: str) -> bool:
     return code == 0
 
 
+async def use_modes(case: TestCase, modes: dict[str, bool]) -> None:
+    """Switch the rig's ``modes`` as ``case`` needs them, in order, and back after it."""
+    for mode, wanted in modes.items():
+        was = await rig_mode(mode)
+        if was != wanted:
+            await rig_control(mode, "on" if wanted else "off")
+            case.addCleanup(lambda mode=mode, was=was: ensureDeferred(
+                rig_control(mode, "on" if was else "off")))
+
+
 def id_mapping_file(case, environment: dict[str, str]) -> str:
     """An ID mapping file for the rig's two mapped users (alice@ and bob@example.org),
     removed when ``case`` ends."""
@@ -139,12 +149,7 @@ class RigCase(TestCase):
         return ensureDeferred(self.start(self.modes))
 
     async def start(self, modes: dict[str, bool]):
-        for mode, wanted in modes.items():
-            was = await rig_mode(mode)
-            if was != wanted:
-                await rig_control(mode, "on" if wanted else "off")
-                self.addCleanup(lambda mode=mode, was=was: ensureDeferred(
-                    rig_control(mode, "on" if was else "off")))
+        await use_modes(self, modes)
         await self.start_dssr()
 
     async def start_dssr(self, **overrides):

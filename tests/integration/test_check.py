@@ -8,14 +8,13 @@ import sys
 import tempfile
 
 from twisted.internet import reactor
-from twisted.internet.defer import ensureDeferred
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from dssr import check
 from dssr.remote.hostkeys import KnownHosts
 from dssr.remote.keys import decode_key_text, fingerprint, load_private_key
-from tests.integration.rig import id_mapping_file, rig_control, rig_environment, rig_mode
+from tests.integration.rig import id_mapping_file, rig_environment, use_modes
 from tests.integration.sshd import free_port, generate_key
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -238,25 +237,16 @@ class CheckTests(CheckCase):
         self.assertEqual(lines[5], "SKIP host key: skipped: needs login node")
 
 
-class PrivateDataCheckTests(TestCase):
+class PrivateDataCheck:
     """With ``PrivateData=jobs,usage`` on the accounting rig, the "private data" check tells
-    whether the service account coordinates the mapped users' account."""
-
-    alone = "switches the rig's modes itself"
+    whether the service account coordinates the mapped users' account; mixed into a
+    ``TestCase`` that says which (``modes``, switched as ``RigCase`` switches them)."""
 
     timeout = 180
+    modes: dict[str, bool] = {}
 
-    async def switch(self, mode: str, wanted: bool) -> None:
-        """Put a rig mode where the test needs it, and back after the test."""
-        was = await rig_mode(mode)
-        if was != wanted:
-            await rig_control(mode, "on" if wanted else "off")
-            self.addCleanup(lambda: ensureDeferred(rig_control(mode, "on" if was else "off")))
-
-    async def private_data_line(self, coordinator: bool) -> tuple[int, list[str]]:
-        for mode, wanted in (("accounting", True), ("privatedata", True),
-                             ("coordinator", coordinator)):
-            await self.switch(mode, wanted)
+    async def private_data_line(self) -> tuple[int, list[str]]:
+        await use_modes(self, self.modes)
         environ = {**rig_environment(), "JARVICE_BAREMETAL_CONNECTOR": "slurm",
                    "DSSR_ID_MAPPING_FILE": id_mapping_file(self, rig_environment()),
                    "DSSR_TRUST_UNVERIFIED_TOKENS": "true"}
@@ -266,14 +256,22 @@ class PrivateDataCheckTests(TestCase):
         return code, [line for line in lines if "private data" in line
                       or line.startswith("  fix: sacctmgr")]
 
+
+class CoordinatorCheckTests(PrivateDataCheck, TestCase):
+    modes = {"accounting": True, "privatedata": True, "coordinator": True}
+
     async def test_coordinator_rights_pass(self):
-        code, lines = await self.private_data_line(coordinator=True)
+        code, lines = await self.private_data_line()
         self.assertEqual((code, lines), (0, [
             "✓ private data: PrivateData=jobs,usage: dssr-svc coordinates dssr-users, the "
             "accounts of every mapped user"]))
 
+
+class NoCoordinatorCheckTests(PrivateDataCheck, TestCase):
+    modes = {"accounting": True, "privatedata": True, "coordinator": False}
+
     async def test_missing_coordinator_rights_are_flagged_with_the_fix(self):
-        code, lines = await self.private_data_line(coordinator=False)
+        code, lines = await self.private_data_line()
         self.assertEqual((code, lines), (1, [
             "✗ private data: PrivateData=jobs hides the jobs of dssr-alice, dssr-bob from "
             "dssr-svc: it coordinates no account of theirs (dssr-users)",

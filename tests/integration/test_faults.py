@@ -254,8 +254,8 @@ def seen_from(call: Call, ttl: float, squeue: float) -> float:
     the call: the snapshot TTL, or snapshot_max_stale while a refresh runs) or from a
     squeue that ended as the answer left, so started at most the longest squeue run
     (``squeue``) before. squeue can print the queue long after it read it: against a
-    slurmctld stopping under it, one read the jobs, then spent 9 s failing to reach
-    it again and still exited 0.
+    slurmctld stopping under it, one read the jobs, then spent 9 s (MessageTimeout, 10 s
+    then) failing to reach it again and still exited 0.
     """
     return min(call.sent - ttl, call.received - squeue) - SLACK
 
@@ -352,7 +352,7 @@ class OutageTests(RigCase):
         self.assertEqual(code, 503, f"the fault did not take: /ready said {body!r}")
         await self.sleep(max(0.0, outage - (reactor.seconds() - broken)))
         # The outage lasts until DSSR has said so (503) at least once: how long that
-        # takes is the cluster's (squeue against a stopped slurmctld fails after ~9 s),
+        # takes is the cluster's (squeue retries a stopped slurmctld for MessageTimeout),
         # so it is waited for, not bet on.
         for _ in range(int(OUTAGE_LIMIT / 0.25)):
             if any(call.code == 503 and call.received >= broken for call in upstream.calls):
@@ -443,9 +443,9 @@ class OutageTests(RigCase):
             await rig_control("stop", "slurmctld")
 
         stats = await self.outage_under_polling("slurmctld", 20, stop)
-        # squeue against a stopped slurmctld fails only after ~9 s, longer on a loaded
-        # machine; the outage lasts 20 s and in any case until DSSR said 503 (within
-        # OUTAGE_LIMIT).
+        # squeue against a stopped slurmctld fails only after MessageTimeout (5 s on the
+        # rig), longer on a loaded machine; the outage lasts 20 s and in any case until
+        # DSSR said 503 (within OUTAGE_LIMIT).
         self.assertGreater(stats["answered_during_outage"].get(503, 0), 0)
         self.assertLess(stats["recovery"], 15)
 
