@@ -226,8 +226,9 @@ def main(options) -> None:
         summary["interrupted"] = True
     finally:
         workers.stop()
-        summary["cleanup"] = dict(clean_up(target, refs))
-        print(f"cleanup: {summary['cleanup']}")
+        if not options.keep_jobs:
+            summary["cleanup"] = dict(clean_up(target, refs))
+            print(f"cleanup: {summary['cleanup']}")
     print(json.dumps(summary))
 
 
@@ -245,6 +246,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--status-concurrency", type=int, default=8)
     parser.add_argument("--submit-concurrency", type=int, default=8)
     parser.add_argument("--sleep", type=int, default=86400, help="each job's sleep (s)")
+    parser.add_argument("--keep-jobs", action="store_true",
+                        help="leave the jobs to the caller (e.g. scancel -u on the cluster: "
+                             "faster than DSSR's /terminate of each of thousands)")
     return parser.parse_args(argv)
 
 

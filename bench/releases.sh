@@ -5,7 +5,8 @@
 #   flock /var/tmp/dssr-rig.lock bash bench/releases.sh [-n JOBS] [RELEASE...]
 # (default: -n 5000 22.05 26.05). It brings the rig up on each release in turn
 # (tests/cluster/up.sh --accounting --slurm RELEASE, which drops the previous release's
-# jobs) and leaves it on the last. Each poll's output goes to /tmp/bench-releases/.
+# jobs) and leaves it on the last; after each poll it cancels the service account's jobs
+# with one scancel. Each poll's output goes to /tmp/bench-releases/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=5000
@@ -30,6 +31,23 @@ ready() {
     return 1
 }
 
+# cancel_all: cancel the service account's jobs on the rig and wait until none is left.
+cancel_all() {
+    local i
+    (
+        # shellcheck disable=SC1091
+        . /var/tmp/dssr-rig/env
+        export PATH=${DSSR_RIG_SLURM_BIN:+$DSSR_RIG_SLURM_BIN:}$PATH
+        scancel --user=dssr-svc
+        for ((i = 0; i < 120; i++)); do
+            [[ -z $(squeue --noheader --user=dssr-svc --format=%i) ]] && exit 0
+            sleep 1
+        done
+        echo "jobs of dssr-svc still queued after 120 s" >&2
+        exit 1
+    )
+}
+
 for release in "${releases[@]}"; do
     bash tests/cluster/up.sh --accounting --slurm "$release" >"$out/rig-$release.log" 2>&1
     for interface in cli http; do
@@ -48,8 +66,9 @@ for release in "${releases[@]}"; do
         ready "http://127.0.0.1:$port"
         echo "== Slurm $release over $interface: $jobs jobs"
         python -m bench.poll "http://127.0.0.1:$port" -n "$jobs" -c 8,32 -d 15 \
-            --status-count 0 --pid "$pid" | tee "$out/poll-$name.txt"
+            --status-count 0 --keep-jobs --pid "$pid" | tee "$out/poll-$name.txt"
         kill "$pid"
         wait "$pid" || true
+        cancel_all
     done
 done

@@ -40,7 +40,7 @@ from dssr.remote.policy import Policy
 from dssr.remote.ssh import SSHRemote, UserKeys
 from dssr.settings import BY_KEY, Settings, SettingsError, default
 from dssr.slurm.cli import CLISlurm
-from dssr.slurm.interfaces import ISlurm
+from dssr.slurm.interfaces import JOB_PREFIX, ISlurm
 from dssr.slurm.rest.client import (
     RestClient,
     ThroughRemote,
@@ -49,6 +49,7 @@ from dssr.slurm.rest.client import (
     base_url,
     socket_path,
 )
+from dssr.slurm.rest.offload import JobsReader
 from dssr.slurm.rest.restd import RestSlurm
 from dssr.slurm.rest.tokens import MintedTokens, ScontrolTokens, StaticToken, Tokens
 
@@ -253,7 +254,8 @@ def rest_client(settings: Settings, reactor: Any, remote: IRemote | None = None)
     pool = HTTPConnectionPool(reactor, persistent=True)
     return RestClient(agent(reactor, settings.slurmrestd_timeout, authorities, endpoints, pool),
                       base, reactor, settings.slurmrestd_timeout, pool,
-                      settings.slurmrestd_addr if socket is not None else None)
+                      settings.slurmrestd_addr if socket is not None else None,
+                      JobsReader(reactor, JOB_PREFIX, settings.slurmrestd_timeout))
 
 
 def rest_slurm(settings: Settings, reactor: Any, commands: LoggedRemote) -> RestSlurm:

@@ -32,13 +32,16 @@ class FakeClient:
     def __init__(self, **routes):
         self.routes = dict(routes)
         self.calls = []
+        self.listings = []  # the paths asked for as listings of jobs (read cut down)
         self.last_failure = None
 
     def on(self, method, path, *answers):
         self.routes[(method, path)] = list(answers)
 
-    def request(self, method, path, user, token, body=None):
+    def request(self, method, path, user, token, body=None, listing=False):
         self.calls.append((method, path, user, token, body))
+        if listing:
+            self.listings.append(path)
         answers = self.routes.get((method, path))
         if not answers:
             raise AssertionError(f"unscripted request {method} {path}")
@@ -156,6 +159,8 @@ class RestSlurmTests(SynchronousTestCase):
                           ("GET", "/slurm/v0.0.41/jobs", "dssr-svc")])
         self.run_(self.slurm.queue())
         self.assertEqual(len(self.client.calls), 3)  # the version is not asked again
+        # Only the list of jobs may be read cut down to the Jarvice jobs.
+        self.assertEqual(self.client.listings, ["/slurm/v0.0.41/jobs"] * 2)
 
     def test_a_queue_that_cannot_be_read_is_unavailable_never_empty(self):
         self.client.on("GET", "/slurm/v0.0.41/jobs",

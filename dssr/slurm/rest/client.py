@@ -35,6 +35,7 @@ from dssr.errors import Unavailable
 from dssr.producers import BytesProducer
 from dssr.remote.interfaces import IRemote, RemoteError
 from dssr.samples import Sample
+from dssr.slurm.rest.offload import JobsReader
 
 # Failures of the connection or of the exchange itself: slurmrestd is not there.
 SOCKET_SCHEME = "unix:"
@@ -145,9 +146,10 @@ class RestClient:
 
     def __init__(self, agent: IAgent, base: str, clock: IReactorTime, timeout: float,
                  pool: HTTPConnectionPool | None = None,
-                 where: str | None = None):
+                 where: str | None = None, jobs_reader: JobsReader | None = None):
         self._agent = agent
         self._pool = pool
+        self._jobs_reader = jobs_reader
         self.base = base
         self.where = where or base  # where slurmrestd is, in messages
         self._clock = clock
@@ -157,8 +159,10 @@ class RestClient:
         self.last_failure: str | None = None
 
     async def request(self, method: str, path: str, user: str, token: str,
-                      body: dict[str, Any] | None = None) -> Answer:
-        """``method`` ``path`` as ``user`` with ``token``; the answer, whatever its status."""
+                      body: dict[str, Any] | None = None, listing: bool = False) -> Answer:
+        """``method`` ``path`` as ``user`` with ``token``; the answer, whatever its status.
+        A ``listing`` of jobs is read by the jobs reader, when there is one: only the
+        Jarvice jobs, and only what DSSR reads of them, are in its document."""
         headers = Headers({"X-SLURM-USER-NAME": [user], "X-SLURM-USER-TOKEN": [token],
                            "Accept": ["application/json"]})
         producer = None
@@ -177,6 +181,9 @@ class RestClient:
             raise Unavailable(f"slurmrestd at {self.where} did not answer {method} {path}: "
                               f"{self.last_failure}") from None
         self.last_failure = None
+        if listing and self._jobs_reader is not None:
+            read = await self._jobs_reader.read(data)
+            return Answer(response.code, read, "" if read is not None else _first_line(data))
         try:
             document = json.loads(data)
         except ValueError:

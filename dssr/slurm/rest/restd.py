@@ -100,14 +100,14 @@ class RestSlurm:
         return self.version
 
     async def _send(self, method: str, path: str, user: str | None,
-                    body: dict[str, Any] | None = None) -> Answer:
+                    body: dict[str, Any] | None = None, listing: bool = False) -> Answer:
         """One request as ``user`` (None: the service account); a refused token is
         ``Unavailable`` saying so (its cached copy is dropped: the next is new). The
         slurmrestd of 25.05 and 26.05 passes slurmctld's refusal on (HTTP 511, 1007)."""
         name = user or self._service_user
         token = await self._tokens.token(name)
         try:
-            answer = await self._client.request(method, path, name, token, body)
+            answer = await self._client.request(method, path, name, token, body, listing)
         except Unavailable:
             if not self._pinned:
                 self.version = ""  # detected again once it answers
@@ -123,11 +123,11 @@ class RestSlurm:
         return answer
 
     async def _slurm(self, method: str, what: str, user: str | None = None,
-                     body: dict[str, Any] | None = None) -> Answer:
+                     body: dict[str, Any] | None = None, listing: bool = False) -> Answer:
         """``method`` on ``/slurm/<version>/<what>``; an answer that is not JSON (no
         such version, a proxy's error page) is ``Unavailable``."""
         version = await self._version()
-        answer = await self._send(method, f"/slurm/{version}/{what}", user, body)
+        answer = await self._send(method, f"/slurm/{version}/{what}", user, body, listing)
         if answer.document is None:
             raise Unavailable(f"slurmrestd answered {method} {what} with HTTP "
                               f"{answer.status}, not JSON: {answer.text}")
@@ -195,7 +195,7 @@ class RestSlurm:
         return jobid
 
     async def queue(self) -> list[QueueJob]:
-        answer = await self._slurm("GET", "jobs")
+        answer = await self._slurm("GET", "jobs", listing=True)
         if answer.status != 200 or answers.errors(answer.document):
             raise self._down(answer, "list the jobs")
         return self._read(answers.queue, answer.document, self._clock.seconds())
