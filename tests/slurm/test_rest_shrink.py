@@ -105,6 +105,22 @@ class ReaderTests(TestCase):
         self.assertIn("list of jobs took over 0.001 s", caught.exception.message)
 
 
+class NoProcesses:
+    """A reactor that can start no process (out of them, or of memory)."""
+
+    def spawnProcess(self, *args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+
+class NoChildTests(TestCase):
+    async def test_no_child_is_unavailable_and_says_why(self):
+        reader = JobsReader(NoProcesses(), JOB_PREFIX, 30, above=10)
+        with self.assertRaises(Unavailable) as caught:
+            await reader.read(json.dumps(big_queue(3)).encode())
+        self.assertIn("no process could read slurmrestd's", caught.exception.message)
+        self.assertIn("Resource temporarily unavailable", caught.exception.message)
+
+
 class Listing(Resource):
     isLeaf = True
 

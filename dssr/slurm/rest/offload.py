@@ -73,9 +73,13 @@ class JobsReader:
         # this DSSR's code is.
         environment = {"PYTHONPATH": os.pathsep.join(filter(None, [
             _ROOT, os.environ.get("PYTHONPATH")]))}
-        process = self._reactor.spawnProcess(
-            shrinking, sys.executable,
-            [sys.executable, "-m", "dssr.slurm.rest.shrink", self._prefix], environment)
+        try:
+            process = self._reactor.spawnProcess(
+                shrinking, sys.executable,
+                [sys.executable, "-m", "dssr.slurm.rest.shrink", self._prefix], environment)
+        except OSError as error:
+            raise Unavailable(f"no process could read slurmrestd's {len(data)}-byte list of "
+                              f"jobs: {error.strerror or error}") from None
         timer = self._reactor.callLater(self._timeout, _kill, process)
         code, out = await shrinking.ended
         if timer.active():
