@@ -140,11 +140,7 @@ reconfigure_slurm() {
 }
 
 slurmctld_settled() {
-    local pids
-    mapfile -t pids < <(slurmctld_pids)
-    [[ ${#pids[@]} -eq 1 ]] && scontrol ping && {
-        alive "$RIG/run/slurmctld.pid" || echo "${pids[0]}" >"$RIG/run/slurmctld.pid"
-    }
+    [[ $(slurmctld_pids | wc -l) -eq 1 ]] && slurmctld_running && scontrol ping
 }
 
 start_slurmd() {
