@@ -140,7 +140,11 @@ reconfigure_slurm() {
 }
 
 slurmctld_settled() {
-    [[ $(slurmctld_pids | wc -l) -eq 1 ]] && slurmctld_running && scontrol ping
+    local pids pidfile=$RIG/run/slurmctld.pid
+    mapfile -t pids < <(slurmctld_pids)
+    [[ ${#pids[@]} -eq 1 ]] && scontrol ping || return 1
+    # The old process may still answer kill -0 while it exits: name the one found.
+    [[ -s $pidfile && $(<"$pidfile") == "${pids[0]}" ]] || echo "${pids[0]}" >"$pidfile"
 }
 
 start_slurmd() {
