@@ -13,7 +13,8 @@ import jwt
 import treq
 from twisted.internet.defer import ensureDeferred
 
-from dssr.slurm.rest.versions import SUPPORTED, offered
+from dssr.slurm.rest.known import RELIST
+from dssr.slurm.rest.versions import SUPPORTED, offered, typed
 from tests.integration.rig import (
     MappedRigCase,
     RigCase,
@@ -99,6 +100,30 @@ class LoginEnvironmentTests(RestCase):
             self.assertRegex(line, rf"^slurm(-wlm)? {re.escape(release)}\.[0-9]+$")
         where = self.environment.get("DSSR_RIG_SLURM_BIN") or "/usr/bin"
         self.assertIn(f"{where}/srun", stdout.splitlines())
+
+
+class SnapshotTests(RestCase):
+    """What queue snapshots ask of the live slurmrestd: every job's state and the jobs
+    that changed (jobs/state, v0.0.40 on), or every job each time (v0.0.38)."""
+
+    async def test_a_job_from_submit_to_end_is_followed_by_its_state(self):
+        started = time.monotonic()
+        ref = await self.submit(self.name("snapshots"), "sleep 3; echo JARVICE_CMD_SUCCESS")
+        await self.wait_for(ref, "running")
+        rc, _, (stdout, _) = await self.run_to_end(ref)
+        self.assertEqual(rc, 0, stdout)
+        slurm, snapshots = self.connector.slurm, self.connector.snapshot.fetches
+        self.assertGreater(snapshots, 5)
+        if not typed(slurm.version):
+            self.assertEqual((slurm.listings, slurm.shown), (snapshots, 0))
+            return
+        # The first snapshot listed every job, then one every RELIST seconds at most
+        # (setUp's DSSR started a little before this test's clock: 5 s of margin); the
+        # job's end, at least, was seen by showing it alone.
+        self.assertGreaterEqual(slurm.listings, 1)
+        self.assertLessEqual(slurm.listings,
+                             1 + (time.monotonic() - started + 5) // RELIST)
+        self.assertGreaterEqual(slurm.shown, 1)
 
 
 class SlurmrestdDownTests(RestCase):

@@ -11,6 +11,7 @@ from dssr.slurm.accounting import ACCOUNTING_RECHECK
 from dssr.slurm.interfaces import BatchJob, Refused, Setup
 from dssr.slurm.rest import answers
 from dssr.slurm.rest.client import Answer
+from dssr.slurm.rest.known import RELIST
 from dssr.slurm.rest.restd import RestSlurm
 from tests.slurm.fakes import FakeRemote, exited, ok
 from tests.slurm.restd_fixtures import document, status
@@ -77,6 +78,12 @@ def captured(where, name):
     return Answer(status(where, name), document(where, name))
 
 
+def jarvice_ids(where):
+    """The ids of the Jarvice jobs in the listing captured in ``where``."""
+    return [str(job["job_id"]) for job in document(where, "jobs")["jobs"]
+            if job["name"].startswith("jarvice_")]
+
+
 def home(call):
     """The claim was ours: the submit's mark (its last argument), then the home."""
     return ok(f"{call.argv[-1]}/home/dssr-alice\n".encode())
@@ -92,6 +99,10 @@ class RestSlurmTests(SynchronousTestCase):
         self.tokens = FakeTokens()
         self.slurm = RestSlurm(self.client, self.tokens, LoggedRemote(self.remote, self.clock),
                                self.clock, "dssr-svc")
+
+    def samples(self):
+        return {sample.name: sample.value for sample in self.slurm.metrics()
+                if sample.name in ("dssr_slurmrestd_listings", "dssr_slurmrestd_jobs_shown")}
 
     def run_(self, coroutine):
         return self.successResultOf(ensureDeferred(coroutine))
@@ -150,25 +161,107 @@ class RestSlurmTests(SynchronousTestCase):
         self.assertIn("permission denied", error.message)
         self.assertEqual(self.client.calls, [])
 
-    def test_the_queue_is_one_get_as_the_service_account(self):
-        self.client.on("GET", "/slurm/v0.0.41/jobs", captured(V41, "jobs"))
+    def test_in_v0038_the_queue_is_one_get_as_the_service_account(self):
+        self.slurm.version = "v0.0.38"  # 22.05: no jobs/state
+        self.client.on("GET", "/slurm/v0.0.38/jobs", captured(V38, "jobs"))
         jobs = self.run_(self.slurm.queue())
-        self.assertEqual(len(jobs), len(document(V41, "jobs")["jobs"]))  # every one Jarvice's
+        self.assertEqual([job.jobid for job in jobs], jarvice_ids(V38))
+        self.run_(self.slurm.queue())
+        self.assertEqual([call[:3] for call in self.client.calls],
+                         [("GET", "/slurm/v0.0.38/jobs", "dssr-svc")] * 2)
+        # Only the list of jobs may be read cut down to the Jarvice jobs.
+        self.assertEqual(self.client.listings, ["/slurm/v0.0.38/jobs"] * 2)
+
+    def test_the_queue_is_the_states_and_the_jobs_that_changed(self):
+        self.client.on("GET", "/slurm/v0.0.41/jobs/state", captured(V41, "jobs_state"))
+        self.client.on("GET", "/slurm/v0.0.41/jobs", captured(V41, "jobs"))
+        first = self.run_(self.slurm.queue())
+        self.assertEqual([job.jobid for job in first], jarvice_ids(V41))
         self.assertEqual([call[:3] for call in self.client.calls],
                          [("GET", "/openapi/v3", "dssr-svc"),
+                          ("GET", "/slurm/v0.0.41/jobs/state", "dssr-svc"),
                           ("GET", "/slurm/v0.0.41/jobs", "dssr-svc")])
+        self.clock.advance(1)
+        self.assertEqual(self.run_(self.slurm.queue()), first)  # nothing changed
+        self.assertEqual(self.client.calls[-1][1], "/slurm/v0.0.41/jobs/state")
+        self.assertEqual(self.client.listings, ["/slurm/v0.0.41/jobs"])
+        # The suspended job runs again: it alone is asked for.
+        running = str(document(V41, "job_running")["jobs"][0]["job_id"])
+        states = document(V41, "jobs_state")
+        for job in states["jobs"]:
+            if job["job_id"] == running:
+                self.assertEqual(job["state"], ["SUSPENDED"])
+                job["state"] = ["RUNNING"]
+        self.client.on("GET", "/slurm/v0.0.41/jobs/state", answer(200, states))
+        self.client.on("GET", f"/slurm/v0.0.41/job/{running}", captured(V41, "job_running"))
+        third = {job.jobid: job for job in self.run_(self.slurm.queue())}
+        self.assertEqual(self.client.calls[-1][1], f"/slurm/v0.0.41/job/{running}")
+        self.assertEqual(third[running].state, "RUNNING")
+        self.assertEqual({key: job for key, job in third.items() if key != running},
+                         {job.jobid: job for job in first if job.jobid != running})
+        self.assertEqual(self.samples(), {"dssr_slurmrestd_listings": 1,
+                                          "dssr_slurmrestd_jobs_shown": 1})
+        # RELIST seconds after the listing, every job is listed again.
+        self.clock.advance(RELIST)
+        self.client.on("GET", "/slurm/v0.0.41/jobs/state", captured(V41, "jobs_state"))
         self.run_(self.slurm.queue())
-        self.assertEqual(len(self.client.calls), 3)  # the version is not asked again
-        # Only the list of jobs may be read cut down to the Jarvice jobs.
         self.assertEqual(self.client.listings, ["/slurm/v0.0.41/jobs"] * 2)
 
-    def test_a_queue_that_cannot_be_read_is_unavailable_never_empty(self):
-        self.client.on("GET", "/slurm/v0.0.41/jobs",
-                       answer(500, {"errors": [{"error_number": 1007,
-                                                "error": "Unable to contact slurm controller"}]}),
-                       Unavailable("slurmrestd at x did not answer: connection refused"),
-                       answer(200, {"jobs": "garbage"}))
+    def test_a_new_job_is_asked_for_and_a_gone_one_dropped(self):
+        self.slurm.version = "v0.0.45"
+        self.client.on("GET", "/slurm/v0.0.45/jobs/state", captured(V45, "jobs_state"))
+        self.client.on("GET", "/slurm/v0.0.45/jobs", captured(V45, "jobs"))
+        listed = [job.jobid for job in self.run_(self.slurm.queue())]
+        states = document(V45, "jobs_state")
+        gone = states["jobs"].pop(0)["job_id"]
+        states["jobs"] += [{"job_id": "999998", "state": ["PENDING"]},
+                           {"job_id": "999999", "state": ["PENDING"]}]
+        self.client.on("GET", "/slurm/v0.0.45/jobs/state", answer(200, states))
+        self.client.on("GET", "/slurm/v0.0.45/job/999998", captured(V45, "job_running"))
+        self.client.on("GET", "/slurm/v0.0.45/job/999999", captured(V45, "job_unknown"))
+        jobs = [job.jobid for job in self.run_(self.slurm.queue())]
+        # job_running.json is another job id: not the job asked for, so not a job.
+        self.assertEqual(jobs, [jobid for jobid in listed if jobid != gone])
+        self.assertEqual(self.client.listings, ["/slurm/v0.0.45/jobs"])
+        self.run_(self.slurm.queue())  # both known now: neither is asked for again
+        self.assertEqual([call[1] for call in self.client.calls].count(
+            "/slurm/v0.0.45/job/999999"), 1)
+
+    def test_a_job_that_cannot_be_shown_makes_the_snapshot_unavailable(self):
+        self.slurm.version = "v0.0.45"
+        self.client.on("GET", "/slurm/v0.0.45/jobs/state", captured(V45, "jobs_state"))
+        self.client.on("GET", "/slurm/v0.0.45/jobs", captured(V45, "jobs"))
+        self.run_(self.slurm.queue())
+        states = document(V45, "jobs_state")
+        states["jobs"].append({"job_id": "999999", "state": ["PENDING"]})
+        self.client.on("GET", "/slurm/v0.0.45/jobs/state", answer(200, states))
+        self.client.on("GET", "/slurm/v0.0.45/job/999999",
+                       captured(V45, "jobs_controller_down"), answer(200, {"jobs": [7]}))
+        error = self.failure(self.slurm.queue(), Unavailable)
+        self.assertIn("could not show job 999999 (HTTP 502): Unable to contact slurm "
+                      "controller", error.message)
+        self.assertIn("not a job: 7", self.failure(self.slurm.queue(), Unavailable).message)
+
+    def test_without_jobs_state_every_snapshot_is_a_listing(self):
+        # A typed version of a release before jobs/state (404): asked once, then not.
+        self.client.on("GET", "/slurm/v0.0.41/jobs/state", Answer(404, None, "Not Found"))
+        self.client.on("GET", "/slurm/v0.0.41/jobs", captured(V41, "jobs"))
         for _ in range(3):
+            self.assertEqual([job.jobid for job in self.run_(self.slurm.queue())],
+                             jarvice_ids(V41))
+        self.assertEqual([call[1] for call in self.client.calls].count(
+            "/slurm/v0.0.41/jobs/state"), 1)
+        self.assertEqual(self.client.listings, ["/slurm/v0.0.41/jobs"] * 3)
+
+    def test_a_queue_that_cannot_be_read_is_unavailable_never_empty(self):
+        self.client.on("GET", "/slurm/v0.0.41/jobs/state",
+                       captured(V41, "jobs_state_controller_down"),
+                       Unavailable("slurmrestd at x did not answer: connection refused"),
+                       answer(200, {"jobs": "garbage"}),
+                       answer(200, {"jobs": [{"job_id": 7, "state": ["RUNNING"]}]}),
+                       captured(V41, "jobs_state"))
+        self.client.on("GET", "/slurm/v0.0.41/jobs", answer(200, {"jobs": "garbage"}))
+        for _ in range(5):
             self.failure(self.slurm.queue(), Unavailable)
 
     def test_a_refused_token_and_a_controller_down_read_alike_in_v0038(self):
@@ -181,8 +274,9 @@ class RestSlurmTests(SynchronousTestCase):
                       error.message)
 
     def test_the_version_is_detected_again_after_slurmrestd_was_unreachable(self):
-        self.client.on("GET", "/slurm/v0.0.41/jobs", Unavailable("refused"),
-                       captured(V41, "jobs"))
+        self.client.on("GET", "/slurm/v0.0.41/jobs/state", Unavailable("refused"),
+                       captured(V41, "jobs_state"))
+        self.client.on("GET", "/slurm/v0.0.41/jobs", captured(V41, "jobs"))
         self.failure(self.slurm.queue(), Unavailable)
         self.assertEqual(self.slurm.version, "")
         self.run_(self.slurm.queue())
@@ -196,7 +290,8 @@ class RestSlurmTests(SynchronousTestCase):
         self.assertEqual([call[1] for call in self.client.calls], ["/slurm/v0.0.40/ping"])
 
     def test_a_refused_token_is_unavailable_and_forgotten(self):
-        self.client.on("GET", "/slurm/v0.0.41/jobs", Answer(401, None, "Authentication failure"))
+        self.client.on("GET", "/slurm/v0.0.41/jobs/state",
+                       Answer(401, None, "Authentication failure"))
         error = self.failure(self.slurm.queue(), Unavailable)
         self.assertIn("refused the minted token of dssr-svc", error.message)
         self.assertIn("Authentication failure", error.message)
@@ -207,14 +302,22 @@ class RestSlurmTests(SynchronousTestCase):
         # 22.05 could not tell it from a controller down (see the v0.0.38 test above);
         # 25.05 and 26.05 pass slurmctld's authentication error on as HTTP 511.
         self.slurm.version = "v0.0.45"
-        self.client.on("GET", "/slurm/v0.0.45/jobs", captured(V45, "jobs_bad_token"))
+        self.client.on("GET", "/slurm/v0.0.45/jobs/state", captured(V45, "jobs_state_bad_token"))
         error = self.failure(self.slurm.queue(), Unavailable)
         self.assertIn("refused the minted token of dssr-svc (HTTP 511: Protocol "
                       "authentication error", error.message)
         self.assertEqual(self.tokens.forgotten, ["dssr-svc"])
+        self.client.on("GET", "/slurm/v0.0.45/jobs/state",
+                       captured(V45, "jobs_state_controller_down"))
+        error = self.failure(self.slurm.queue(), Unavailable)
+        self.assertIn("could not list the job states (HTTP 500): Unable to query job states "
+                      "(Slurm gave no error number: is slurmctld down?)", error.message)
+        # The full listing says it itself.
+        self.client.on("GET", "/slurm/v0.0.45/jobs/state", captured(V45, "jobs_state"))
         self.client.on("GET", "/slurm/v0.0.45/jobs", captured(V45, "jobs_controller_down"))
         error = self.failure(self.slurm.queue(), Unavailable)
         self.assertIn("(HTTP 502): Unable to contact slurm controller", error.message)
+        self.assertNotIn("no error number", error.message)
 
     def test_cancel_as_the_owner_and_a_refusal_in_the_jobs_status(self):
         self.slurm.version = "v0.0.45"

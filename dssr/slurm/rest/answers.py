@@ -17,6 +17,7 @@ from typing import Any
 
 from dssr.slurm.interfaces import JOB_PREFIX, AccountingRecord, QueueJob
 from dssr.slurm.parse import SlurmOutputError, expand_hostlist
+from dssr.slurm.rest.shrink import shrink
 from dssr.slurm.states import long_name
 
 # Job state flags squeue shows instead of the base state, in squeue's order.
@@ -158,6 +159,36 @@ def queue(document: dict[str, Any] | None, now: float) -> list[QueueJob]:
     if not isinstance(jobs, list):
         raise AnswerError("the answer holds no list of jobs")
     return [found for job in jobs if (found := queue_job(job, now)) is not None]
+
+
+def jarvice_jobs(document: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The Jarvice jobs of an answer to ``GET .../jobs`` or ``.../job/{id}``, each cut to
+    the fields ``queue_job`` reads."""
+    jobs = (document or {}).get("jobs")
+    if not isinstance(jobs, list):
+        raise AnswerError("the answer holds no list of jobs")
+    for job in jobs:
+        if not isinstance(job, dict):
+            raise AnswerError(f"not a job: {job!r}")
+    found: list[dict[str, Any]] = shrink({"jobs": jobs}, JOB_PREFIX)["jobs"]
+    return found
+
+
+def states(document: dict[str, Any] | None) -> dict[str, list[str]]:
+    """Every job's state by its id (``123``; ``123_4`` for an array task, ``123+1`` for
+    a heterogeneous job's part) in an answer to ``GET .../jobs/state`` (v0.0.40 on)."""
+    jobs = (document or {}).get("jobs")
+    if not isinstance(jobs, list):
+        raise AnswerError("the answer holds no list of job states")
+    found = {}
+    for job in jobs:
+        jobid = job.get("job_id") if isinstance(job, dict) else None
+        value = job.get("state") if isinstance(job, dict) else None
+        if not isinstance(jobid, str) or not jobid or not isinstance(value, list) \
+                or not all(isinstance(item, str) for item in value):
+            raise AnswerError(f"not a job state: {job!r}")
+        found[jobid] = value
+    return found
 
 
 def submitted(document: dict[str, Any] | None) -> str | None:

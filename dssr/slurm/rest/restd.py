@@ -1,5 +1,6 @@
-"""``ISlurm`` over slurmrestd: one ``GET .../jobs`` per queue snapshot, jobs submitted,
-cancelled and released through REST as their owners, each with its own token.
+"""``ISlurm`` over slurmrestd: queue snapshots (``GET .../jobs/state`` and the jobs that
+changed, a full ``GET .../jobs`` now and then: ``known``), jobs submitted, cancelled and
+released through REST as their owners, each with its own token.
 
 The job files (and so the setup before a submit, which also tells the user's home)
 still go through the ``IRemote`` commands. The OpenAPI version is the configured one,
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, DeferredSemaphore, FirstError, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -42,6 +44,7 @@ from dssr.slurm.rest.answers import (
 )
 from dssr.slurm.rest.bodies import job_body
 from dssr.slurm.rest.client import Answer, ClientService, RestClient
+from dssr.slurm.rest.known import KnownJobs
 from dssr.slurm.rest.tokens import Tokens
 from dssr.slurm.rest.versions import choose, typed
 
@@ -55,6 +58,8 @@ RECORD = 'printf "%s\\n" "$2" > "$1"'
 # How slurmrestd signals a job it is asked to cancel: as scancel does (SIGKILL is
 # Slurm's "terminate": SIGTERM to the batch shell, SIGKILL after KillWait; CANCELLED).
 CANCEL_SIGNAL = "KILL"
+# Jobs a snapshot shows at once (``GET .../job/{id}``), to spare slurmrestd's threads.
+SHOWN_AT_ONCE = 4
 T = TypeVar("T")
 
 
@@ -80,6 +85,11 @@ class RestSlurm:
         self._pinned = version
         self.version = version
         self._accounting = AccountingSwitch(clock)
+        self._known = KnownJobs()
+        self._without_states = False  # slurmrestd has no jobs/state in this version
+        self._showing = DeferredSemaphore(SHOWN_AT_ONCE)
+        self.listings = 0
+        self.shown = 0
         self.service = MultiService()
         if commands.remote.service is not None:
             commands.remote.service.setServiceParent(self.service)
@@ -95,6 +105,8 @@ class RestSlurm:
                                   f"document (HTTP {answer.status}) "
                                   f"{answers.error_text(answer.document) or answer.text}")
             self.version = choose(answer.document)
+            self._known.forget()  # it may be another slurmrestd, even another cluster
+            self._without_states = False
             _log.info("slurmrestd at {base} speaks OpenAPI {version}", base=self._client.where,
                       version=self.version)
         return self.version
@@ -135,7 +147,13 @@ class RestSlurm:
 
     def _down(self, answer: Answer, what: str, user: str | None = None) -> Unavailable:
         reason = answers.error_text(answer.document) or "no reason given"
-        if not answers.error_numbers(answer.document) - {-1}:
+        if answers.error_numbers(answer.document) - {-1}:
+            pass
+        elif typed(self.version):
+            # A refused token has its number (1007) since 25.05: here, most likely the
+            # controller (jobs/state says only "Unable to query job states").
+            reason += " (Slurm gave no error number: is slurmctld down?)"
+        else:
             # v0.0.38 says the same of a controller that is down and of a token slurmctld
             # refused (expired, signed with another key, another user's).
             reason += (f" (Slurm gave no error number: slurmctld is down, or it refused the "
@@ -195,10 +213,63 @@ class RestSlurm:
         return jobid
 
     async def queue(self) -> list[QueueJob]:
+        """Every job's state, then the jobs that changed one by one, or every job
+        (``KnownJobs`` decides); where slurmrestd has no ``jobs/state``, every job."""
+        now = self._clock.seconds()
+        states = await self._states()
+        if states is None:
+            return self._read(answers.queue, await self._listing(), now)
+        wanted = self._known.to_show(states, now)
+        if wanted is None:
+            listed = self._read(answers.jarvice_jobs, await self._listing())
+            self._known.listed(states, listed, now)
+        else:
+            try:
+                shown = await gatherResults([self._showing.run(self._show_job, key)
+                                             for key in wanted], consumeErrors=True)
+            except FirstError as error:
+                error.subFailure.raiseException()
+            for key, job in zip(wanted, shown, strict=True):
+                self._known.shown(key, job)
+        return self._read(answers.queue, {"jobs": self._known.jobs(states)}, now)
+
+    async def _states(self) -> dict[str, list[str]] | None:
+        """``GET .../jobs/state`` (None where slurmrestd has none: v0.0.38, or a
+        release before 24.05, which answers 404)."""
+        version = await self._version()
+        if not typed(version) or self._without_states:
+            return None
+        answer = await self._send("GET", f"/slurm/{version}/jobs/state", None)
+        if answer.status == 404:
+            _log.info("slurmrestd {version} has no jobs/state: each queue snapshot lists "
+                      "every job", version=version)
+            self._without_states = True
+            return None
+        if answer.status != 200 or answer.document is None or answers.errors(answer.document):
+            raise self._down(answer, "list the job states")
+        return self._read(answers.states, answer.document)
+
+    async def _listing(self) -> dict[str, Any]:
+        """``GET .../jobs``: the Jarvice jobs, read off the reactor when it is large."""
         answer = await self._slurm("GET", "jobs", listing=True)
         if answer.status != 200 or answers.errors(answer.document):
             raise self._down(answer, "list the jobs")
-        return self._read(answers.queue, answer.document, self._clock.seconds())
+        self.listings += 1
+        return answer.document or {}
+
+    def _show_job(self, key: str) -> Deferred[dict[str, Any] | None]:
+        return Deferred.fromCoroutine(self._shown(key))
+
+    async def _shown(self, key: str) -> dict[str, Any] | None:
+        """The Jarvice job ``GET .../job/{key}`` shows; None for any other, or none."""
+        answer = await self._slurm("GET", f"job/{_jobid(key)}")
+        self.shown += 1
+        if answers.error_numbers(answer.document) & {INVALID_JOB_ID, ACCESS_DENIED}:
+            return None
+        if answer.status != 200 or answers.errors(answer.document):
+            raise self._down(answer, f"show job {key}")
+        jobs = self._read(answers.jarvice_jobs, answer.document)
+        return next((job for job in jobs if str(job.get("job_id")) == key), None)
 
     async def job(self, jobid: str, user: str | None = None) -> QueueJob | None:
         answer = await self._slurm("GET", f"job/{_jobid(jobid)}", user)
@@ -289,3 +360,7 @@ class RestSlurm:
     def metrics(self) -> Iterator[Sample]:
         yield from self._commands.remote.metrics()
         yield from self._client.metrics()
+        yield Sample("dssr_slurmrestd_listings", "counter",
+                     "Full job listings asked of slurmrestd", self.listings)
+        yield Sample("dssr_slurmrestd_jobs_shown", "counter",
+                     "Jobs asked of slurmrestd one by one, for a queue snapshot", self.shown)
