@@ -77,12 +77,6 @@ class ShrinkTests(SynchronousTestCase):
 class ReaderTests(TestCase):
     """The jobs reader with the real reactor: above its size, a real child process."""
 
-    async def test_a_small_answer_is_read_here(self):
-        reader = JobsReader(reactor, JOB_PREFIX, 30)
-        answer = big_queue(3)
-        self.assertEqual(await reader.read(json.dumps(answer).encode()), answer)
-        self.assertEqual(reader.offloaded, 0)
-
     async def test_a_large_answer_is_cut_down_by_a_child(self):
         reader = JobsReader(reactor, JOB_PREFIX, 30)
         answer = big_queue(400)
@@ -134,9 +128,10 @@ class Listing(Resource):
 
 
 class ClientListingTests(TestCase):
-    async def test_a_listing_goes_through_the_reader_and_nothing_else_does(self):
+    async def test_a_large_listing_goes_through_the_reader_and_nothing_else_does(self):
         answer = big_queue(40)
-        reader = JobsReader(reactor, JOB_PREFIX, 30, above=100)
+        size = len(json.dumps(answer))
+        reader = JobsReader(reactor, JOB_PREFIX, 30, above=size - 1)
         client = RestClient(RequestTraversalAgent(Listing(answer)), "http://restd:6820",
                             Clock(), 5, jobs_reader=reader)
         listed = await client.request("GET", "/slurm/v0.0.45/jobs", "svc", "tok",
@@ -144,4 +139,9 @@ class ClientListingTests(TestCase):
         self.assertEqual((listed.status, listed.document), (200, shrink(answer, JOB_PREFIX)))
         whole = await client.request("GET", "/slurm/v0.0.45/job/1000", "svc", "tok")
         self.assertEqual(whole.document, answer)
+        self.assertEqual(reader.offloaded, 1)
+        # A listing no larger than ``above`` is read here, whole.
+        reader.above = size
+        small = await client.request("GET", "/slurm/v0.0.45/jobs", "svc", "tok", listing=True)
+        self.assertEqual(small.document, answer)
         self.assertEqual(reader.offloaded, 1)

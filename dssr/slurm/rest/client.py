@@ -161,8 +161,8 @@ class RestClient:
     async def request(self, method: str, path: str, user: str, token: str,
                       body: dict[str, Any] | None = None, listing: bool = False) -> Answer:
         """``method`` ``path`` as ``user`` with ``token``; the answer, whatever its status.
-        A ``listing`` of jobs is read by the jobs reader, when there is one: only the
-        Jarvice jobs, and only what DSSR reads of them, are in its document."""
+        A large ``listing`` of jobs is read by the jobs reader, when there is one: only
+        the Jarvice jobs, and only what DSSR reads of them, are in its document."""
         headers = Headers({"X-SLURM-USER-NAME": [user], "X-SLURM-USER-TOKEN": [token],
                            "Accept": ["application/json"]})
         producer = None
@@ -181,7 +181,7 @@ class RestClient:
             raise Unavailable(f"slurmrestd at {self.where} did not answer {method} {path}: "
                               f"{self.last_failure}") from None
         self.last_failure = None
-        if listing and self._jobs_reader is not None:
+        if listing and self._jobs_reader is not None and len(data) > self._jobs_reader.above:
             read = await self._jobs_reader.read(data)
             return Answer(response.code, read, "" if read is not None else _first_line(data))
         try:

@@ -14,7 +14,7 @@ from twisted.python.failure import Failure
 import dssr
 from dssr.errors import Unavailable
 
-# Answers up to this size are read in the reactor: a child would cost more than it saves.
+# Listings up to this size are read in the reactor: a child would cost more than it saves.
 OFFLOAD_ABOVE = 1 << 20
 # The package's parent directory, so the child imports this DSSR whatever its sys.path.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(dssr.__file__)))
@@ -47,9 +47,9 @@ class _Shrinking(ProcessProtocol):
 
 
 class JobsReader:
-    """Reads ``GET .../jobs`` answers as ``answers.queue`` needs them: small ones in the
-    reactor, large ones (over ``above`` bytes) cut down to the jobs named ``prefix``...
-    by a child process that must finish within ``timeout`` seconds."""
+    """Reads large ``GET .../jobs`` answers (the client hands it those over ``above``
+    bytes) as ``answers.queue`` needs them: cut down to the jobs named ``prefix``... by a
+    child process that must finish within ``timeout`` seconds."""
 
     def __init__(self, reactor: Any, prefix: str, timeout: float,
                  above: int = OFFLOAD_ABOVE):
@@ -61,12 +61,6 @@ class JobsReader:
 
     async def read(self, data: bytes) -> dict[str, Any] | None:
         """The answer as a JSON document (None when it is not a JSON object)."""
-        if len(data) <= self.above:
-            try:
-                document = json.loads(data)
-            except ValueError:
-                return None
-            return document if isinstance(document, dict) else None
         self.offloaded += 1
         shrinking = _Shrinking(data)
         # Nothing of DSSR's own environment (its settings, secrets among them) but where
