@@ -85,6 +85,14 @@ class TypedQueueTests(SynchronousTestCase):
                              ("capture-held", "dssr-alice", "PENDING", "JobHeldUser", (),
                               "00:00:00"), where)
             self.assertEqual((pending.state, pending.reason), ("PENDING", "Dependency"), where)
+            # The backfill scheduler gives a pending job the start and end it expects:
+            # it has still run for no time (squeue's 0:00), not its time limit.
+            raw = next(found for found in document(where, "jobs")["jobs"]
+                       if str(found["job_id"]) == pending.jobid)
+            expected = {**raw, "start_time": {"set": True, "infinite": False,
+                                              "number": 1796700000},
+                        "end_time": {"set": True, "infinite": False, "number": 1796703600}}
+            self.assertEqual(answers.queue_job(expected, 1796690000).elapsed, "00:00:00")
             # Suspended a few seconds after it started: its time stops there.
             raw = next(found for found in document(where, "jobs")["jobs"]
                        if str(found["job_id"]) == suspended.jobid)

@@ -115,8 +115,11 @@ def _hms(seconds: int) -> str:
 
 
 def elapsed(job: dict[str, Any], job_state: str, now: float) -> str:
-    """The time a job has run, as ``squeue %M`` counts it (suspended time left out)."""
-    if job_state in ("PENDING", "CONFIGURING") and not number(job.get("start_time")):
+    """The time a job has run, as ``squeue %M`` counts it (suspended time left out; none
+    while pending, whatever start the backfill scheduler expects for it)."""
+    value = job.get("job_state")
+    base = value[0] if isinstance(value, list) and value else value
+    if base == "PENDING" or not number(job.get("start_time")):
         return "00:00:00"
     pre_suspend = number(job.get("pre_sus_time")) or 0
     if job_state == "SUSPENDED":

@@ -4,8 +4,9 @@ them, kept current by ``GET .../jobs/state`` (every job's id and state) and
 
 slurmrestd renders every field of every job in a full listing: at 5000 jobs that is
 42 MB and 2-3 s of its CPU (v0.0.45), where ``squeue`` takes 0.05 s. Every field DSSR
-reads of a job (``shrink.FIELDS``) is fixed while its state is: its name, owner and
-start; its nodes and end come with a new state; its run time is counted from them. So
+answers from (``shrink.FIELDS``) is fixed while its state is: its name, owner and
+start; its nodes and end come with a new state; its run time is counted from them (a
+pending job's reason may change meanwhile: ``QueueJob.reason`` answers nothing). So
 a snapshot asks for the states, shows the few jobs that changed one by one, and lists
 everything again only when it knows nothing yet, when too many jobs changed for one by
 one to be cheaper, or ``RELIST`` seconds after the last listing (what a state cannot

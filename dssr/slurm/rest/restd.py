@@ -147,13 +147,12 @@ class RestSlurm:
 
     def _down(self, answer: Answer, what: str, user: str | None = None) -> Unavailable:
         reason = answers.error_text(answer.document) or "no reason given"
-        if answers.error_numbers(answer.document) - {-1}:
-            pass
-        elif typed(self.version):
+        numbered = bool(answers.error_numbers(answer.document) - {-1})
+        if not numbered and typed(self.version):
             # A refused token has its number (1007) since 25.05: here, most likely the
             # controller (jobs/state says only "Unable to query job states").
             reason += " (Slurm gave no error number: is slurmctld down?)"
-        else:
+        elif not numbered:
             # v0.0.38 says the same of a controller that is down and of a token slurmctld
             # refused (expired, signed with another key, another user's).
             reason += (f" (Slurm gave no error number: slurmctld is down, or it refused the "
