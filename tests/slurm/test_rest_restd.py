@@ -214,6 +214,7 @@ class RestSlurmTests(SynchronousTestCase):
         listed = [job.jobid for job in self.run_(self.slurm.queue())]
         states = document(V45, "jobs_state")
         gone = states["jobs"].pop(0)["job_id"]
+        self.assertIn(gone, listed)
         states["jobs"] += [{"job_id": "999998", "state": ["PENDING"]},
                            {"job_id": "999999", "state": ["PENDING"]}]
         self.client.on("GET", "/slurm/v0.0.45/jobs/state", answer(200, states))
