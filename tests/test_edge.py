@@ -51,7 +51,7 @@ class EdgeCase(SynchronousTestCase):
 
     limits = EdgeLimits(max_body=1000, header_timeout=10, request_timeout=30,
                         idle_timeout=60, max_connections=5, max_connections_per_peer=3,
-                        deadline_spread=0)
+                        deadline_spread=0, min_deadline_spread=0)
 
     def setUp(self):
         self.clock = Clock()
@@ -171,16 +171,29 @@ class DeadlineTests(EdgeCase):
 class SpreadTests(EdgeCase):
     limits = EdgeLimits(header_timeout=10, deadline_spread=0.1)
 
-    def test_head_deadlines_of_a_burst_are_spread(self):
+    def assert_spread(self, deadline: float, window: float) -> None:
+        """A burst of 50 connections closes from ``deadline`` over ``window`` seconds."""
         self.site.random = Random(9)
         transports = [self.connect(f"10.0.0.{index}")[1] for index in range(50)]
-        self.clock.advance(9.99)
+        self.clock.advance(deadline - 0.01)
         self.assertFalse(any(transport.disconnecting for transport in transports))
-        self.clock.advance(0.5)
+        self.clock.advance(window / 2)
         closed = sum(transport.disconnecting for transport in transports)
-        self.assertTrue(0 < closed < 50, closed)
-        self.clock.advance(0.52)
+        self.assertTrue(10 < closed < 40, closed)
+        self.clock.advance(window / 2 + 0.02)
         self.assertTrue(all(transport.disconnecting for transport in transports))
+
+    def test_head_deadlines_of_a_burst_are_spread(self):
+        self.assert_spread(10, 1)
+
+    def test_short_deadlines_spread_over_at_least_a_second(self):
+        # A 2 s deadline's 10 % is 0.2 s: too short a time to answer a burst in.
+        self.site.limits = EdgeLimits(header_timeout=2, deadline_spread=0.1)
+        self.assert_spread(2, 1)
+
+    def test_long_deadlines_spread_over_their_share(self):
+        self.site.limits = EdgeLimits(header_timeout=60, deadline_spread=0.1)
+        self.assert_spread(60, 6)
 
 
 class AdmissionTests(EdgeCase):

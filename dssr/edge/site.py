@@ -59,8 +59,10 @@ class EdgeSite(Site):
         self.random = random.Random()  # noqa: S311 - timer jitter, not a secret
 
     def spread(self, seconds: float) -> float:
-        """``seconds``, up to ``limits.deadline_spread`` of it later (see there)."""
-        return seconds * (1 + self.limits.deadline_spread * self.random.random())
+        """``seconds``, a random part of ``limits.deadline_spread`` of it (at least
+        ``limits.min_deadline_spread``) later: see there."""
+        window = max(seconds * self.limits.deadline_spread, self.limits.min_deadline_spread)
+        return seconds + window * self.random.random()
 
     def log(self, request):
         """No access log: ``dssr.api`` logs every call itself, with more detail."""
