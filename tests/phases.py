@@ -1,17 +1,19 @@
 """Run tests in phases, side by side where they allow it: ``python -m tests.phases
-[-j N] [NAME...]`` (``tox`` runs it on ``tests``).
+[-j N] [--matrix | NAME...]`` (``tox`` runs it on ``tests``, ``tox -e matrix`` with
+``--matrix``: what every Slurm release must pass).
 
 First every test that shares the machine and the rig runs, ``N`` at a time (trial's
 ``-j``, default 3). Then, for each set of rig modes some classes need that the rig is
 not in (``RigCase.modes``: accounting off, PrivateData with or without coordinator
-rights), the rig is switched once with ``tests/cluster/ctl.sh``, those classes run side
-by side, and the rig is switched back. Last come the classes that say why they must run
-alone (``alone = "..."``: they stop a daemon, switch modes themselves, or hold the
-machine to a time bound), one test after another. The exit status is 0 only when
-every phase passed.
+rights), the rig is switched with ``tests/cluster/ctl.sh``, in the order that switches
+it least, and those classes run side by side; then the rig is switched back. Last come
+the classes that say why they must run alone (``alone = "..."``: they stop a daemon,
+switch modes themselves, or hold the machine to a time bound), one test after another.
+The exit status is 0 only when every phase passed.
 """
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -27,6 +29,29 @@ SHARED = "side by side"
 ALONE = "alone"
 # ctl.sh's modes in the order they may be switched on (coordinator rights need accounting).
 MODES = ("accounting", "privatedata", "coordinator")
+# What every Slurm release must pass, over the commands and over slurmrestd.
+MATRIX = (
+    "tests.integration.test_slurm.JobLifecycleTests",
+    "tests.integration.test_slurm.JobLifecycleOverRestTests",
+    "tests.integration.test_slurm.PurgeAndRestartTests",
+    "tests.integration.test_slurm.PurgeAndRestartOverRestTests",
+    "tests.integration.test_slurm.MappedUserTests",
+    "tests.integration.test_slurm.MappedUserOverRestTests",
+    "tests.integration.test_slurm.ControllerDownTests",
+    "tests.integration.test_slurm.ControllerDownOverRestTests",
+    "tests.integration.test_accounting.WithAccountingTests",
+    "tests.integration.test_accounting.WithAccountingOverRestTests",
+    "tests.integration.test_accounting.WithoutAccountingTests",
+    "tests.integration.test_accounting.WithoutAccountingOverRestTests",
+    "tests.integration.test_accounting.CoordinatorTests",
+    "tests.integration.test_accounting.CoordinatorOverRestTests",
+    "tests.integration.test_accounting.NoCoordinatorTests",
+    "tests.integration.test_accounting.NoCoordinatorOverRestTests",
+    "tests.integration.test_interactive.InteractiveTests.test_an_app_through_the_proxy",
+    "tests.integration.test_check.CheckTests.test_passes_against_the_rig",
+    "tests.integration.test_check.RestCheckTests.test_passes_against_the_rig",
+    "tests.integration.test_restd",
+)
 
 
 def test_ids(suite) -> list[tuple[str, type]]:
@@ -98,14 +123,41 @@ def trial(names: list[str], jobs: int, title: str, temp: str) -> int:
     return code
 
 
-def switched(wanted: tuple, now: dict[str, bool]) -> list[tuple[str, bool]]:
-    """Switch the rig to ``wanted``; the ``(mode, was)`` switches that undo it, in order."""
-    undo = []
-    for mode, on in sorted(wanted, key=lambda item: MODES.index(item[0])):
-        if now[mode] != on:
-            ctl(mode, "on" if on else "off")
-            undo.insert(0, (mode, now[mode]))
-    return undo
+def target(wanted: tuple, base: dict[str, bool]) -> dict[str, bool]:
+    """The rig's modes for a phase that wants ``wanted``: ``base`` for the others, and
+    coordinator rights left as in ``base`` while accounting is off (they need it)."""
+    modes = {**base, **dict(wanted)}
+    if not modes["accounting"]:
+        modes["coordinator"] = base["coordinator"]
+    return modes
+
+
+def moves(now: dict[str, bool], then: dict[str, bool]) -> list[tuple[str, bool]]:
+    """The ``(mode, on)`` switches from ``now`` to ``then``, in an order ctl.sh takes:
+    accounting on first and off last, coordinator rights while accounting is on."""
+    changed = [mode for mode in ("coordinator", "privatedata") if now[mode] != then[mode]]
+    if now["accounting"] == then["accounting"]:
+        return [(mode, then[mode]) for mode in changed]
+    if then["accounting"]:
+        return [("accounting", True)] + [(mode, then[mode]) for mode in changed]
+    return [(mode, then[mode]) for mode in changed] + [("accounting", False)]
+
+
+def fewest_switches(groups: list[tuple], base: dict[str, bool]) -> list[tuple]:
+    """``groups`` (each a phase's wanted modes) in the order that switches the rig least
+    on the way from ``base`` through them all and back."""
+    def switches(order) -> int:
+        path = [base, *(target(wanted, base) for wanted in order), base]
+        return sum(len(moves(now, then)) for now, then in itertools.pairwise(path))
+
+    return list(min(itertools.permutations(groups), key=switches))
+
+
+def switch_to(now: dict[str, bool], then: dict[str, bool]) -> None:
+    """Switch the rig from ``now`` to ``then``; ``now`` follows each switch made."""
+    for mode, on in moves(now, then):
+        ctl(mode, "on" if on else "off")
+        now[mode] = on
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,10 +167,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="tests run side by side in a phase (default 3)")
     parser.add_argument("--temp-directory", default="_trial_temp",
                         help="trial's working directory (default _trial_temp)")
-    parser.add_argument("names", nargs="*", default=["tests"],
+    parser.add_argument("--matrix", action="store_true",
+                        help="run what every Slurm release must pass (tests.phases.MATRIX)")
+    parser.add_argument("names", nargs="*",
                         help="modules, classes or tests, as trial takes them (default tests)")
     options = parser.parse_args(argv)
-    found = test_ids(TestLoader().loadByNames(options.names, recurse=True))
+    if options.matrix and options.names:
+        parser.error("--matrix names its own tests: give no NAME with it")
+    names = list(MATRIX) if options.matrix else options.names or ["tests"]
+    found = test_ids(TestLoader().loadByNames(names, recurse=True))
     everything = [test for test, _ in found]
     now = rig_modes()
     phases: dict[object, list[str]] = defaultdict(list)
@@ -126,21 +183,21 @@ def main(argv: list[str] | None = None) -> int:
         phases[phase_of(case, now)].append(test)
     codes = []
     if phases[SHARED]:
-        codes.append(trial(shortest_names(phases[SHARED], everything, options.names),
+        codes.append(trial(shortest_names(phases[SHARED], everything, names),
                            options.jobs, SHARED, options.temp_directory))
-    for wanted, ids in phases.items():
-        if wanted in (SHARED, ALONE) or now is None:
-            continue
-        title = ", ".join(f"{mode} {'on' if on else 'off'}" for mode, on in wanted)
-        undo = switched(wanted, now)
+    groups = [wanted for wanted in phases if wanted not in (SHARED, ALONE)]
+    if groups and now is not None:
+        state = dict(now)
         try:
-            codes.append(trial(shortest_names(ids, everything, options.names), options.jobs, title,
-                               options.temp_directory))
+            for wanted in fewest_switches(groups, now):
+                switch_to(state, target(wanted, now))
+                title = ", ".join(f"{mode} {'on' if on else 'off'}" for mode, on in wanted)
+                codes.append(trial(shortest_names(phases[wanted], everything, names),
+                                   options.jobs, title, options.temp_directory))
         finally:
-            for mode, was in undo:
-                ctl(mode, "on" if was else "off")
+            switch_to(state, now)
     if phases[ALONE]:
-        codes.append(trial(shortest_names(phases[ALONE], everything, options.names), 1, ALONE,
+        codes.append(trial(shortest_names(phases[ALONE], everything, names), 1, ALONE,
                            options.temp_directory))
     return max(codes, default=0)
 

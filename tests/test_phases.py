@@ -1,6 +1,8 @@
 """How tests/phases.py splits the suite: every test in exactly one phase, named as
 briefly as trial allows without running a test twice or one not asked for."""
 
+from itertools import pairwise
+
 from twisted.trial.runner import TestLoader
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -39,6 +41,52 @@ class PhaseTests(SynchronousTestCase):
         self.assertEqual(sorted(ran), sorted(everything))
         self.assertIn("tests.integration.test_slurm.ControllerDownTests",
                       phases.shortest_names(split[phases.ALONE], everything, ["tests"]))
+
+
+class SwitchTests(SynchronousTestCase):
+    off = (("accounting", False),)
+    coordinator = (("accounting", True), ("privatedata", True), ("coordinator", True))
+    no_coordinator = (("accounting", True), ("privatedata", True), ("coordinator", False))
+
+    def test_each_move_is_one_ctl_takes(self):
+        # Coordinator rights are switched only while accounting is on.
+        self.assertEqual(
+            phases.moves({"accounting": True, "privatedata": True, "coordinator": False},
+                         phases.target(self.off, DEFAULTS)),
+            [("coordinator", True), ("privatedata", False), ("accounting", False)])
+        self.assertEqual(
+            phases.moves(phases.target(self.off, DEFAULTS),
+                         phases.target(self.no_coordinator, DEFAULTS)),
+            [("accounting", True), ("coordinator", False), ("privatedata", True)])
+        self.assertEqual(phases.moves(DEFAULTS, DEFAULTS), [])
+
+    def test_the_rig_is_switched_least(self):
+        # Each phase switched and undone on its own took 8 switches; in this order, 6.
+        groups = [self.off, self.coordinator, self.no_coordinator]
+        order = phases.fewest_switches(groups, DEFAULTS)
+        self.assertEqual(sorted(order), sorted(groups))
+        path = [DEFAULTS, *(phases.target(wanted, DEFAULTS) for wanted in order), DEFAULTS]
+        self.assertEqual(sum(len(phases.moves(now, then)) for now, then in pairwise(path)), 6)
+        # PrivateData is switched on once for both of its phases.
+        self.assertIn(order.index(self.no_coordinator) - order.index(self.coordinator), (1, -1))
+
+    def test_switch_to_follows_the_rig(self):
+        made = []
+        self.patch(phases, "ctl", lambda *argv: made.append(argv))
+        state = dict(DEFAULTS)
+        phases.switch_to(state, phases.target(self.no_coordinator, DEFAULTS))
+        self.assertEqual(made, [("coordinator", "off"), ("privatedata", "on")])
+        self.assertEqual(state, {"accounting": True, "privatedata": True, "coordinator": False})
+
+
+class MatrixTests(SynchronousTestCase):
+    def test_every_matrix_name_loads(self):
+        for name in phases.MATRIX:
+            self.assertTrue(phases.test_ids(TestLoader().loadByNames([name], recurse=True)),
+                            name)
+
+    def test_matrix_takes_no_names(self):
+        self.assertRaises(SystemExit, phases.main, ["--matrix", "tests.test_phases"])
 
 
 class NameTests(SynchronousTestCase):
