@@ -43,13 +43,20 @@ release_built() {
     [[ $prefix == /usr || -f $prefix/.dssr-built ]]
 }
 
-# use_release RELEASE: put the release's commands first on PATH (Debian's are on it).
+# use_release RELEASE: put the release's commands first on PATH (Debian's are on it),
+# and no other built release's: a login shell may hold the one the rig ran last (its
+# profile.d file), and 26.05's sacctmgr cannot talk to 22.05's slurmdbd.
 use_release() {
-    local prefix
+    local prefix entry entries kept=()
     prefix=$(release_prefix "$1")
+    IFS=: read -r -a entries <<<"$PATH"
+    for entry in "${entries[@]}"; do
+        [[ $entry == "$SLURM_BUILDS"/* ]] || kept+=("$entry")
+    done
+    PATH=$(IFS=:; echo "${kept[*]}")
     if [[ $prefix != /usr ]]; then
         release_built "$1" || die "Slurm $1 is not built: tests/cluster/build.sh $1"
         PATH=$prefix/bin:$prefix/sbin:$PATH
-        export PATH
     fi
+    export PATH
 }
