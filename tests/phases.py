@@ -143,14 +143,17 @@ def moves(now: dict[str, bool], then: dict[str, bool]) -> list[tuple[str, bool]]
     return [(mode, then[mode]) for mode in changed] + [("accounting", False)]
 
 
+def switches(order, base: dict[str, bool]) -> int:
+    """How many ctl.sh switches take the rig from ``base`` through the phases that want
+    ``order`` (each a phase's wanted modes), one after another, and back."""
+    path = [base, *(target(wanted, base) for wanted in order), base]
+    return sum(len(moves(now, then)) for now, then in itertools.pairwise(path))
+
+
 def fewest_switches(groups: list[tuple], base: dict[str, bool]) -> list[tuple]:
     """``groups`` (each a phase's wanted modes) in the order that switches the rig least
     on the way from ``base`` through them all and back."""
-    def switches(order) -> int:
-        path = [base, *(target(wanted, base) for wanted in order), base]
-        return sum(len(moves(now, then)) for now, then in itertools.pairwise(path))
-
-    return list(min(itertools.permutations(groups), key=switches))
+    return list(min(itertools.permutations(groups), key=lambda order: switches(order, base)))
 
 
 def switch_to(now: dict[str, bool], then: dict[str, bool]) -> None:

@@ -1,8 +1,6 @@
 """How tests/phases.py splits the suite: every test in exactly one phase, named as
 briefly as trial allows without running a test twice or one not asked for."""
 
-from itertools import pairwise
-
 from twisted.trial.runner import TestLoader
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -65,8 +63,10 @@ class SwitchTests(SynchronousTestCase):
         groups = [self.off, self.coordinator, self.no_coordinator]
         order = phases.fewest_switches(groups, DEFAULTS)
         self.assertEqual(sorted(order), sorted(groups))
-        path = [DEFAULTS, *(phases.target(wanted, DEFAULTS) for wanted in order), DEFAULTS]
-        self.assertEqual(sum(len(phases.moves(now, then)) for now, then in pairwise(path)), 6)
+        self.assertEqual(phases.switches(order, DEFAULTS), 6)
+        self.assertEqual(phases.switches(groups, DEFAULTS), 6)
+        self.assertEqual(phases.switches([self.coordinator, self.off, self.no_coordinator],
+                                         DEFAULTS), 8)
         # PrivateData is switched on once for both of its phases.
         self.assertIn(order.index(self.no_coordinator) - order.index(self.coordinator), (1, -1))
 
